@@ -1,0 +1,206 @@
+// SPDX-License-Identifier: Apache-2.0
+// sip-otel kernel filter: a socket filter on AF_PACKET sockets that keeps SIP and IP fragments
+// and copies each kept packet, whole, into a BPF ring buffer. Compiled by bcc at agent start
+// (src/sip_otel/capture/ebpf.py); options come as -D cflags:
+//   NCPU        number of possible CPUs (size of the scratch array)
+//   RING_PAGES  ring buffer size in pages (power of two)
+//   LO_IFINDEX  ifindex of "lo" in the agent's network namespace (outgoing copies dropped there)
+//   ALL_PORTS   if defined, any UDP/TCP port passes (the port map is not consulted)
+//
+// Theory of operation
+//   The program parses from the start of the frame (the MAC header on Ethernet-like devices and
+//   on loopback, whose header is 14 zero-ish bytes): Ethernet, up to two inline 802.1Q/802.1ad
+//   tags, IPv4 (options skipped by IHL) or IPv6 (hop-by-hop, routing and destination options
+//   headers skipped), then the UDP/TCP ports. A packet passes when its source or destination
+//   port is in `sip_ports`, or when it is an IP fragment (IPv4 MF/offset, IPv6 fragment header):
+//   non-first fragments carry no ports, so every fragment goes to userspace for reassembly.
+//   The receive path strips the outer VLAN tag into skb metadata before packet taps see the
+//   frame, so the record header carries vlan_tci/vlan_proto and userspace re-inserts the tag.
+//   On loopback every packet is seen twice (PACKET_OUTGOING then PACKET_HOST): the outgoing
+//   copy is dropped so each packet counts once.
+//   A kept packet is copied (up to MAX_CAPLEN bytes) into this CPU's slot of a plain array (a
+//   per-CPU value is capped at 32 KiB, a ring reservation needs a constant size), then written
+//   to the ring with bpf_ringbuf_output, whose size may vary. Failures are counted per CPU.
+//   The program always returns 0: nothing is queued on the socket, the ring is the data path.
+
+#include <uapi/linux/bpf.h>
+#include <uapi/linux/if_ether.h>
+#include <uapi/linux/if_packet.h>
+#include <uapi/linux/in.h>
+#include <uapi/linux/in6.h>
+
+#ifndef NCPU
+#define NCPU 128
+#endif
+#ifndef RING_PAGES
+#define RING_PAGES 4096
+#endif
+#ifndef LO_IFINDEX
+#define LO_IFINDEX 1
+#endif
+
+// Largest packet copied: an IPv4/IPv6 datagram is at most 64 KiB; GSO super-packets above that
+// are truncated (counted) -- userspace sees caplen < len.
+#define MAX_CAPLEN 65535
+// IPv6 extension headers walked before giving up on finding the transport header.
+#define MAX_IPV6_EXT 4
+
+// Counter indexes (keep in sync with capture/ebpf.py COUNTERS).
+#define C_PASSED 0       // packets written to the ring
+#define C_RING_FULL 1    // bpf_ringbuf_output failed (ring full): a drop
+#define C_LOAD_FAIL 2    // bpf_skb_load_bytes failed or no scratch slot: a drop
+#define C_TRUNCATED 3    // packet longer than MAX_CAPLEN, copied truncated
+#define C_LO_OUTGOING 4  // loopback outgoing copies skipped (not drops)
+#define N_COUNTERS 5
+
+struct rec_hdr {
+    u64 ts_ns;       // bpf_ktime_get_ns(): CLOCK_MONOTONIC; userspace adds a realtime offset
+    u32 ifindex;
+    u32 len;         // skb->len (bytes on the wire from the MAC header, minus stripped tags)
+    u32 caplen;      // bytes that follow this header
+    u16 pkt_type;    // PACKET_HOST, PACKET_OUTGOING, ...
+    u16 vlan_tci;    // valid when vlan_proto != 0 (tag stripped into metadata)
+    u16 vlan_proto;  // host order; 0 = no stripped tag
+    u16 reserved0;
+    u32 reserved1;
+};
+
+struct slot {
+    struct rec_hdr hdr;
+    u8 data[MAX_CAPLEN + 1];
+};
+
+BPF_ARRAY(scratch, struct slot, NCPU);
+BPF_ARRAY(sip_ports, u8, 65536);
+BPF_PERCPU_ARRAY(counters, u64, N_COUNTERS);
+BPF_RINGBUF_OUTPUT(events, RING_PAGES);
+
+static __always_inline void count(int idx) {
+    u64 *v = counters.lookup(&idx);
+    if (v)
+        *v += 1;
+}
+
+static __always_inline int port_match(u16 sport, u16 dport) {
+#ifdef ALL_PORTS
+    return 1;
+#else
+    u32 s = sport, d = dport;
+    u8 *hit = sip_ports.lookup(&s);
+    if (hit && *hit)
+        return 1;
+    hit = sip_ports.lookup(&d);
+    return hit && *hit;
+#endif
+}
+
+// 0 = drop, 1 = keep
+static __always_inline int classify(struct __sk_buff *skb) {
+    u32 off = 12;
+    u16 proto;
+    if (bpf_skb_load_bytes(skb, off, &proto, 2) < 0)
+        return 0;
+    proto = ntohs(proto);
+    off = 14;
+#pragma unroll
+    for (int i = 0; i < 2; i++) {
+        if (proto == ETH_P_8021Q || proto == ETH_P_8021AD) {
+            if (bpf_skb_load_bytes(skb, off + 2, &proto, 2) < 0)
+                return 0;
+            proto = ntohs(proto);
+            off += 4;
+        }
+    }
+    u8 l4proto;
+    u32 l4off;
+    if (proto == ETH_P_IP) {
+        u8 vihl;
+        u16 frag;
+        if (bpf_skb_load_bytes(skb, off, &vihl, 1) < 0 || (vihl >> 4) != 4 || (vihl & 0xf) < 5)
+            return 0;
+        if (bpf_skb_load_bytes(skb, off + 6, &frag, 2) < 0)
+            return 0;
+        if (ntohs(frag) & 0x3fff)  // MF set or offset != 0
+            return 1;
+        if (bpf_skb_load_bytes(skb, off + 9, &l4proto, 1) < 0)
+            return 0;
+        l4off = off + (vihl & 0xf) * 4;
+    } else if (proto == ETH_P_IPV6) {
+        if (bpf_skb_load_bytes(skb, off + 6, &l4proto, 1) < 0)
+            return 0;
+        l4off = off + 40;
+#pragma unroll
+        for (int i = 0; i < MAX_IPV6_EXT; i++) {
+            if (l4proto == IPPROTO_FRAGMENT)
+                return 1;
+            if (l4proto != IPPROTO_HOPOPTS && l4proto != IPPROTO_ROUTING &&
+                l4proto != IPPROTO_DSTOPTS)
+                break;
+            u8 ext[2];
+            if (bpf_skb_load_bytes(skb, l4off, ext, 2) < 0)
+                return 0;
+            l4proto = ext[0];
+            l4off += ((u32)ext[1] + 1) * 8;
+        }
+        if (l4proto == IPPROTO_FRAGMENT)
+            return 1;
+    } else {
+        return 0;
+    }
+    if (l4proto != IPPROTO_UDP && l4proto != IPPROTO_TCP)
+        return 0;
+    u16 ports[2];
+    if (bpf_skb_load_bytes(skb, l4off, ports, 4) < 0)
+        return 0;
+    return port_match(ntohs(ports[0]), ntohs(ports[1]));
+}
+
+int sip_filter(struct __sk_buff *skb) {
+    if (skb->pkt_type == PACKET_OUTGOING && skb->ifindex == LO_IFINDEX) {
+        count(C_LO_OUTGOING);
+        return 0;
+    }
+    if (!classify(skb))
+        return 0;
+
+    u32 cpu = bpf_get_smp_processor_id();
+    struct slot *s = scratch.lookup(&cpu);
+    if (!s) {
+        count(C_LOAD_FAIL);
+        return 0;
+    }
+    u32 len = skb->len;
+    u32 caplen = len;
+    if (caplen > MAX_CAPLEN) {
+        caplen = MAX_CAPLEN;
+        count(C_TRUNCATED);
+    }
+    s->hdr.ts_ns = bpf_ktime_get_ns();
+    s->hdr.ifindex = skb->ifindex;
+    s->hdr.len = len;
+    s->hdr.caplen = caplen;
+    s->hdr.pkt_type = skb->pkt_type;
+    if (skb->vlan_present) {
+        s->hdr.vlan_tci = skb->vlan_tci;
+        s->hdr.vlan_proto = ntohs(skb->vlan_proto);
+    } else {
+        s->hdr.vlan_tci = 0;
+        s->hdr.vlan_proto = 0;
+    }
+    s->hdr.reserved0 = 0;
+    s->hdr.reserved1 = 0;
+    // Re-bound for the verifier (the compiler may fold the clamp above): 1 <= caplen <= MAX.
+    caplen &= 0xffff;
+    if (caplen < 1)
+        return 0;
+    if (bpf_skb_load_bytes(skb, 0, s->data, caplen) < 0) {
+        count(C_LOAD_FAIL);
+        return 0;
+    }
+    if (events.ringbuf_output(s, sizeof(struct rec_hdr) + caplen, 0) < 0) {
+        count(C_RING_FULL);
+        return 0;
+    }
+    count(C_PASSED);
+    return 0;
+}

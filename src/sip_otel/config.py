@@ -1,0 +1,166 @@
+"""Agent configuration: ``SIP_EXPORTER_*`` environment variables and matching CLI flags.
+
+The first six variables are the ``sip-exporter`` compatibility surface
+(docs: /work/shared/reference/seed-metrics.md); the rest are ours. CLI flags override the
+environment. Every problem is a :class:`ConfigError` with one line naming the variable/flag and
+the fix; the agent prints it and exits 2.
+
+``SIP_EXPORTER_SIP_PORTS`` (comma list) replaces ``SIP_PORT`` + ``SIPS_PORT`` when set.
+``SIP_EXPORTER_INTERFACE`` unset or empty means every interface; a comma list means those.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+__all__ = ["LOG_LEVELS", "ConfigError", "Settings", "load_settings"]
+
+LOG_LEVELS: dict[str, int] = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warn": logging.WARNING,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+    "fatal": logging.CRITICAL,
+    "critical": logging.CRITICAL,
+}
+
+# Ports the kernel filter matches (BPF hash map / cBPF comparisons). A cBPF program holds at most
+# 4096 instructions and every port costs 4 of them (src+dst, UDP and TCP share), so 64 keeps the
+# fallback program far below that bound while covering any sane deployment.
+MAX_SIP_PORTS = 64
+# Ring buffer: power of two, 1 MiB ... 1 GiB. 1 MiB holds ~700 1.5 KB packets; the default 16 MiB
+# absorbs a ~100 ms userspace stall at 100k packets/s.
+MIN_RING_BYTES = 1 << 20
+MAX_RING_BYTES = 1 << 30
+DEFAULT_RING_BYTES = 16 << 20
+
+
+def _split(value: Any) -> Any:
+    """Comma (or whitespace) separated string -> list of non-empty items."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [p for p in value.replace(",", " ").split() if p]
+    if isinstance(value, int):
+        return [value]
+    return value
+
+
+class ConfigError(Exception):
+    """Bad configuration; ``str()`` is one line naming the cause and the fix."""
+
+
+class Settings(BaseSettings):
+    """All agent settings. Field ``x_y`` is env ``SIP_EXPORTER_X_Y`` and flag ``--x-y``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SIP_EXPORTER_", extra="ignore", case_sensitive=False
+    )
+
+    # --- sip-exporter compatible ---
+    interface: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    http_port: int = Field(default=2112, ge=0, le=65535)
+    logger_level: str = "info"
+    sip_port: int = Field(default=5060, ge=1, le=65535)
+    sips_port: int = Field(default=5061, ge=1, le=65535)
+    object_file_path: str | None = None  # compiled eBPF object there; bcc compiles: ignored
+    # --- ours ---
+    sip_ports: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    http_host: str = "0.0.0.0"
+    capture_mode: Literal["auto", "ebpf", "afpacket"] = "auto"
+    ring_size: int = DEFAULT_RING_BYTES
+    otlp_endpoint: str | None = None
+    otlp_protocol: Literal["grpc", "http/protobuf"] | None = None
+    service_name: str = "sip-otel"
+    all_ports: bool = False  # capture and decode every UDP/TCP port as possible SIP
+    tick_ms: int = Field(default=100, ge=10, le=10_000)  # timer tick / idle-advance period
+
+    @field_validator("interface", mode="before")
+    @classmethod
+    def _interfaces(cls, v: Any) -> Any:
+        items = _split(v)
+        if isinstance(items, list):
+            seen: list[str] = []
+            for name in items:
+                if not isinstance(name, str):
+                    raise ValueError(f"interface name must be a string, not {name!r}")
+                if len(name) >= 16 or "/" in name or name in (".", ".."):
+                    raise ValueError(f"invalid interface name {name!r}")
+                if name not in seen:
+                    seen.append(name)
+            return seen
+        return items
+
+    @field_validator("sip_ports", mode="before")
+    @classmethod
+    def _ports(cls, v: Any) -> Any:
+        items = _split(v)
+        if isinstance(items, list):
+            out: list[int] = []
+            for p in items:
+                try:
+                    port = int(p)
+                except (TypeError, ValueError):
+                    raise ValueError(f"port {p!r} is not a number") from None
+                if not 1 <= port <= 65535:
+                    raise ValueError(f"port {port} out of range 1-65535")
+                if port not in out:
+                    out.append(port)
+            if len(out) > MAX_SIP_PORTS:
+                raise ValueError(f"at most {MAX_SIP_PORTS} ports, got {len(out)}")
+            return out
+        return items
+
+    @field_validator("logger_level", mode="before")
+    @classmethod
+    def _level(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            level = v.strip().lower()
+            if level not in LOG_LEVELS:
+                raise ValueError(f"unknown level {v!r}; use one of {', '.join(LOG_LEVELS)}")
+            return level
+        return v
+
+    @field_validator("ring_size")
+    @classmethod
+    def _ring(cls, v: int) -> int:
+        if v < MIN_RING_BYTES or v > MAX_RING_BYTES or v & (v - 1):
+            raise ValueError(
+                f"{v} is not a power of two between {MIN_RING_BYTES} and {MAX_RING_BYTES} bytes"
+            )
+        return v
+
+    # --- derived ---
+    def ports(self) -> frozenset[int]:
+        """The SIP port set: ``sip_ports`` when given, else ``{sip_port, sips_port}``."""
+        if self.sip_ports:
+            return frozenset(self.sip_ports)
+        return frozenset((self.sip_port, self.sips_port))
+
+    def log_level(self) -> int:
+        return LOG_LEVELS[self.logger_level]
+
+
+def _one_line(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        field = str(err["loc"][0]) if err["loc"] else "?"
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        parts.append(
+            f"SIP_EXPORTER_{field.upper()} (--{field.replace('_', '-')}): {msg}"
+        )
+    return "bad configuration: " + "; ".join(parts)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment with ``overrides`` (CLI flags; None = not given) on top."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        raise ConfigError(_one_line(exc)) from None

@@ -1,0 +1,96 @@
+"""The replay summary: one JSON object for scripts, or a text table for people."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .pipeline import Pipeline
+
+__all__ = ["build_summary", "format_text"]
+
+
+def _sorted_counts(d: dict[Any, int]) -> dict[str, int]:
+    return {str(k): v for k, v in sorted(d.items(), key=lambda kv: (-kv[1], str(kv[0])))}
+
+
+def build_summary(pipeline: Pipeline, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The JSON summary. Keys of issue 2 stay: frames, messages, requests, responses, errors."""
+    from .rfc6076 import dialog_outcomes_report, rfc6076_report
+
+    stats = pipeline.stats
+    reasons = pipeline.reasons.snapshot()
+    errors = {k: v for k, v in reasons.items() if not k.startswith("skipped.")}
+    skipped = {k[len("skipped.") :]: v for k, v in reasons.items() if k.startswith("skipped.")}
+    out: dict[str, Any] = {
+        "frames": stats.frames,
+        "messages": stats.messages,
+        "requests": _sorted_counts(stats.requests),
+        "responses": {str(k): v for k, v in sorted(stats.responses.items())},
+        "retransmissions": _sorted_counts(stats.retransmissions),
+        "errors": _sorted_counts(errors),
+        "skipped": _sorted_counts(skipped),
+        "rfc6076": rfc6076_report(stats),
+        "dialogs": dialog_outcomes_report(stats),
+        "evictions": _sorted_counts(pipeline.evictions()),
+    }
+    if extra:
+        out.update(extra)
+    return out
+
+
+def _fmt(v: object) -> str:
+    if v is None:
+        return "undefined"
+    if isinstance(v, float):
+        return f"{v:.2f}"
+    return str(v)
+
+
+def format_text(summary: dict[str, Any]) -> str:
+    lines: list[str] = []
+    add = lines.append
+    add(f"file            {summary.get('file', '-')}")
+    add(f"frames read     {summary['frames']}")
+    add(f"SIP messages    {summary['messages']}")
+    if "elapsed_s" in summary:
+        add(
+            f"elapsed         {summary['elapsed_s']:.2f} s "
+            f"({summary.get('messages_per_s', 0):,.0f} messages/s, "
+            f"{summary.get('frames_per_s', 0):,.0f} frames/s)"
+        )
+
+    def table(title: str, rows: dict[str, Any], empty: str = "none") -> None:
+        add("")
+        add(title)
+        if not rows:
+            add(f"  {empty}")
+            return
+        width = max(len(k) for k in rows)
+        for k, v in rows.items():
+            add(f"  {k:<{width}}  {_fmt(v)}")
+
+    table("requests by method", summary["requests"])
+    table("responses by status code", summary["responses"])
+    table("retransmissions (by method)", summary.get("retransmissions", {}))
+    table("decode/parse errors (layer.reason)", summary["errors"])
+    table("skipped, not SIP (reason)", summary.get("skipped", {}))
+    rfc = summary.get("rfc6076")
+    if rfc:
+        ratios = {k.upper(): f"{_fmt(rfc.get(k))}{'' if rfc.get(k) is None else ' %'}"
+                  for k in ("ser", "seer", "isa", "scr", "ira")}
+        table("RFC 6076 ratios", ratios)
+        delays: dict[str, str] = {}
+        for k, v in rfc.items():
+            if isinstance(v, dict):
+                if not v.get("count"):
+                    delays[k] = "no samples"
+                else:
+                    delays[k] = (
+                        f"n={v['count']} mean={_fmt(v.get('mean_s'))} s "
+                        f"p50={_fmt(v.get('p50_s'))} s p95={_fmt(v.get('p95_s'))} s"
+                    )
+        table("RFC 6076 delays", delays)
+    table("dialog outcomes", summary.get("dialogs", {}))
+    if summary.get("evictions"):
+        table("table evictions", summary["evictions"])
+    return "\n".join(lines)
