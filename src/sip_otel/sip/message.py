@@ -48,6 +48,9 @@ class SipMessage:
     user_agent: str = ""  # User-Agent (requests) or Server (responses)
     body_length: int = 0  # bytes of body actually present
     origin: SipPayload | None = None  # transport context (addresses, ports, transport)
+    # Reason slugs ("sip.missing_call_id", ...) of problems that still left a usable message;
+    # parse_payload counts them. Empty (shared tuple) for a clean message.
+    defects: tuple[str, ...] = ()
 
     @property
     def status_class(self) -> int:

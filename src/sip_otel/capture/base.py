@@ -1,0 +1,201 @@
+"""What every live capture shares: the protocol, errors, clocks, interfaces, VLAN re-insertion.
+
+Packet time: the eBPF filter stamps packets with ``bpf_ktime_get_ns`` (``CLOCK_MONOTONIC``;
+a socket filter may not read ``skb->tstamp``); the TPACKET_V3 ring carries the skb receive time,
+already ``CLOCK_REALTIME``. Monotonic stamps become epoch ns by adding
+:func:`realtime_offset_ns`, computed once at start:
+packet times stay monotonic across NTP steps, at the price of drifting from the wall clock by
+whatever NTP slews during a long run (ms per day). The agent's idle clock uses the same mapping
+(``time.monotonic_ns() + offset``), so timers and packets share one time base.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import struct
+import time
+from collections.abc import Sequence
+from typing import NamedTuple, Protocol
+
+from sip_otel.net.types import Frame
+
+__all__ = [
+    "ETH_P_ALL",
+    "PACKET_OUTGOING",
+    "SO_ATTACH_BPF",
+    "Capture",
+    "CaptureError",
+    "Interface",
+    "insert_vlan",
+    "open_packet_socket",
+    "realtime_offset_ns",
+    "resolve_interfaces",
+]
+
+ETH_P_ALL = 0x0003
+PACKET_OUTGOING = 4
+SO_ATTACH_FILTER = 26
+SO_ATTACH_BPF = 50
+# Link types whose frames start with a 14-byte Ethernet header on an AF_PACKET SOCK_RAW socket.
+ARPHRD_ETHER = 1
+ARPHRD_LOOPBACK = 772
+ETHER_ARPHRDS = frozenset((ARPHRD_ETHER, ARPHRD_LOOPBACK))
+
+# Frames handed to the pipeline per read: large enough to amortise the per-batch cost, small
+# enough that one batch (<= 1 MiB at 1.5 KB) stays in cache and a timer tick is never far.
+DEFAULT_BATCH = 512
+
+
+class CaptureError(Exception):
+    """Capture cannot start or run; ``str()`` is one line with the cause and the fix."""
+
+
+class Capture(Protocol):
+    """A live packet source (eBPF ring or TPACKET_V3 ring)."""
+
+    path: str  # "ebpf" or "afpacket"
+
+    def fileno(self) -> int:
+        """A descriptor that polls readable when frames wait."""
+        ...
+
+    def read(self, max_frames: int = DEFAULT_BATCH) -> list[Frame]:
+        """Frames waiting now (possibly none); never blocks."""
+        ...
+
+    def drops(self) -> int:
+        """Packets the kernel matched but could not hand over (ring full, copy failure)."""
+        ...
+
+    def counters(self) -> dict[str, int]:
+        """Kernel-side counters by name (passed, drops, ...), for logs and tests."""
+        ...
+
+    def close(self) -> None:
+        """Detach and close everything (idempotent)."""
+        ...
+
+
+class Interface(NamedTuple):
+    """An interface to capture on; ``("", 0)`` means all interfaces."""
+
+    name: str
+    index: int
+
+
+def resolve_interfaces(names: Sequence[str]) -> list[Interface]:
+    """Interface names -> (name, ifindex); an empty list means all interfaces."""
+    if not names:
+        return [Interface("", 0)]
+    out = []
+    for name in names:
+        try:
+            out.append(Interface(name, socket.if_nametoindex(name)))
+        except OSError:
+            have = ", ".join(n for _, n in socket.if_nameindex())
+            raise CaptureError(
+                f"interface {name!r} does not exist (have: {have}); fix SIP_EXPORTER_INTERFACE "
+                "or --interface"
+            ) from None
+    return out
+
+
+def loopback_ifindex() -> int:
+    try:
+        return socket.if_nametoindex("lo")
+    except OSError:
+        return 1
+
+
+def realtime_offset_ns() -> int:
+    """CLOCK_REALTIME - CLOCK_MONOTONIC, from the tightest of a few samples."""
+    best = None
+    for _ in range(5):
+        m0 = time.monotonic_ns()
+        r = time.time_ns()
+        m1 = time.monotonic_ns()
+        if best is None or m1 - m0 < best[0]:
+            best = (m1 - m0, r - (m0 + m1) // 2)
+    assert best is not None
+    return best[1]
+
+
+def arphrd(ifindex: int) -> int | None:
+    """Link type (ARPHRD_*) of an interface, None if it is gone."""
+    try:
+        name = socket.if_indextoname(ifindex)
+        with open(f"/sys/class/net/{name}/type") as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def insert_vlan(data: bytes, tci: int, proto: int) -> bytes:
+    """Put back a tag the kernel moved into skb metadata (after the two MAC addresses)."""
+    return data[:12] + struct.pack("!HH", proto, tci) + data[12:]
+
+
+def permission_hint(what: str, caps: str) -> str:
+    return (
+        f"{what}: operation not permitted; run as root or grant {caps} "
+        "(e.g. setcap cap_bpf,cap_net_raw,cap_perfmon+ep, or docker --cap-add); see docs/capture.md"
+    )
+
+
+def open_packet_socket(iface: Interface) -> socket.socket:
+    """Non-blocking AF_PACKET/SOCK_RAW socket bound to ``iface`` (unbound = all interfaces).
+
+    Raises :class:`CaptureError` naming CAP_NET_RAW when the kernel says EPERM.
+    """
+    try:
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+    except PermissionError:
+        raise CaptureError(
+            permission_hint("opening an AF_PACKET socket", "CAP_NET_RAW")
+        ) from None
+    try:
+        sock.setblocking(False)
+        if iface.index:
+            sock.bind((iface.name, ETH_P_ALL))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.ENODEV:
+            raise CaptureError(
+                f"interface {iface.name!r} went away; fix SIP_EXPORTER_INTERFACE"
+            ) from None
+        raise CaptureError(f"binding to {iface.name!r}: {os.strerror(exc.errno or 0)}") from None
+    return sock
+
+
+CAP_NET_RAW = 13
+CAP_SYS_ADMIN = 21
+CAP_PERFMON = 38
+CAP_BPF = 39
+
+
+def effective_caps() -> int:
+    """The CapEff mask of this process (0 if unreadable)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("CapEff:"):
+                    return int(line.split()[1], 16)
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def missing_bpf_caps() -> str | None:
+    """Which capability set eBPF capture lacks, or None when it has enough."""
+    caps = effective_caps()
+    if caps >> CAP_SYS_ADMIN & 1:
+        return None if caps >> CAP_NET_RAW & 1 else "CAP_NET_RAW"
+    need = [
+        name
+        for bit, name in ((CAP_BPF, "CAP_BPF"), (CAP_PERFMON, "CAP_PERFMON"),
+                          (CAP_NET_RAW, "CAP_NET_RAW"))
+        if not caps >> bit & 1
+    ]
+    return ", ".join(need) or None

@@ -1,0 +1,101 @@
+"""One consistent copy of the pipeline's plain-Python aggregates, taken once per collection.
+
+Observable callbacks run on the scrape/export thread while the pipeline thread keeps counting.
+Every instrument of one collection reads the same :class:`Snapshot`, so for example
+``sip_exporter_ser`` is computed from exactly the counters exported next to it. Copies are
+``dict(d)`` (one C call under the GIL, safe against concurrent inserts) and plain ``int`` reads.
+No OTel import here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..errors import Reasons
+from ..stats import HistogramSnapshot, PipelineStats, Rfc6076Counters
+
+__all__ = ["Snapshot", "SnapshotSource"]
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    frames: int
+    bytes: int
+    messages: int
+    requests: dict[str, int]
+    responses: dict[int, int]
+    responses_by_method: dict[tuple[int, str], int]
+    retransmissions: dict[str, int]
+    reinvites: int
+    dialog_outcomes: dict[str, int]
+    register_failures: dict[int, int]
+    evictions: dict[str, int]
+    capture_drops: int
+    spans_dropped: int
+    rfc: Rfc6076Counters  # shallow copy: the ints are frozen here, histograms are in ``hist``
+    hist: dict[str, HistogramSnapshot]
+    reasons: dict[str, int]
+    gauges: dict[str, int]
+    version: str
+    capture_path: str
+
+
+class SnapshotSource:
+    """Takes :class:`Snapshot` s of one pipeline's aggregates."""
+
+    def __init__(
+        self,
+        stats: PipelineStats,
+        reasons: Reasons,
+        gauges: Callable[[], dict[str, int]],
+        evictions: Callable[[], dict[str, int]] | None,
+        version: str,
+        capture_path: str,
+    ) -> None:
+        self.stats = stats
+        self.reasons = reasons
+        self.gauges = gauges
+        self.evictions = evictions
+        self.version = version
+        self.capture_path = capture_path
+
+    def take(self) -> Snapshot:
+        s = self.stats
+        r = s.rfc6076
+        rfc = dataclasses.replace(r)
+        hist = {
+            "srd_success": r.srd_success.snapshot(),
+            "srd_failure": r.srd_failure.snapshot(),
+            "sdd_success": r.sdd_success.snapshot(),
+            "sdd_failure": r.sdd_failure.snapshot(),
+            "sdt": r.sdt.snapshot(),
+            "rrd": r.rrd.snapshot(),
+        }
+        try:
+            gauges = dict(self.gauges())
+        except Exception:  # a broken gauge source must not take the whole scrape down
+            gauges = {}
+        evictions = dict(self.evictions()) if self.evictions is not None else dict(s.evictions)
+        return Snapshot(
+            frames=s.frames,
+            bytes=s.bytes,
+            messages=s.messages,
+            requests=dict(s.requests),
+            responses=dict(s.responses),
+            responses_by_method=dict(s.responses_by_method),
+            retransmissions=dict(s.retransmissions),
+            reinvites=s.reinvites,
+            dialog_outcomes=dict(s.dialog_outcomes),
+            register_failures=dict(s.register_failures),
+            evictions=evictions,
+            capture_drops=s.capture_drops,
+            spans_dropped=s.spans_dropped,
+            rfc=rfc,
+            hist=hist,
+            reasons=self.reasons.snapshot(),
+            gauges=gauges,
+            version=self.version,
+            capture_path=self.capture_path,
+        )
