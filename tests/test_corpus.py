@@ -24,7 +24,19 @@ from sip_otel.pipeline import Pipeline, PipelineConfig
 
 # Captures we do not (yet) decode, one line each with the reason.
 EXCLUDED: dict[str, str] = {
+    "arkime_gtp-iphone.pcap": "SIP inside GTP-U (mobile core tunnel): GTP not decoded yet",
+    "heplify_erspan_sip_ipv4_udp.pcapng": "SIP mirrored in GRE/ERSPAN: GRE not decoded yet",
+    "ndpi_gre.pcapng": "the only SIP is inside GRE + PPP: GRE not decoded yet",
+    "heplify_sip_sctp.pcap": "SIP over SCTP: SCTP not decoded yet (TCP/UDP only)",
+    "heplify_sip_tcp_websocket.pcap": "11 of its 39 messages are SIP over WebSocket (RFC 7118): "
+    "WebSocket framing not decoded yet",
+    "ndpi_fuzz-2006-06-26-2594.pcap": "fuzzed copy of a capture (random byte corruption): tshark "
+    "and we disagree on damaged messages by design; covered by the property tests instead",
 }
+
+# Captures where tshark also dissects SIP quoted inside ICMP errors (rows with two IPv4
+# sources). A quoted header returned by a router is not a SIP message on the wire; we skip it.
+ICMP_QUOTED = {"ipfixprobe_sip.pcap"}
 
 # Captures where tshark needed a decode-as to see SIP: same ports for us.
 SIP_PORTS: dict[str, frozenset[int]] = {
@@ -49,8 +61,11 @@ def oracle_counts(name: str) -> tuple[Counter[str], Counter[str]]:
         rows = csv.reader(fh, delimiter="\t")
         header = next(rows)
         im, ic = header.index("sip.Method"), header.index("sip.Status-Code")
+        isrc = header.index("ip.src")
         for row in rows:
             if len(row) <= ic:
+                continue
+            if name in ICMP_QUOTED and "," in row[isrc]:
                 continue
             for m in filter(None, row[im].split(",")):
                 requests[m.upper()] += 1
