@@ -44,18 +44,24 @@ class HistogramSnapshot:
 class Histogram:
     """Fixed-bucket histogram (Prometheus ``le`` semantics: a value equal to a bound falls in it)."""
 
-    __slots__ = ("bounds", "count", "counts", "total")
+    __slots__ = ("bounds", "count", "counts", "max", "min", "total")
 
     def __init__(self, bounds: tuple[float, ...]) -> None:
         self.bounds = bounds
         self.counts = [0] * (len(bounds) + 1)
         self.total = 0.0
         self.count = 0
+        self.min = float("inf")
+        self.max = float("-inf")
 
     def observe(self, value: float) -> None:
         self.counts[bisect_left(self.bounds, value)] += 1
         self.total += value
         self.count += 1
+        if value < self.min:
+            self.min = value
+        if value > self.max:
+            self.max = value
 
     def snapshot(self) -> HistogramSnapshot:
         counts = tuple(self.counts)
@@ -64,24 +70,24 @@ class Histogram:
     def quantile(self, q: float) -> float | None:
         """Estimate a quantile by linear interpolation inside its bucket (None when empty).
 
-        The +Inf bucket has no upper edge: values there are reported as the last bound.
+        Bucket edges are narrowed to the observed minimum and maximum, so the estimate never
+        leaves the range of real samples (one sample: every quantile is that sample).
         """
         n = sum(self.counts)
         if n == 0:
             return None
         rank = q * n
         seen = 0
-        lower = 0.0
+        lower = self.min
         for i, c in enumerate(self.counts):
             if c and seen + c >= rank:
-                if i == len(self.bounds):
-                    return self.bounds[-1]
-                upper = self.bounds[i]
-                return lower + (upper - lower) * ((rank - seen) / c)
+                upper = self.bounds[i] if i < len(self.bounds) else self.max
+                lo, hi = max(lower, self.min), min(upper, self.max)
+                return lo + (hi - lo) * ((rank - seen) / c)
             seen += c
             if i < len(self.bounds):
                 lower = self.bounds[i]
-        return self.bounds[-1]
+        return self.max
 
     def mean(self) -> float | None:
         return self.total / self.count if self.count else None
