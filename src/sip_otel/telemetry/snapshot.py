@@ -14,9 +14,26 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..errors import Reasons
-from ..stats import HistogramSnapshot, PipelineStats, Rfc6076Counters
+from ..stats import Histogram, HistogramSnapshot, PipelineStats, Rfc6076Counters
 
-__all__ = ["Snapshot", "SnapshotSource"]
+__all__ = ["RangedHistogram", "Snapshot", "SnapshotSource"]
+
+
+@dataclass(frozen=True, slots=True)
+class RangedHistogram(HistogramSnapshot):
+    """A histogram snapshot with the observed extremes (None while empty)."""
+
+    min: float | None = None
+    max: float | None = None
+
+
+def _ranged(h: Histogram) -> RangedHistogram:
+    snap = h.snapshot()
+    lo: float = getattr(h, "min", float("inf"))
+    hi: float = getattr(h, "max", float("-inf"))
+    if snap.count == 0 or not lo <= hi:
+        return RangedHistogram(snap.bounds, snap.counts, snap.total, snap.count)
+    return RangedHistogram(snap.bounds, snap.counts, snap.total, snap.count, lo, hi)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,13 +82,13 @@ class SnapshotSource:
         s = self.stats
         r = s.rfc6076
         rfc = dataclasses.replace(r)
-        hist = {
-            "srd_success": r.srd_success.snapshot(),
-            "srd_failure": r.srd_failure.snapshot(),
-            "sdd_success": r.sdd_success.snapshot(),
-            "sdd_failure": r.sdd_failure.snapshot(),
-            "sdt": r.sdt.snapshot(),
-            "rrd": r.rrd.snapshot(),
+        hist: dict[str, HistogramSnapshot] = {
+            "srd_success": _ranged(r.srd_success),
+            "srd_failure": _ranged(r.srd_failure),
+            "sdd_success": _ranged(r.sdd_success),
+            "sdd_failure": _ranged(r.sdd_failure),
+            "sdt": _ranged(r.sdt),
+            "rrd": _ranged(r.rrd),
         }
         try:
             gauges = dict(self.gauges())

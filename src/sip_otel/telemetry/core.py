@@ -1,0 +1,194 @@
+"""The telemetry facade: one MeterProvider (Prometheus + optional OTLP) and optional spans.
+
+The pipeline hands in its plain-Python aggregates once; nothing here is called per packet.
+``on_record`` is called once per finished dialog/registration attempt.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import MetricReader
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import Tracer
+from prometheus_client import CollectorRegistry, generate_latest
+
+from .. import __version__
+from ..errors import Reasons
+from ..records import DialogRecord, RegistrationRecord
+from ..stats import PipelineStats
+from . import otlp
+from .instruments import register_instruments
+from .readers import SCOPE_NAME, SnapshotPeriodicReader, SnapshotPrometheusReader, SnapshotScope
+from .server import MetricsServer
+from .snapshot import SnapshotSource
+from .spans import BoundedSpanProcessor, emit_record
+
+__all__ = ["Telemetry", "TelemetryOptions", "make_resource"]
+
+log = logging.getLogger("sip_otel.telemetry")
+
+
+@dataclass(frozen=True)
+class TelemetryOptions:
+    prometheus: bool = True  # serve /metrics (render_prometheus works either way)
+    http_host: str = "0.0.0.0"
+    http_port: int = 2112
+    scope_labels: bool = False  # otel_scope_* labels on every series
+    target_info: bool = False  # the target_info series (resource attributes)
+    otlp_endpoint: str | None = None  # else OTEL_EXPORTER_OTLP_ENDPOINT / per-signal variables
+    otlp_protocol: str | None = None  # "grpc" | "http/protobuf"; else env, default grpc
+    otlp_metrics: bool = True
+    otlp_traces: bool = True
+    hash_call_id: bool = True  # privacy: export sha256(Call-ID)[:16] only
+    include_uris: bool = False  # privacy: From/To/AOR URIs on spans
+    max_span_queue: int = 2048  # spans waiting for the exporter; more are dropped and counted
+    export_interval_ms: int | None = None  # else OTEL_METRIC_EXPORT_INTERVAL, default 60 s
+    service_name: str = "sip-otel"  # unless OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES say
+
+
+def make_resource(service_name: str) -> Resource:
+    """Our defaults, overridden by ``OTEL_RESOURCE_ATTRIBUTES`` and ``OTEL_SERVICE_NAME``."""
+    env = Resource.create()
+    res = Resource({"service.version": __version__}).merge(env)
+    name = res.attributes.get("service.name")
+    if not isinstance(name, str) or name.startswith("unknown_service"):
+        res = res.merge(Resource({"service.name": service_name}))
+    return res
+
+
+class Telemetry:
+    def __init__(
+        self,
+        stats: PipelineStats,
+        reasons: Reasons,
+        gauges: Callable[[], dict[str, int]],
+        options: TelemetryOptions = TelemetryOptions(),
+        capture_path: str = "",
+        *,
+        evictions: Callable[[], dict[str, int]] | None = None,
+    ) -> None:
+        self.options = options
+        self.stats = stats
+        self._drop_lock = threading.Lock()
+        # The exporter's collector hands collected data over through a shared queue: two
+        # concurrent scrapes could take each other's batch. One render at a time.
+        self._render_lock = threading.Lock()
+        self._ready = False
+        self._server: MetricsServer | None = None
+        self._closed = False
+        if evictions is None:
+            # Pipeline.gauges is a bound method whose pipeline merges the decoder's and the
+            # tracker's evictions (stats.evictions alone lacks the decoder's).
+            owner_evictions = getattr(getattr(gauges, "__self__", None), "evictions", None)
+            if callable(owner_evictions):
+                evictions = owner_evictions
+        source = SnapshotSource(stats, reasons, gauges, evictions, __version__, capture_path)
+        self._scope = SnapshotScope(source)
+        self.resource = make_resource(options.service_name)
+
+        metrics_target = (otlp.resolve("metrics", options.otlp_endpoint, options.otlp_protocol)
+                          if options.otlp_metrics else None)
+        traces_target = (otlp.resolve("traces", options.otlp_endpoint, options.otlp_protocol)
+                         if options.otlp_traces else None)
+
+        self.registry = CollectorRegistry(auto_describe=False)
+        readers: list[MetricReader] = [SnapshotPrometheusReader(
+            self._scope,
+            registry=self.registry,
+            disable_target_info=not options.target_info,
+            scope_info_enabled=options.scope_labels,
+        )]
+        self._otlp_reader: SnapshotPeriodicReader | None = None
+        if metrics_target is not None:
+            self._otlp_reader = SnapshotPeriodicReader(
+                self._scope, otlp.metric_exporter(metrics_target), options.export_interval_ms)
+            readers.append(self._otlp_reader)
+        self.metrics_target = metrics_target
+        self._meter_provider = MeterProvider(metric_readers=readers, resource=self.resource,
+                                             shutdown_on_exit=False)
+        meter = self._meter_provider.get_meter(SCOPE_NAME, __version__)
+        register_instruments(meter, self._scope.current)
+
+        self.traces_target = traces_target
+        self._tracer_provider: TracerProvider | None = None
+        self._tracer: Tracer | None = None
+        self.span_processor: BoundedSpanProcessor | None = None
+        if traces_target is not None:
+            self._tracer_provider = TracerProvider(resource=self.resource, shutdown_on_exit=False)
+            self.span_processor = BoundedSpanProcessor(
+                otlp.span_exporter(traces_target), options.max_span_queue, self._count_dropped)
+            self._tracer_provider.add_span_processor(self.span_processor)
+            self._tracer = self._tracer_provider.get_tracer(SCOPE_NAME, __version__)
+        self._record_error_logged = False
+
+    # -- spans ---------------------------------------------------------------------------------
+
+    def _count_dropped(self, n: int) -> None:
+        with self._drop_lock:
+            self.stats.spans_dropped += n
+
+    def on_record(self, record: DialogRecord | RegistrationRecord) -> None:
+        """Turn one finished attempt into a span (no-op without a trace exporter). Never raises."""
+        tracer = self._tracer
+        if tracer is None:
+            return
+        try:
+            emit_record(tracer, record, self.options.hash_call_id, self.options.include_uris)
+        except Exception:
+            self._count_dropped(1)
+            if not self._record_error_logged:
+                self._record_error_logged = True
+                log.exception("bug: could not turn a %s into a span", type(record).__name__)
+
+    # -- Prometheus ----------------------------------------------------------------------------
+
+    def render_prometheus(self) -> str:
+        """The exposition text exactly as ``/metrics`` would serve it now."""
+        return self._render().decode("utf-8")
+
+    def _render(self) -> bytes:
+        with self._render_lock:
+            return generate_latest(self.registry)
+
+    def start_http(self) -> None:
+        """Serve ``/metrics`` (if ``prometheus``) and ``/health`` (503 until :meth:`set_ready`)."""
+        if self._server is not None:
+            return
+        render = self._render if self.options.prometheus else None
+        self._server = MetricsServer(self.options.http_host, self.options.http_port, render,
+                                     lambda: self._ready)
+        log.info("serving /metrics and /health on %s:%d", self.options.http_host, self.http_port)
+
+    def set_ready(self, ready: bool = True) -> None:
+        self._ready = ready
+
+    @property
+    def http_port(self) -> int:
+        return self._server.port if self._server is not None else self.options.http_port
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def force_flush(self, timeout_millis: int = 5000) -> None:
+        """Export queued spans, then one last OTLP metric export (Prometheus is pull: nothing)."""
+        if self._tracer_provider is not None:
+            self._tracer_provider.force_flush(timeout_millis)
+        if self._otlp_reader is not None:
+            self._otlp_reader.force_flush(timeout_millis)
+
+    def shutdown(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        if self._tracer_provider is not None:
+            self._tracer_provider.shutdown()
+        self._meter_provider.shutdown(timeout_millis=5000)
+

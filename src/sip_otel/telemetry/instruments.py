@@ -1,0 +1,402 @@
+"""Every instrument sip-otel exports, defined once as data, and their registration on a Meter.
+
+Theory of operation: the pipeline never calls OTel. It counts in plain Python
+(:class:`~sip_otel.stats.PipelineStats`, :class:`~sip_otel.errors.Reasons`); at collection time
+(a scrape of ``/metrics`` or a periodic OTLP export) the SDK runs the observable callbacks
+registered here, each of which reads one shared :class:`~.snapshot.Snapshot` of those aggregates.
+
+* ``counter`` rows become ``ObservableCounter`` s reporting cumulative totals;
+* ``gauge`` rows become ``ObservableGauge`` s; a gauge whose value is undefined (SER before any
+  INVITE) yields no observation, so the series is absent, never 0;
+* ``histogram`` rows have no observable instrument in OTel: :mod:`.readers` builds their exact
+  cumulative data points from the :class:`~sip_otel.stats.Histogram` snapshots and adds them to
+  every collection (same bucket bounds as the pipeline's, no re-binning, exact sum).
+
+OTel names carry neither ``_total`` nor a unit suffix; the Prometheus exporter adds ``_total`` to
+counters and ``_seconds``/``_bytes`` from the unit (``{x}`` annotations add nothing), which gives
+exactly the sip-exporter names. :func:`prometheus_name` applies the same rule for docs and tests.
+Labels only ever take values from bounded sets (methods, status codes 100-699, outcome and reason
+slugs defined in code, table names): never Call-ID, URI, number or address.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+from opentelemetry.metrics import CallbackOptions, Meter, Observation
+
+from ..stats import DELAY_BUCKETS_S, DURATION_BUCKETS_S, HistogramSnapshot
+from .snapshot import Snapshot
+
+__all__ = [
+    "INSTRUMENTS",
+    "METHODS",
+    "InstrumentSpec",
+    "markdown_table",
+    "method_label",
+    "prometheus_name",
+    "register_instruments",
+]
+
+Kind = Literal["counter", "gauge", "histogram"]
+Attrs = dict[str, str]
+Value = int | float | HistogramSnapshot
+Point = tuple[Value, Attrs]
+
+# Methods with their own counter in sip-exporter; also the bounded label set of every
+# ``method`` label (anything else is "other": a method token comes from the wire).
+METHODS: tuple[str, ...] = (
+    "INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "UPDATE", "INFO", "REFER",
+    "SUBSCRIBE", "NOTIFY", "PRACK", "PUBLISH", "MESSAGE",
+)
+_METHOD_SET = frozenset(METHODS)
+# Status codes with their own counter: sip-exporter 0.5, then its later versions.
+SEED_CODES: tuple[int, ...] = (
+    100, 180, 183, 200, 202, 300, 302, 400, 401, 403, 404, 408, 480, 486, 500, 503, 600, 603,
+)
+LATER_CODES: tuple[int, ...] = (181, 182, 405, 481, 487, 488, 501, 502, 504, 604, 606)
+_UNIT_SUFFIX = {"s": "seconds", "By": "bytes"}
+
+
+@dataclass(frozen=True, slots=True)
+class InstrumentSpec:
+    name: str  # OTel name (Prometheus name: see prometheus_name)
+    kind: Kind
+    unit: str
+    description: str  # also says when it changes
+    read: Callable[[Snapshot], Iterable[Point]]
+    labels: tuple[str, ...] = ()
+    buckets: tuple[float, ...] = ()  # histogram upper bounds, seconds
+    ref: str = ""  # RFC section, or "sip-exporter" for compatibility names
+
+
+def method_label(method: str) -> str:
+    return method if method in _METHOD_SET else "other"
+
+
+def code_label(code: int) -> str:
+    return str(code) if 100 <= code <= 699 else "other"
+
+
+def prometheus_name(spec: InstrumentSpec) -> str:
+    """The family name the OTel Prometheus exporter gives ``spec`` (without scope/unit options)."""
+    name = spec.name
+    suffix = _UNIT_SUFFIX.get(spec.unit, "")
+    if suffix and not name.endswith("_" + suffix):
+        name += "_" + suffix
+    if spec.kind == "counter":
+        name = name.removesuffix("_total") + "_total"
+    return name
+
+
+# -- readers: Snapshot -> points ---------------------------------------------------------------
+
+def _one(get: Callable[[Snapshot], int | float]) -> Callable[[Snapshot], Iterable[Point]]:
+    return lambda s: ((get(s), {}),)
+
+
+def _optional(get: Callable[[Snapshot], float | None]) -> Callable[[Snapshot], Iterable[Point]]:
+    def read(s: Snapshot) -> Iterable[Point]:
+        v = get(s)
+        return () if v is None else ((v, {}),)
+
+    return read
+
+
+def _request(method: str) -> Callable[[Snapshot], Iterable[Point]]:
+    return _one(lambda s: s.requests.get(method, 0))
+
+
+def _response(code: int) -> Callable[[Snapshot], Iterable[Point]]:
+    return _one(lambda s: s.responses.get(code, 0))
+
+
+def _requests(s: Snapshot) -> Iterable[Point]:
+    out: dict[str, int] = {}
+    for m, n in s.requests.items():
+        key = method_label(m)
+        out[key] = out.get(key, 0) + n
+    return [(n, {"method": m}) for m, n in sorted(out.items())]
+
+
+def _responses(s: Snapshot) -> Iterable[Point]:
+    out: dict[tuple[str, str], int] = {}
+    for (code, m), n in s.responses_by_method.items():
+        key = (code_label(code), method_label(m))
+        out[key] = out.get(key, 0) + n
+    return [(n, {"code": c, "method": m}) for (c, m), n in sorted(out.items())]
+
+
+def _by_method(get: Callable[[Snapshot], dict[str, int]]) -> Callable[[Snapshot], Iterable[Point]]:
+    def read(s: Snapshot) -> Iterable[Point]:
+        out: dict[str, int] = {}
+        for m, n in get(s).items():
+            key = method_label(m)
+            out[key] = out.get(key, 0) + n
+        return [(n, {"method": m}) for m, n in sorted(out.items())]
+
+    return read
+
+
+def _by_code(s: Snapshot) -> Iterable[Point]:
+    out: dict[str, int] = {}
+    for code, n in s.register_failures.items():
+        key = code_label(code)
+        out[key] = out.get(key, 0) + n
+    return [(n, {"code": c}) for c, n in sorted(out.items())]
+
+
+def _outcomes(s: Snapshot) -> Iterable[Point]:
+    return [(n, {"outcome": o}) for o, n in sorted(s.dialog_outcomes.items())]
+
+
+def _system_errors(s: Snapshot) -> int:
+    return sum(n for k, n in s.reasons.items() if k.startswith("internal."))
+
+
+def _errors(s: Snapshot) -> Iterable[Point]:
+    out = []
+    for slug, n in sorted(s.reasons.items()):
+        if slug.startswith("skipped."):
+            continue
+        layer, _, reason = slug.partition(".")
+        out.append((n, {"layer": layer, "reason": reason or "unknown"}))
+    return out
+
+
+def _skipped(s: Snapshot) -> Iterable[Point]:
+    items = sorted(s.reasons.items())
+    return [(n, {"reason": k[8:]}) for k, n in items if k.startswith("skipped.")]
+
+
+def _evictions(s: Snapshot) -> Iterable[Point]:
+    out = []
+    for key, n in sorted(s.evictions.items()):
+        table, _, reason = key.partition(".")
+        out.append((n, {"table": table, "reason": reason or "unknown"}))
+    return out
+
+
+# gauges() keys with an instrument of their own; every other key is a table/queue size.
+_OWN_GAUGES = frozenset({"sessions", "registrations", "early_dialogs", "transactions"})
+
+
+def _tables(s: Snapshot) -> Iterable[Point]:
+    out = []
+    for key, n in sorted(s.gauges.items()):
+        if key not in _OWN_GAUGES:
+            out.append((n, {"table": key.removeprefix("table.")}))
+    return out
+
+
+def _gauge(key: str, default: int | None = 0) -> Callable[[Snapshot], Iterable[Point]]:
+    def read(s: Snapshot) -> Iterable[Point]:
+        v = s.gauges.get(key, default)
+        return () if v is None else ((v, {}),)
+
+    return read
+
+
+def _hist(*keys: tuple[str, Attrs]) -> Callable[[Snapshot], Iterable[Point]]:
+    return lambda s: [(s.hist[k], attrs) for k, attrs in keys]
+
+
+def _build(s: Snapshot) -> Iterable[Point]:
+    return ((1, {"version": s.version, "capture": s.capture_path}),)
+
+
+# -- the table ------------------------------------------------------------------------------
+
+_SE = "sip-exporter"
+_WIRE = "every message on the wire, retransmissions included"
+
+
+def _table() -> tuple[InstrumentSpec, ...]:
+    rows: list[InstrumentSpec] = []
+    for m in METHODS:
+        rows.append(InstrumentSpec(
+            f"sip_exporter_{m.lower()}", "counter", "{request}",
+            f"SIP {m} requests seen ({_WIRE}).", _request(m), ref=_SE))
+    for code in sorted((*SEED_CODES, 407, *LATER_CODES)):
+        name = ("sip_exporter_proxy_authentication_required" if code == 407
+                else f"sip_exporter_{code}")
+        rows.append(InstrumentSpec(
+            name, "counter", "{response}",
+            f"SIP {code} responses seen, any method ({_WIRE}).", _response(code), ref=_SE))
+    rows += [
+        InstrumentSpec("sip_exporter_packets", "counter", "{message}",
+                       "SIP messages parsed, requests + responses (every message on the wire).",
+                       _one(lambda s: s.messages), ref=_SE),
+        InstrumentSpec("sip_exporter_system_error", "counter", "{error}",
+                       "Internal errors: bugs caught at the pipeline boundary (internal.*).",
+                       _one(_system_errors), ref=_SE),
+        InstrumentSpec("sip_exporter_sessions", "gauge", "{dialog}",
+                       "Active confirmed INVITE dialogs (2xx seen, no BYE final yet).",
+                       _gauge("sessions"), ref="RFC 3261 §12"),
+        InstrumentSpec("sip_exporter_ser", "gauge", "{percent}",
+                       "Session Establishment Ratio, percent; absent while undefined "
+                       "(no attempt, or every attempt answered 3xx).",
+                       _optional(lambda s: s.rfc.ser()), ref="RFC 6076 §4.6"),
+        InstrumentSpec("sip_exporter_seer", "gauge", "{percent}",
+                       "Session Establishment Effectiveness Ratio, percent; absent if undefined.",
+                       _optional(lambda s: s.rfc.seer()), ref="RFC 6076 §4.7"),
+        InstrumentSpec("sip_exporter_isa", "gauge", "{percent}",
+                       "Ineffective Session Attempts, percent; absent while undefined.",
+                       _optional(lambda s: s.rfc.isa()), ref="RFC 6076 §4.8"),
+        InstrumentSpec("sip_exporter_scr", "gauge", "{percent}",
+                       "Session Completion Ratio, percent; absent while undefined.",
+                       _optional(lambda s: s.rfc.scr()), ref="RFC 6076 §4.9"),
+        InstrumentSpec("sip_exporter_invite_200", "counter", "{attempt}",
+                       "INVITE session attempts answered 200 (SER numerator; de-duplicated).",
+                       _one(lambda s: s.rfc.invite_success), ref="RFC 6076 §4.6"),
+        InstrumentSpec("sip_exporter_invite_3xx", "counter", "{attempt}",
+                       "INVITE session attempts answered 3xx (leave the SER/SEER base).",
+                       _one(lambda s: s.rfc.invite_3xx), ref="RFC 6076 §4.6"),
+        InstrumentSpec("sip_exporter_reinvite", "counter", "{request}",
+                       "re-INVITEs inside confirmed dialogs (new transactions).",
+                       _one(lambda s: s.reinvites), ref="RFC 3261 §14"),
+        InstrumentSpec("sip_exporter_register_success", "counter", "{attempt}",
+                       "Registration attempts answered 2xx.",
+                       _one(lambda s: s.rfc.register_success), ref="RFC 6076 §4.1"),
+        InstrumentSpec("sip_exporter_register_failure", "counter", "{attempt}",
+                       "Registration attempts ending in a failure final response, by code.",
+                       _by_code, labels=("code",), ref="RFC 6076 §4.2"),
+        InstrumentSpec("sip_exporter_active_registrations", "gauge", "{registration}",
+                       "Bindings currently registered (2xx to REGISTER, not yet expired).",
+                       _gauge("registrations"), ref="RFC 3261 §10"),
+        InstrumentSpec("sip_exporter_sip_retransmission", "counter", "{message}",
+                       "Retransmitted requests and responses, by (CSeq) method.",
+                       _by_method(lambda s: s.retransmissions), labels=("method",),
+                       ref="RFC 3261 §17"),
+        # generic families: no status code or method is lost
+        InstrumentSpec("sip_requests", "counter", "{request}",
+                       f"SIP requests by method ({_WIRE}).", _requests, labels=("method",)),
+        InstrumentSpec("sip_responses", "counter", "{response}",
+                       f"SIP responses by status code and CSeq method ({_WIRE}).", _responses,
+                       labels=("code", "method")),
+        InstrumentSpec("sip_dialogs", "counter", "{dialog}",
+                       "Finished INVITE dialog attempts by outcome (one per span).", _outcomes,
+                       labels=("outcome",), ref="RFC 3261 §12"),
+        InstrumentSpec("sip_early_dialogs", "gauge", "{dialog}",
+                       "INVITE attempts not yet answered finally.",
+                       _gauge("early_dialogs"), ref="RFC 3261 §12"),
+        InstrumentSpec("sip_transactions", "gauge", "{transaction}",
+                       "Open SIP transactions being tracked.", _gauge("transactions"),
+                       ref="RFC 3261 §17"),
+        # RFC 6076 numerators and denominators (de-duplicated attempts, never messages)
+        InstrumentSpec("sip_rfc6076_session_attempts", "counter", "{attempt}",
+                       "INVITE session attempts (SER/SEER base, ISA and SCR denominator).",
+                       _one(lambda s: s.rfc.invite_attempts), ref="RFC 6076 §4.6-4.9"),
+        InstrumentSpec("sip_rfc6076_session_effective", "counter", "{attempt}",
+                       "Attempts answered 200/480/486/600/603 (SEER numerator).",
+                       _one(lambda s: s.rfc.invite_effective), ref="RFC 6076 §4.7"),
+        InstrumentSpec("sip_rfc6076_session_ineffective", "counter", "{attempt}",
+                       "Attempts answered 408/500/503/504 or timed out (ISA numerator).",
+                       _one(lambda s: s.rfc.invite_ineffective), ref="RFC 6076 §4.8"),
+        InstrumentSpec("sip_rfc6076_sessions_completed", "counter", "{session}",
+                       "Completed sessions (SCR numerator).",
+                       _one(lambda s: s.rfc.sessions_completed), ref="RFC 6076 §4.9"),
+        InstrumentSpec("sip_rfc6076_registration_attempts", "counter", "{attempt}",
+                       "Registration attempts, a challenge and its retry being one (IRA base).",
+                       _one(lambda s: s.rfc.register_attempts), ref="RFC 6076 §4.2"),
+        InstrumentSpec("sip_rfc6076_registration_ineffective", "counter", "{attempt}",
+                       "Ineffective registration attempts (IRA numerator).",
+                       _one(lambda s: s.rfc.register_ineffective), ref="RFC 6076 §4.2"),
+        InstrumentSpec("sip_rfc6076_ira", "gauge", "{percent}",
+                       "Ineffective Registration Attempts, percent; absent while undefined.",
+                       _optional(lambda s: s.rfc.ira()), ref="RFC 6076 §4.2"),
+        InstrumentSpec("sip_rfc6076_srd", "histogram", "s",
+                       "Session Request Delay: first INVITE to its status-indicative response, by "
+                       "result (success: first non-100 provisional or 200; failure: failure final)",
+                       _hist(("srd_success", {"result": "success"}),
+                             ("srd_failure", {"result": "failure"})),
+                       labels=("result",), buckets=DELAY_BUCKETS_S, ref="RFC 6076 §4.3"),
+        InstrumentSpec("sip_rfc6076_sdd", "histogram", "s",
+                       "Session Disconnect Delay: BYE to its final response (success) or "
+                       "its timeout (failure).",
+                       _hist(("sdd_success", {"result": "success"}),
+                             ("sdd_failure", {"result": "failure"})),
+                       labels=("result",), buckets=DELAY_BUCKETS_S, ref="RFC 6076 §4.4"),
+        InstrumentSpec("sip_rfc6076_sdt", "histogram", "s",
+                       "Session Duration Time: 2xx to BYE of completed sessions.",
+                       _hist(("sdt", {})), buckets=DURATION_BUCKETS_S, ref="RFC 6076 §4.5"),
+        InstrumentSpec("sip_rfc6076_rrd", "histogram", "s",
+                       "Registration Request Delay: first REGISTER to the final 2xx "
+                       "(challenge included).",
+                       _hist(("rrd", {})), buckets=DELAY_BUCKETS_S, ref="RFC 6076 §4.1"),
+        # self-monitoring
+        InstrumentSpec("sip_otel_frames", "counter", "{frame}",
+                       "Frames received from the capture (or read from the file).",
+                       _one(lambda s: s.frames)),
+        InstrumentSpec("sip_otel_received", "counter", "By",
+                       "Bytes of the frames received.", _one(lambda s: s.bytes)),
+        InstrumentSpec("sip_otel_errors", "counter", "{error}",
+                       "Decode/parse errors and drops by layer and reason slug "
+                       "(internal.* are bugs).", _errors, labels=("layer", "reason")),
+        InstrumentSpec("sip_otel_skipped", "counter", "{packet}",
+                       "Non-SIP traffic skipped, by reason (not errors).", _skipped,
+                       labels=("reason",)),
+        InstrumentSpec("sip_otel_table_entries", "gauge", "{entry}",
+                       "Entries in each bounded table (decoder and tracker).", _tables,
+                       labels=("table",)),
+        InstrumentSpec("sip_otel_evictions", "counter", "{entry}",
+                       "Entries evicted from a bounded table, by table and reason.", _evictions,
+                       labels=("table", "reason")),
+        InstrumentSpec("sip_otel_capture_drops", "counter", "{packet}",
+                       "Packets the kernel/capture ring dropped before we saw them.",
+                       _one(lambda s: s.capture_drops)),
+        InstrumentSpec("sip_otel_spans_dropped", "counter", "{span}",
+                       "Spans dropped: span queue full, or their OTLP export failed.",
+                       _one(lambda s: s.spans_dropped)),
+        InstrumentSpec("sip_otel_build_info", "gauge", "1",
+                       "Always 1; labels give the sip-otel version and the capture path.",
+                       _build, labels=("version", "capture")),
+    ]
+    return tuple(rows)
+
+
+INSTRUMENTS: tuple[InstrumentSpec, ...] = _table()
+
+
+def register_instruments(meter: Meter, current: Callable[[], Snapshot]) -> None:
+    """Create the observable instruments of :data:`INSTRUMENTS` (histograms excepted) on ``meter``.
+
+    ``current`` returns the snapshot of the collection in progress (see :mod:`.readers`).
+    """
+    for spec in INSTRUMENTS:
+        if spec.kind == "histogram":
+            continue
+        cb = _callback(spec, current)
+        if spec.kind == "counter":
+            meter.create_observable_counter(spec.name, [cb], spec.unit, spec.description)
+        else:
+            meter.create_observable_gauge(spec.name, [cb], spec.unit, spec.description)
+
+
+def _callback(
+    spec: InstrumentSpec, current: Callable[[], Snapshot]
+) -> Callable[[CallbackOptions], Iterable[Observation]]:
+    read = spec.read
+
+    def callback(_options: CallbackOptions) -> Iterable[Observation]:
+        points = read(current())
+        return [Observation(v, a) for v, a in points if not isinstance(v, HistogramSnapshot)]
+
+    return callback
+
+
+def markdown_table() -> str:
+    """The instrument table of docs/metrics.md (Prometheus name, type, unit, labels, ...)."""
+    lines = [
+        "| Prometheus name | type | unit | labels | meaning / when it changes | reference |",
+        "|---|---|---|---|---|---|",
+    ]
+    for spec in INSTRUMENTS:
+        labels = ", ".join(spec.labels) or "-"
+        lines.append(
+            f"| `{prometheus_name(spec)}` | {spec.kind} | `{spec.unit}` | {labels} | "
+            f"{spec.description} | {spec.ref or '-'} |"
+        )
+    return "\n".join(lines) + "\n"

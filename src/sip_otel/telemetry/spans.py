@@ -1,0 +1,215 @@
+"""Finished dialogs and registrations as spans, and a span queue that never grows unbounded.
+
+One span per INVITE dialog attempt (``SIP INVITE``) and per registration attempt
+(``SIP REGISTER``), started and ended at **packet** times, with the record's events as span
+events. SIP attributes live under ``sip.``; network endpoints use the general OTel attributes
+(``network.transport``, ``source.*``, ``destination.*``). The full list is in docs/metrics.md.
+
+Privacy (RFC 6076 §7): the Call-ID is exported as a truncated SHA-256 (``sip.call_id_hash``,
+always, so spans of several agents can be matched); the raw Call-ID and tags only with
+``hash_call_id=False``; URIs only with ``include_uris=True``.
+
+Bounded export: :class:`BoundedSpanProcessor` admits a span only while fewer than ``max_queue``
+spans are waiting for the exporter, and counts every span it refuses, and every span of a failed
+export, through ``on_drop``. The SDK ``BatchSpanProcessor`` underneath therefore never reaches
+its own queue limit (where it drops without telling us), and a collector outage holds at most
+``max_queue`` waiting spans plus one batch (<= ``MAX_BATCH``) inside the blocked exporter.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
+from opentelemetry.util.types import AttributeValue
+
+from ..records import DialogRecord, RegistrationRecord
+
+__all__ = [
+    "DIALOG_ERROR_OUTCOMES",
+    "REGISTRATION_ERROR_OUTCOMES",
+    "BoundedSpanProcessor",
+    "call_id_hash",
+    "emit_record",
+]
+
+# Outcomes that mark a span as an error (cancelled, redirected, expired, evicted: not errors).
+DIALOG_ERROR_OUTCOMES = frozenset(
+    {"failed_4xx", "failed_5xx", "failed_6xx", "timed_out", "bye_failed"})
+REGISTRATION_ERROR_OUTCOMES = frozenset({"failed", "timed_out"})
+CALL_ID_HASH_HEX = 16  # 64 bits of SHA-256: collision-free at any realistic call volume
+MAX_BATCH = 512  # spans per OTLP request (SDK default)
+
+Attributes = dict[str, AttributeValue]
+
+
+def call_id_hash(call_id: str) -> str:
+    return hashlib.sha256(call_id.encode("utf-8", "surrogateescape")).hexdigest()[:CALL_ID_HASH_HEX]
+
+
+def _split_addr(addr: str) -> tuple[str, int | None]:
+    """``"ip:port"`` / ``"[v6]:port"`` -> (ip, port)."""
+    host, sep, port = addr.rpartition(":")
+    if not sep or not port.isdigit():
+        return addr, None
+    return host.strip("[]"), int(port)
+
+
+def _network(attrs: Attributes, transport: str, src: str, dst: str) -> None:
+    if transport:
+        attrs["network.transport"] = transport.lower()
+    for prefix, addr in (("source", src), ("destination", dst)):
+        if not addr:
+            continue
+        host, port = _split_addr(addr)
+        attrs[f"{prefix}.address"] = host
+        if port is not None:
+            attrs[f"{prefix}.port"] = port
+
+
+def dialog_attributes(rec: DialogRecord, hash_call_id: bool, include_uris: bool) -> Attributes:
+    attrs: Attributes = {
+        "sip.method": "INVITE",
+        "sip.call_id_hash": call_id_hash(rec.call_id),
+        "sip.outcome": rec.outcome,
+    }
+    if not hash_call_id:
+        attrs["sip.call_id"] = rec.call_id
+        if rec.from_tag:
+            attrs["sip.from_tag"] = rec.from_tag
+        if rec.to_tag:
+            attrs["sip.to_tag"] = rec.to_tag
+    if include_uris:
+        attrs["sip.from_uri"] = rec.from_uri
+        attrs["sip.to_uri"] = rec.to_uri
+    if rec.final_status:
+        attrs["sip.status_code"] = rec.final_status
+    if rec.srd_s is not None:
+        attrs["sip.rfc6076.srd"] = rec.srd_s
+    if rec.sdt_s is not None:
+        attrs["sip.rfc6076.sdt"] = rec.sdt_s
+    if rec.user_agent:
+        attrs["user_agent.original"] = rec.user_agent
+    if rec.events_dropped:
+        attrs["sip.events_dropped"] = rec.events_dropped
+    _network(attrs, rec.transport, rec.src, rec.dst)
+    return attrs
+
+
+def registration_attributes(rec: RegistrationRecord, hash_call_id: bool,
+                            include_uris: bool) -> Attributes:
+    attrs: Attributes = {
+        "sip.method": "REGISTER",
+        "sip.call_id_hash": call_id_hash(rec.call_id),
+        "sip.outcome": rec.outcome,
+        "sip.challenged": rec.challenged,
+    }
+    if not hash_call_id:
+        attrs["sip.call_id"] = rec.call_id
+    if include_uris:
+        attrs["sip.aor"] = rec.aor
+    if rec.final_status:
+        attrs["sip.status_code"] = rec.final_status
+    if rec.rrd_s is not None:
+        attrs["sip.rfc6076.rrd"] = rec.rrd_s
+    _network(attrs, rec.transport, rec.src, rec.dst)
+    return attrs
+
+
+def emit_record(tracer: Tracer, rec: DialogRecord | RegistrationRecord, hash_call_id: bool,
+                include_uris: bool) -> None:
+    """Create and end the span of one finished attempt (packet times)."""
+    if isinstance(rec, DialogRecord):
+        name = "SIP INVITE"
+        attrs = dialog_attributes(rec, hash_call_id, include_uris)
+        error = rec.outcome in DIALOG_ERROR_OUTCOMES
+    else:
+        name = "SIP REGISTER"
+        attrs = registration_attributes(rec, hash_call_id, include_uris)
+        error = rec.outcome in REGISTRATION_ERROR_OUTCOMES
+    span = tracer.start_span(name, kind=SpanKind.INTERNAL, attributes=attrs,
+                             start_time=rec.start_ns)
+    if isinstance(rec, DialogRecord):
+        for ev in rec.events:
+            ev_attrs: Attributes = {}
+            if ev.status:
+                ev_attrs["sip.status_code"] = ev.status
+            if ev.method:
+                ev_attrs["sip.method"] = ev.method
+            span.add_event(ev.name, ev_attrs, timestamp=ev.ts_ns)
+    if error:
+        detail = f"{rec.outcome} {rec.final_status}" if rec.final_status else rec.outcome
+        span.set_status(Status(StatusCode.ERROR, detail))
+    span.end(end_time=max(rec.end_ns, rec.start_ns))
+
+
+class _CountingExporter(SpanExporter):
+    """Counts spans handed to the exporter, and reports those of failed exports as dropped."""
+
+    def __init__(self, inner: SpanExporter, on_drop: Callable[[int], None]) -> None:
+        self.inner = inner
+        self.on_drop = on_drop
+        self.taken = 0  # only the processor's export path writes this (under its export lock)
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.taken += len(spans)
+        try:
+            result = self.inner.export(spans)
+        except Exception:  # an exporter bug must not kill the worker; the spans are lost
+            result = SpanExportResult.FAILURE
+        if result is not SpanExportResult.SUCCESS:
+            self.on_drop(len(spans))
+        return result
+
+    def shutdown(self) -> None:
+        self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.inner.force_flush(timeout_millis)
+
+
+class BoundedSpanProcessor(SpanProcessor):
+    """``BatchSpanProcessor`` behind a gate that counts what it refuses (see module doc)."""
+
+    def __init__(self, exporter: SpanExporter, max_queue: int, on_drop: Callable[[int], None],
+                 schedule_delay_millis: float | None = None) -> None:
+        if max_queue < 1:
+            raise ValueError(f"max_queue must be >= 1, got {max_queue}")
+        self.max_queue = max_queue
+        self.on_drop = on_drop
+        self._exporter = _CountingExporter(exporter, on_drop)
+        self._inner = BatchSpanProcessor(
+            self._exporter,
+            max_queue_size=max_queue,
+            max_export_batch_size=min(MAX_BATCH, max_queue),
+            schedule_delay_millis=schedule_delay_millis,
+        )
+        self.submitted = 0  # only on_end (the pipeline thread) writes this
+
+    @property
+    def pending(self) -> int:
+        """Spans admitted but not yet handed to the exporter (bounded by ``max_queue``)."""
+        return self.submitted - self._exporter.taken
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        pass
+
+    def on_end(self, span: ReadableSpan) -> None:
+        ctx = span.context
+        if ctx is None or not ctx.trace_flags.sampled:
+            return
+        if self.pending >= self.max_queue:
+            self.on_drop(1)
+            return
+        self.submitted += 1
+        self._inner.on_end(span)
+
+    def shutdown(self) -> None:
+        self._inner.shutdown()  # type: ignore[no-untyped-call]
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self._inner.force_flush(timeout_millis)
