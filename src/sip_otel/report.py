@@ -6,7 +6,10 @@ from typing import Any
 
 from .pipeline import Pipeline
 
-__all__ = ["build_summary", "format_text"]
+__all__ = ["INFO_SLUGS", "build_summary", "format_text"]
+
+# Counted events that are normal on a healthy network: reported apart from errors.
+INFO_SLUGS = frozenset({"tcp.out_of_order", "tcp.retransmission", "skipped.sip_keepalive"})
 
 
 def _sorted_counts(d: dict[Any, int]) -> dict[str, int]:
@@ -19,8 +22,11 @@ def build_summary(pipeline: Pipeline, extra: dict[str, Any] | None = None) -> di
 
     stats = pipeline.stats
     reasons = pipeline.reasons.snapshot()
-    errors = {k: v for k, v in reasons.items() if not k.startswith("skipped.")}
+    errors = {
+        k: v for k, v in reasons.items() if not k.startswith("skipped.") and k not in INFO_SLUGS
+    }
     skipped = {k[len("skipped.") :]: v for k, v in reasons.items() if k.startswith("skipped.")}
+    info = {k: v for k, v in reasons.items() if k in INFO_SLUGS}
     out: dict[str, Any] = {
         "frames": stats.frames,
         "messages": stats.messages,
@@ -29,6 +35,7 @@ def build_summary(pipeline: Pipeline, extra: dict[str, Any] | None = None) -> di
         "retransmissions": _sorted_counts(stats.retransmissions),
         "errors": _sorted_counts(errors),
         "skipped": _sorted_counts(skipped),
+        "info": _sorted_counts(info),
         "rfc6076": rfc6076_report(stats),
         "dialogs": dialog_outcomes_report(stats),
         "evictions": _sorted_counts(pipeline.evictions()),
@@ -72,8 +79,10 @@ def format_text(summary: dict[str, Any]) -> str:
     table("requests by method", summary["requests"])
     table("responses by status code", summary["responses"])
     table("retransmissions (by method)", summary.get("retransmissions", {}))
-    table("decode/parse errors (layer.reason)", summary["errors"])
+    table("errors and counted reasons (layer.reason)", summary["errors"])
     table("skipped, not SIP (reason)", summary.get("skipped", {}))
+    if summary.get("info"):
+        table("normal events (counted, not errors)", summary["info"])
     rfc = summary.get("rfc6076")
     if rfc:
         ratios = {k.upper(): f"{_fmt(rfc.get(k))}{'' if rfc.get(k) is None else ' %'}"

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import socket
-import struct
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from netbuild import ethernet, ipv4, udp
 from sip_otel.capture.pcapfile import PcapWriter
 from sip_otel.errors import Reasons
 from sip_otel.stats import PipelineStats
@@ -106,20 +106,8 @@ def _ip(addr: str) -> bytes:
     return bytes(int(x) for x in addr.split("."))
 
 
-def _checksum(header: bytes) -> int:
-    total = sum(struct.unpack(f"!{len(header) // 2}H", header))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return int(~total & 0xFFFF)
-
-
 def udp_frame(src: tuple[str, int], dst: tuple[str, int], payload: bytes) -> bytes:
-    udp = struct.pack("!HHHH", src[1], dst[1], 8 + len(payload), 0) + payload
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 1, 0, 64, 17, 0, _ip(src[0]),
-                     _ip(dst[0]))
-    ip = ip[:10] + struct.pack("!H", _checksum(ip)) + ip[12:]
-    eth = b"\x02\x00\x00\x00\x00\x02" + b"\x02\x00\x00\x00\x00\x01" + b"\x08\x00"
-    return eth + ip + udp
+    return ethernet(ipv4(udp(payload, src[1], dst[1]), src=_ip(src[0]), dst=_ip(dst[0])))
 
 
 def sip(start: str, via_branch: str, cseq: str, call_id: str, from_tag: str, to_tag: str = "",

@@ -1,0 +1,130 @@
+"""`sip-otel replay` end to end on small hand-built captures: text, json, flags, errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import REPO
+from netbuild import DST4, SRC4, eth_udp4, ethernet, ipv4, tcp, udp
+
+from sip_otel.capture.pcapfile import PcapWriter
+
+T0 = 1_700_000_000_000_000_000
+MS = 1_000_000
+
+
+def msg(start: str, cseq: str, branch: str, to_tag: str = "") -> bytes:
+    to = "<sip:bob@example.com>" + (f";tag={to_tag}" if to_tag else "")
+    return (
+        f"{start}\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch={branch}\r\n"
+        f"From: <sip:alice@example.com>;tag=a\r\nTo: {to}\r\nCall-ID: c1@192.0.2.1\r\n"
+        f"CSeq: {cseq}\r\nContent-Length: 0\r\n\r\n"
+    ).encode()
+
+
+def write(path: Path, frames: list[tuple[int, bytes]]) -> Path:
+    with path.open("wb") as fh:
+        w = PcapWriter(fh, 1)
+        for ts, data in frames:
+            w.write(ts, data)
+    return path
+
+
+def replay(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "sip_otel", "replay", *args],
+                          capture_output=True, text=True, cwd=REPO, timeout=120)
+
+
+def call_capture(tmp_path: Path, port: int = 5060) -> Path:
+    inv = msg("INVITE sip:bob@example.com SIP/2.0", "1 INVITE", "z9hG4bK1")
+    return write(tmp_path / "call.pcap", [
+        (T0, eth_udp4(inv, 40000, port)),
+        (T0 + 500 * MS, eth_udp4(inv, 40000, port)),  # retransmission
+        (T0 + 600 * MS, eth_udp4(msg("SIP/2.0 180 Ringing", "1 INVITE", "z9hG4bK1", "b"),
+                                 port, 40000)),
+        (T0 + 1000 * MS, eth_udp4(msg("SIP/2.0 486 Busy Here", "1 INVITE", "z9hG4bK1", "b"),
+                                  port, 40000)),
+        (T0 + 1010 * MS, eth_udp4(msg("ACK sip:bob@example.com SIP/2.0", "1 ACK", "z9hG4bK1",
+                                      "b"), 40000, port)),
+        (T0 + 1020 * MS, ethernet(b"\x00" * 28, ethertype=0x0806)),  # ARP: skipped
+        (T0 + 1030 * MS, ethernet(ipv4(udp(b"xx", 5060, 5060, length=99)))),  # bad UDP length
+    ])
+
+
+def test_json_summary_by_hand(tmp_path: Path) -> None:
+    out = replay(str(call_capture(tmp_path)), "--format", "json")
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout)
+    assert got["frames"] == 7
+    assert got["messages"] == 5
+    assert got["requests"] == {"INVITE": 2, "ACK": 1}
+    assert got["responses"] == {"180": 1, "486": 1}
+    assert got["retransmissions"] == {"INVITE": 1}
+    assert got["errors"] == {"net.bad_udp_length": 1}
+    assert got["skipped"] == {"ethertype": 1}
+    # one attempt answered 486: SER 0, SEER 100 (486 is effective), ISA 0, SCR 0
+    rfc = got["rfc6076"]
+    assert (rfc["ser"], rfc["seer"], rfc["isa"], rfc["scr"], rfc["ira"]) == (0.0, 100.0, 0.0,
+                                                                               0.0, None)
+    # RFC 6076 §4.3.2: the first non-100 provisional (180 at 0.6 s after the first INVITE; the
+    # retransmission does not reset t1) of an attempt that fails is a failure SRD, never success
+    assert rfc["srd_success"]["count"] == 0
+    assert rfc["srd_failure"]["count"] == 1
+    assert abs(rfc["srd_failure"]["mean_s"] - 0.6) < 1e-9
+    assert got["dialogs"]["failed_4xx"] == 1
+
+
+def test_text_summary_lists_sections(tmp_path: Path) -> None:
+    out = replay(str(call_capture(tmp_path)))
+    assert out.returncode == 0, out.stderr
+    for needle in ("frames read     7", "SIP messages    5", "INVITE  2", "486  1",
+                   "net.bad_udp_length", "SER   0.00 %", "IRA   undefined"):
+        assert needle in out.stdout, needle
+
+
+def test_sip_ports_flag(tmp_path: Path) -> None:
+    cap = call_capture(tmp_path, port=6060)
+    assert json.loads(replay(str(cap), "--format", "json").stdout)["messages"] == 0
+    got = json.loads(replay(str(cap), "--format", "json", "--sip-ports", "6060").stdout)
+    assert got["messages"] == 5
+    got = json.loads(replay(str(cap), "--format", "json", "--all-ports").stdout)
+    assert got["messages"] == 5
+
+
+def test_all_ports_skips_non_sip_payloads(tmp_path: Path) -> None:
+    cap = write(tmp_path / "x.pcap", [
+        (T0, eth_udp4(b"\x80\x00" + b"\x00" * 170, 16000, 16002)),  # RTP-like
+        (T0 + 1, ethernet(ipv4(tcp(b"GET / HTTP/1.1\r\n\r\n", 1, 0x18, 40000, 80), proto=6,
+                               src=SRC4, dst=DST4))),
+    ])
+    got = json.loads(replay(str(cap), "--format", "json", "--all-ports").stdout)
+    assert got["messages"] == 0 and got["errors"] == {}
+    assert sum(got["skipped"].values()) == 2
+
+
+def test_bad_arguments_exit_2_without_traceback(tmp_path: Path) -> None:
+    out = replay(str(tmp_path / "x.pcap"), "--sip-ports", "0,70000")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "ports must be 1-65535" in out.stderr
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    out = replay(str(tmp_path / "nope.pcap"))
+    assert out.returncode == 1
+    assert out.stderr.strip().startswith("sip-otel: ") and "cannot open" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_truncated_file_reports_what_was_read(tmp_path: Path) -> None:
+    cap = call_capture(tmp_path)
+    data = cap.read_bytes()
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(data[:-10])
+    out = replay(str(cut), "--format", "json")
+    assert out.returncode == 1
+    assert json.loads(out.stdout)["frames"] == 6
+    err = [line for line in out.stderr.splitlines() if line.strip()]
+    assert len(err) == 1 and "cut short" in err[0] and "Traceback" not in out.stderr
