@@ -42,7 +42,7 @@ class HistogramSnapshot:
 
 
 class Histogram:
-    """Fixed-bucket histogram (Prometheus ``le`` semantics: a value equal to a bound falls in it)."""
+    """Fixed-bucket histogram (Prometheus ``le``: a value equal to a bound falls in that bucket)."""
 
     __slots__ = ("bounds", "count", "counts", "max", "min", "total")
 
@@ -126,6 +126,8 @@ class Rfc6076Counters:
     sdd_success: Histogram = field(default_factory=lambda: Histogram(DELAY_BUCKETS_S))
     sdd_failure: Histogram = field(default_factory=lambda: Histogram(DELAY_BUCKETS_S))
     sdt: Histogram = field(default_factory=lambda: Histogram(DURATION_BUCKETS_S))
+    # §4.5 failed session completion: 2xx -> the BYE's Timer F (or its failure final)
+    sdt_failure: Histogram = field(default_factory=lambda: Histogram(DURATION_BUCKETS_S))
     rrd: Histogram = field(default_factory=lambda: Histogram(DELAY_BUCKETS_S))
 
     def ser(self) -> float | None:
@@ -156,8 +158,10 @@ class PipelineStats:
     messages: int = 0
     requests: dict[str, int] = field(default_factory=dict)  # method -> n
     responses: dict[int, int] = field(default_factory=dict)  # status code -> n
-    responses_by_method: dict[tuple[int, str], int] = field(default_factory=dict)  # (code, CSeq method)
-    retransmissions: dict[str, int] = field(default_factory=dict)  # method -> n (requests and responses)
+    # (code, CSeq method) -> n
+    responses_by_method: dict[tuple[int, str], int] = field(default_factory=dict)
+    # method -> n, requests and responses (a response counts under its CSeq method)
+    retransmissions: dict[str, int] = field(default_factory=dict)
     reinvites: int = 0
     dialog_outcomes: dict[str, int] = field(default_factory=dict)  # outcome -> n
     register_failures: dict[int, int] = field(default_factory=dict)  # final code -> n
