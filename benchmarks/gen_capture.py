@@ -18,8 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from sip_otel.capture.pcapfile import PcapWriter  # noqa: E402
-from sip_otel.net.types import LINKTYPE_ETHERNET  # noqa: E402
+from sip_otel.capture.pcapfile import PcapWriter
+from sip_otel.net.types import LINKTYPE_ETHERNET
 
 UAC = (10, 0, 0, 1)
 UAS = (10, 0, 0, 2)
@@ -92,11 +92,10 @@ def call_messages(i: int) -> list[tuple[int, bool, str]]:
         (1_041_000_000, True, base_req.format(m="ACK", b=br_ack, tt=tt, cseq=1, extra="",
                                               cl=0, body="")),
     ]
-    return msgs + [
-        (0, True, base_req.format(m="BYE", b=br_bye, tt=tt, cseq=2, extra="", cl=0, body="")),
-        (1_000_000, False, base_resp.format(code=200, reason="OK", b=br_bye, tt=tt, cseq=2,
-                                            m="BYE", extra="", cl=0, body="")),
-    ]
+    bye = base_req.format(m="BYE", b=br_bye, tt=tt, cseq=2, extra="", cl=0, body="")
+    bye_ok = base_resp.format(code=200, reason="OK", b=br_bye, tt=tt, cseq=2, m="BYE", extra="",
+                              cl=0, body="")
+    return [*msgs, (0, True, bye), (1_000_000, False, bye_ok)]
 
 
 def main() -> int:

@@ -9,7 +9,6 @@ from pathlib import Path
 
 from conftest import REPO
 from netbuild import DST4, SRC4, eth_udp4, ethernet, ipv4, tcp, udp
-
 from sip_otel.capture.pcapfile import PcapWriter
 
 T0 = 1_700_000_000_000_000_000

@@ -17,8 +17,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import ORACLE, REPO, SHARED_PCAPS
 
+from conftest import ORACLE, REPO, SHARED_PCAPS
 from sip_otel.capture.pcapfile import read_frames
 from sip_otel.pipeline import Pipeline, PipelineConfig
 

@@ -18,7 +18,9 @@ MAX_RECORD_EVENTS = 64
 @dataclass(frozen=True, slots=True)
 class RecordEvent:
     ts_ns: int
-    name: str  # e.g. "sip.provisional", "sip.2xx", "sip.ack", "sip.reinvite", "sip.update", "sip.bye", "sip.bye_response"
+    # e.g. sip.provisional, sip.2xx, sip.ack, sip.reinvite, sip.update, sip.bye, sip.bye_response,
+    # sip.cancel, sip.challenge, sip.invite_retry, sip.final, sip.bye_timeout
+    name: str
     status: int = 0
     method: str = ""
 
@@ -33,7 +35,7 @@ class DialogRecord:
     start_ns: int  # first INVITE on the wire
     end_ns: int  # BYE final response / failure final / CANCEL's 487 / timeout / expiry
     # Bounded set: completed, failed_4xx, failed_5xx, failed_6xx, redirected, cancelled,
-    # timed_out, bye_failed, expired, evicted
+    # timed_out, bye_failed, expired, evicted, open (still open when a replay ended)
     outcome: str
     final_status: int  # final status of the INVITE (0 when none)
     transport: str  # "udp" / "tcp"
@@ -52,7 +54,7 @@ class RegistrationRecord:
     call_id: str
     start_ns: int
     end_ns: int
-    outcome: str  # registered, unregistered, failed, timed_out
+    outcome: str  # registered, unregistered, failed, timed_out, evicted, open
     final_status: int
     transport: str
     src: str

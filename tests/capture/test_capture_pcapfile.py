@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from sip_otel.capture.pcapfile import CaptureFileError, PcapReader, PcapWriter, read_frames
-
 from conftest import SHARED_PCAPS as SHARED
+from sip_otel.capture.pcapfile import CaptureFileError, PcapReader, PcapWriter, read_frames
 
 
 def _read_all(path: Path) -> list[tuple[int, int, bytes]]:

@@ -21,7 +21,8 @@ from ..net.types import Frame
 __all__ = ["BATCH", "CaptureFileError", "PcapReader", "PcapWriter", "read_frames"]
 
 BATCH = 1024  # frames per batch handed to the pipeline: amortises call overhead, bounds latency
-MAX_RECORD = 256 * 1024 * 1024  # a record larger than this is corruption (tshark caps at 256 KiB snap)
+# A record larger than this is corruption (tshark refuses records over 256 KiB).
+MAX_RECORD = 256 * 1024 * 1024
 
 _PCAP_MAGICS = {
     b"\xd4\xc3\xb2\xa1": ("<", 1000),  # little-endian, microseconds
