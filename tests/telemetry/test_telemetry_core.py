@@ -90,7 +90,8 @@ def expected_samples() -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     hist("sip_rfc6076_srd_seconds", DELAY_BUCKETS_S, [40.0], {"result": "failure"})
     hist("sip_rfc6076_sdd_seconds", DELAY_BUCKETS_S, [], {"result": "success"})
     hist("sip_rfc6076_sdd_seconds", DELAY_BUCKETS_S, [], {"result": "failure"})
-    hist("sip_rfc6076_sdt_seconds", DURATION_BUCKETS_S, [9.0], {})
+    hist("sip_rfc6076_sdt_seconds", DURATION_BUCKETS_S, [9.0], {"result": "success"})
+    hist("sip_rfc6076_sdt_seconds", DURATION_BUCKETS_S, [], {"result": "failure"})
     hist("sip_rfc6076_rrd_seconds", DELAY_BUCKETS_S, [], {})
     return exp
 
@@ -171,8 +172,8 @@ def test_counters_follow_the_aggregates_between_scrapes() -> None:
         stats.rfc6076.sdt.observe(100.0)
         text = t.render_prometheus()
         assert "\nsip_exporter_invite_total 7.0\n" in text
-        assert '\nsip_rfc6076_sdt_seconds_bucket{le="120.0"} 1.0\n' in text
-        assert '\nsip_rfc6076_sdt_seconds_bucket{le="60.0"} 0.0\n' in text
+        assert '\nsip_rfc6076_sdt_seconds_bucket{le="120.0",result="success"} 1.0\n' in text
+        assert '\nsip_rfc6076_sdt_seconds_bucket{le="60.0",result="success"} 0.0\n' in text
     finally:
         t.shutdown()
 

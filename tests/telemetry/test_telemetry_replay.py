@@ -98,7 +98,8 @@ def test_replay_prometheus_golden(tmp_path: Path) -> None:
     _hist(exp, "sip_rfc6076_srd_seconds", DELAY_BUCKETS_S, [], result="failure")
     _hist(exp, "sip_rfc6076_sdd_seconds", DELAY_BUCKETS_S, [0.05], result="success")
     _hist(exp, "sip_rfc6076_sdd_seconds", DELAY_BUCKETS_S, [], result="failure")
-    _hist(exp, "sip_rfc6076_sdt_seconds", DURATION_BUCKETS_S, [30.0])
+    _hist(exp, "sip_rfc6076_sdt_seconds", DURATION_BUCKETS_S, [30.0], result="success")
+    _hist(exp, "sip_rfc6076_sdt_seconds", DURATION_BUCKETS_S, [], result="failure")
     _hist(exp, "sip_rfc6076_rrd_seconds", DELAY_BUCKETS_S, [0.08])
     # frame bytes: 14 Ethernet + 20 IPv4 + 8 UDP per frame, plus the SIP payloads
     payload_bytes = cap.stat().st_size - 24 - 9 * 16 - 9 * 42

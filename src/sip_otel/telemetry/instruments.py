@@ -320,8 +320,11 @@ def _table() -> tuple[InstrumentSpec, ...]:
                              ("sdd_failure", {"result": "failure"})),
                        labels=("result",), buckets=DELAY_BUCKETS_S, ref="RFC 6076 §4.4"),
         InstrumentSpec("sip_rfc6076_sdt", "histogram", "s",
-                       "Session Duration Time: 2xx to BYE of completed sessions.",
-                       _hist(("sdt", {})), buckets=DURATION_BUCKETS_S, ref="RFC 6076 §4.5"),
+                       "Session Duration Time: 2xx to the BYE (success), or to the BYE's "
+                       "timeout (failure); early-media-only sessions excluded.",
+                       _hist(("sdt", {"result": "success"}),
+                             ("sdt_failure", {"result": "failure"})),
+                       labels=("result",), buckets=DURATION_BUCKETS_S, ref="RFC 6076 §4.5"),
         InstrumentSpec("sip_rfc6076_rrd", "histogram", "s",
                        "Registration Request Delay: first REGISTER to the final 2xx "
                        "(challenge included).",

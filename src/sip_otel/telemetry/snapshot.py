@@ -88,6 +88,7 @@ class SnapshotSource:
             "sdd_success": _ranged(r.sdd_success),
             "sdd_failure": _ranged(r.sdd_failure),
             "sdt": _ranged(r.sdt),
+            "sdt_failure": _ranged(r.sdt_failure),
             "rrd": _ranged(r.rrd),
         }
         try:
