@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import os
@@ -130,9 +131,22 @@ def _replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tune_gc() -> None:
+    """Process policy for a long-running packet loop (not the sans-IO core's business).
+
+    The pipeline allocates a few short-lived, acyclic objects per message while its tables hold
+    many long-lived ones; CPython's default thresholds then spend ~40% of the time in the cyclic
+    collector (measured with benchmarks/bench_replay.py). Freeze what start-up created and collect
+    young objects less often; reference counting still frees the acyclic majority at once.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 100)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
         argv.insert(0, "run")
     parser = _build_parser()
     args = parser.parse_args(argv)
@@ -143,6 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    _tune_gc()
     try:
         if args.command == "replay":
             return _replay(args)
