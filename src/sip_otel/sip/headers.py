@@ -11,11 +11,14 @@ parser counts a reason.
 
 from __future__ import annotations
 
+import re
+
 __all__ = [
     "COMPACT_FORMS",
     "HEADER_CODES",
     "HEADER_CODES_LOWER",
     "canonical_name",
+    "count_values",
     "first_value",
     "is_token",
     "name_addr",
@@ -23,6 +26,7 @@ __all__ = [
     "parse_via",
     "split_values",
     "uint",
+    "uri_tag",
 ]
 
 # RFC 3261 §7.3.3 and the registered compact forms (IANA "Header Fields" registry).
@@ -159,17 +163,24 @@ def uint(s: str) -> int | None:
 
 def _skip_quoted(s: str, i: int) -> int:
     """Index just past the quoted-string starting at s[i] == '"' (len(s) if unterminated)."""
-    n = len(s)
     i += 1
-    while i < n:
-        ch = s[i]
-        if ch == "\\":
-            i += 2
-        elif ch == '"':
-            return i + 1
-        else:
-            i += 1
-    return n
+    while True:
+        q = s.find('"', i)
+        if q < 0:
+            return len(s)
+        bs = s.find("\\", i, q)
+        if bs < 0:
+            return q + 1
+        i = bs + 2  # quoted-pair: skip the escaped character
+
+
+# A quoted string (escapes honoured, may be unterminated) or a <...> span: commas inside do not
+# separate values. The alternatives start with different characters and the quoted-string
+# loop is unrolled (Friedl), so matching is linear and mostly runs in tight C loops.
+_SPAN = r'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)|<[^>]*(?:>|\Z)'
+_VALUE_TOKENS = re.compile(_SPAN + "|,", re.S)
+_SPANS = re.compile(_SPAN, re.S)
+_FIRST_VALUE = re.compile(f'(?:{_SPAN}|[^,"<])*', re.S)
 
 
 def split_values(value: str) -> list[str]:
@@ -178,39 +189,49 @@ def split_values(value: str) -> list[str]:
         return value.split(",")
     out: list[str] = []
     start = 0
-    i = 0
-    n = len(value)
-    while i < n:
-        ch = value[i]
-        if ch == '"':
-            i = _skip_quoted(value, i)
-            continue
-        if ch == "<":
-            gt = value.find(">", i)
-            i = n if gt < 0 else gt + 1
-            continue
-        if ch == ",":
-            out.append(value[start:i])
-            start = i + 1
-        i += 1
+    for m in _VALUE_TOKENS.finditer(value):
+        if m.group() == ",":
+            out.append(value[start : m.start()])
+            start = m.end()
     out.append(value[start:])
     return out
+
+
+def count_values(value: str) -> int:
+    """``len(split_values(value))`` without building the list (the scan stays in C)."""
+    if '"' in value or "<" in value:
+        value = _SPANS.sub("", value)
+    return value.count(",") + 1
 
 
 def first_value(value: str) -> str:
     """The first of the comma-separated values (same quoting rules as :func:`split_values`)."""
     if "," not in value:
         return value
-    return split_values(value)[0]
+    if '"' not in value and "<" not in value:
+        return value[: value.find(",")]
+    m = _FIRST_VALUE.match(value)
+    return m.group() if m else value
 
 
 def param(params: str, name: str) -> str | None:
-    """Value of ``;name=value`` in a parameter string (names case-insensitive); "" if no value.
+    """Value of ``;name=value`` in a parameter string (``name`` lower-case); "" if no value.
 
-    ``params`` starts at (or before) the first ';'. Quoted values keep their quotes.
+    ``params`` starts at (or before) the first ';' and ends with the header value. Names are
+    case-insensitive and SWS may surround ';' and '=' (§25.1). Quoted values keep their quotes.
     """
-    if ";" not in params:
-        return None
+    key = ";" + name + "="
+    i = params.find(key)
+    if i < 0:
+        if name not in params.lower():
+            return None
+        return _param_slow(params, name)
+    i += len(key)
+    j = params.find(";", i)
+    return (params[i:] if j < 0 else params[i:j]).strip()
+
+
+def _param_slow(params: str, name: str) -> str | None:
     for item in params.split(";")[1:]:
         key, eq, val = item.partition("=")
         if key.strip().lower() == name:
@@ -226,18 +247,31 @@ def name_addr(value: str) -> tuple[str, str]:
     """
     lt = value.find("<")
     if lt >= 0:
-        q = value.find('"')
-        if 0 <= q < lt:  # a '<' may sit inside the quoted display name
-            lt = value.find("<", _skip_quoted(value, q))
-        if lt >= 0:
-            gt = value.find(">", lt)
-            if gt < 0:
-                return value[lt + 1 :].strip(), ""
-            return value[lt + 1 : gt].strip(), value[gt + 1 :]
+        q = value.find('"', 0, lt)
+        if q >= 0:  # a '<' may sit inside the quoted display name (if it is terminated)
+            after = value.find("<", _skip_quoted(value, q))
+            if after >= 0:
+                lt = after
+        gt = value.find(">", lt)
+        if gt < 0:
+            return value[lt + 1 :].strip(), ""
+        return value[lt + 1 : gt].strip(), value[gt + 1 :]
     semi = value.find(";")
     if semi < 0:
         return value.strip(), ""
     return value[:semi].strip(), value[semi:]
+
+
+def uri_tag(value: str) -> tuple[str, str]:
+    """(URI, tag parameter or "") of a From/To value: :func:`name_addr` then :func:`param`."""
+    uri, params = name_addr(value)
+    if not params:
+        return uri, ""
+    i = params.find(";tag=")
+    if i < 0:
+        return uri, param(params, "tag") or ""
+    j = params.find(";", i + 5)
+    return uri, (params[i + 5 :] if j < 0 else params[i + 5 : j]).strip()
 
 
 def parse_via(value: str) -> tuple[str, str, str] | None:
@@ -247,14 +281,23 @@ def parse_via(value: str) -> tuple[str, str, str] | None:
     """
     semi = value.find(";")
     head = value if semi < 0 else value[:semi]
-    s1 = head.find("/")
-    s2 = head.find("/", s1 + 1) if s1 >= 0 else -1
-    if s2 < 0:
-        return None
-    rest = head[s2 + 1 :].split()
-    if len(rest) < 2:
-        return None
-    transport = rest[0].upper()
-    sent_by = "".join(rest[1:]).lower()
-    branch = param(value[semi:], "branch") if semi >= 0 else None
-    return transport, sent_by, branch or ""
+    rest = head.split()
+    if len(rest) != 2 or not rest[0].startswith("SIP/2.0/"):  # odd case or LWS: normalise
+        s1 = head.find("/")
+        s2 = head.find("/", s1 + 1) if s1 >= 0 else -1
+        if s2 < 0:
+            return None
+        rest = head[s2 + 1 :].split()
+        if len(rest) < 2:
+            return None
+        rest = ["SIP/2.0/" + rest[0], "".join(rest[1:])]  # "host : port" -> "host:port"
+    if semi < 0:
+        branch = ""
+    else:
+        i = value.find(";branch=", semi)
+        if i < 0:
+            branch = param(value[semi:], "branch") or ""
+        else:
+            j = value.find(";", i + 8)
+            branch = (value[i + 8 :] if j < 0 else value[i + 8 : j]).strip()
+    return rest[0][8:].upper(), rest[1].lower(), branch

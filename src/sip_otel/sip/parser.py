@@ -3,31 +3,42 @@
 No I/O, no clock: the caller passes the payload (with its packet time). Two entry points:
 
 * :func:`parse_payload` never raises. It turns one UDP datagram (0..n messages back to back) or
-  one TCP-framed message into messages, and counts every problem as a ``sip.<reason>`` slug.
-* :func:`parse_message` parses one message at an offset and raises :class:`DecodeError` when the
-  message cannot be used at all (start line or framing broken). Problems that still leave a
+  one TCP-framed message into messages, and counts every problem as a slug (:data:`SLUGS`).
+* :func:`parse_message` parses one message at an offset and raises :class:`DecodeError` when no
+  usable message starts there (start line or framing broken). Problems that still leave a
   message on the wire (a missing Call-ID, an unreadable CSeq, ...) do not raise: they are
   listed in ``SipMessage.defects`` and counted by :func:`parse_payload`. tshark counts such
-  messages too, so a monitor should.
+  messages too, and so must a monitor.
 
-Decisions (RFC 3261 references in brackets):
+Decisions (RFC 3261 sections in brackets):
 
-* Line ends: CRLF or bare LF, mixed freely; the header block ends at the first empty line.
-  Folded lines (starting with SP/HT) are joined with one SP [§7.3.1].
-* CRLFs (and SP/HT/NUL) before a start line are skipped [§7.5]; a payload made only of them is
-  a keep-alive (RFC 5626 §4.4.1 "CRLFCRLF" ping, NAT pings of NULs) counted as
-  ``skipped.sip_keepalive``, not an error.
-* Any other byte before the start line (e.g. junk in front of a request line in a datagram) is
-  not searched past: the payload gives ``sip.bad_start_line``. tshark behaves the same way (its
-  SIP heuristic looks at the first line only); in the zeek "junk-before-request" capture the junk
-  is a separate 4-byte datagram of NULs, i.e. a keep-alive here, and the REGISTER after it
-  parses (with its missing headers counted).
-* Body length: Content-Length when present and valid; otherwise (missing or unreadable) the body
-  is the rest of the payload [§18.3]. A Content-Length beyond the data keeps the message
-  (``sip.truncated_body``; typical of a capture snap length or a lost fragment) with
-  ``body_length`` = the bytes present. After a message, further bytes in a datagram are parsed
-  as the next message (whitespace between messages is skipped).
-* Header values are decoded as UTF-8 with U+FFFD replacement: strings are always safe to export.
+* Line ends: CRLF or bare LF, mixed freely; a lone CR also ends the start line (as in
+  Wireshark). The header block ends at the first empty line. Folded lines (starting with SP/HT)
+  are joined with one SP [§7.3.1].
+* CRLFs before a start line are skipped [§7.5]. A payload made only of CR, LF, SP, HT and NUL
+  bytes (or empty) is a keep-alive (RFC 5626 §4.4.1 CRLFCRLF ping, NAT pings of NULs), counted
+  as ``skipped.sip_keepalive``; the same bytes after the last message are padding, ignored.
+* Junk before a start line is not searched past: the payload gives ``sip.bad_start_line`` (or
+  ``sip.bad_method`` when the junk sticks to the method; junk made of token characters reads
+  as an unknown method). tshark does the same (its heuristic reads the first line only). In the
+  zeek "junk-before-request" capture the junk is a separate 4-byte datagram of NULs (a
+  keep-alive here) and the REGISTER after it parses, its five missing headers counted.
+* Headers without their empty line (a datagram cut by the snap length): the start line and the
+  complete header lines make a message, with ``sip.truncated_headers`` and ``body_length`` 0
+  (tshark counts those too). Without a complete start line nothing is usable.
+* Body: Content-Length when present and valid, else (missing or unreadable) the rest of the
+  payload [§18.3]. A Content-Length beyond the data keeps the message (``sip.truncated_body``,
+  ``body_length`` = bytes present). Bytes after a body are the next message if they start
+  like one; otherwise ``skipped.sip_trailing_bytes`` (§18.3: discard them).
+* Header values are decoded as UTF-8 with U+FFFD replacement: strings are always exportable.
+* Methods are upper-cased (interned for the RFC 3261/extension set); a response's ``method`` is
+  its CSeq method. Header names are case-insensitive, compact forms included (headers.py).
+
+Speed: one ``bytes.find`` for the end of headers, one decode and one split of the header block,
+then per line one ``str.partition`` and one dict lookup mapping the name to a small code; only
+the ~15 headers the monitor needs are kept (first occurrence, in a list indexed by the code; all
+Via and Reason values), and parsed after the loop. Rare syntax (folding, a bare-LF empty line)
+is detected inside the loop at no cost to the common case and handled by a second pass.
 """
 
 from __future__ import annotations
@@ -36,14 +47,45 @@ import re
 
 from ..errors import DecodeError, Reasons
 from ..net.types import SipPayload
-from . import headers as _h
+from .headers import (
+    H_CALL_ID,
+    H_CONTACT,
+    H_CONTENT_LENGTH,
+    H_CONTENT_TYPE,
+    H_CSEQ,
+    H_EXPIRES,
+    H_FROM,
+    H_MIN_SE,
+    H_REASON,
+    H_RETRY_AFTER,
+    H_SERVER,
+    H_SESSION_EXPIRES,
+    H_TO,
+    H_USER_AGENT,
+    H_VIA,
+    HEADER_CODES,
+    HEADER_CODES_LOWER,
+    N_CODES,
+    count_values,
+    first_value,
+    is_token,
+    name_addr,
+    param,
+    parse_via,
+    uint,
+    uri_tag,
+)
 from .message import SipMessage
 
 __all__ = [
+    "DEFECT_SLUGS",
+    "FATAL_SLUGS",
     "KEEPALIVE_SLUG",
     "MAX_HEADER_BYTES",
     "MAX_HEADER_LINES",
     "MAX_LINE_BYTES",
+    "SLUGS",
+    "TRAILING_SLUG",
     "parse_message",
     "parse_payload",
 ]
@@ -53,13 +95,30 @@ __all__ = [
 # Identity headers reach a few KB. Work per message is linear in these sizes and the strings
 # kept per message are bounded by them.
 MAX_HEADER_BYTES = 32 * 1024  # start line + header fields, without the blank line
-MAX_HEADER_LINES = 256  # header fields after unfolding (~10x a heavy real message)
+MAX_HEADER_LINES = 256  # lines, start line included (~10x a heavy real message)
 MAX_LINE_BYTES = 8 * 1024  # one line; PROTOS c07 start lines of 4.5 KB still parse, as in tshark
 
 KEEPALIVE_SLUG = "skipped.sip_keepalive"
+TRAILING_SLUG = "skipped.sip_trailing_bytes"
+_NOT_A_START = frozenset({"sip.bad_start_line", "sip.bad_method", "sip.truncated_headers"})
+
+# Every slug this module counts (a bounded label set for telemetry).
+FATAL_SLUGS = frozenset({  # DecodeError from parse_message: no message
+    "sip.bad_start_line", "sip.bad_version", "sip.bad_status_code", "sip.bad_method",
+    "sip.truncated_headers", "sip.headers_too_long", "sip.too_many_headers", "sip.line_too_long",
+})
+DEFECT_SLUGS = frozenset({  # SipMessage.defects: the message is kept
+    "sip.missing_via", "sip.bad_via", "sip.missing_call_id", "sip.missing_from",
+    "sip.missing_to", "sip.missing_cseq", "sip.bad_cseq", "sip.bad_header_line",
+    "sip.bad_content_length", "sip.truncated_body", "sip.truncated_headers",
+    "sip.bad_header_value",
+})
+SLUGS = FATAL_SLUGS | DEFECT_SLUGS | {KEEPALIVE_SLUG, TRAILING_SLUG}
 
 _VERSION = "SIP/2.0"
-_WS = b"\r\n \t\x00"  # bytes skipped before a start line / between messages
+_WS = b"\r\n \t\x00"  # keep-alive and padding bytes
+_NOT_WS = re.compile(rb"[^\r\n \t\x00]")  # regex searches: no copy, no Python-level loop
+_NOT_CRLF = re.compile(rb"[^\r\n]")
 _FOLD_RE = re.compile(r"[ \t]*\r?\n[ \t]+")
 
 # Methods of RFC 3261 and the common extensions, interned: a hit skips the token check.
@@ -77,7 +136,7 @@ def _method(token: str) -> str | None:
     known = _KNOWN_METHODS.get(token)
     if known is not None:
         return known
-    if not _h.is_token(token):
+    if not is_token(token):
         return None
     up = token.upper()
     return _KNOWN_METHODS.get(up, up)
@@ -85,14 +144,24 @@ def _method(token: str) -> str | None:
 
 def _start_line(line: str) -> tuple[bool, str, int, str, str]:
     """(is_request, method, status, reason_phrase, request_uri) or DecodeError."""
+    if line.startswith("SIP/2.0 "):  # fast path: "SIP/2.0 NNN phrase"
+        code = line[8:11]
+        if code.isdigit() and code.isascii() and line[11:12] in ("", " "):
+            status = int(code)
+            if 100 <= status <= 699:
+                return False, "", status, line[12:].strip(), ""
+    parts = line.split(" ")
+    if len(parts) == 3 and parts[2] == _VERSION:  # fast path: "METHOD URI SIP/2.0"
+        method = _KNOWN_METHODS.get(parts[0]) or _method(parts[0])
+        if method is not None and parts[1]:
+            return True, method, 0, "", parts[1]
+    line = line.rstrip(" \t")  # lenient: trailing blanks after the version / phrase
     if line[:4].upper() == "SIP/":
-        sp = line.find(" ")
-        version = line if sp < 0 else line[:sp]
+        parts = line.split(" ", 1)
+        version = parts[0]
         if version != _VERSION and version.upper() != _VERSION:
             raise DecodeError("sip.bad_version", version[:32])
-        if sp < 0:
-            raise DecodeError("sip.bad_status_code", "no status code")
-        rest = line[sp + 1 :].lstrip(" ")
+        rest = line[len(version) + 1 :].lstrip(" ")
         code = rest[:3]
         if (
             not (code.isdigit() and code.isascii())
@@ -119,15 +188,41 @@ def _start_line(line: str) -> tuple[bool, str, int, str, str]:
     return True, method, 0, "", uri
 
 
-def _header_end(data: bytes, start: int) -> tuple[int, int]:
-    """(end of the last header line, start of the body) or (-1, -1) if no empty line yet."""
-    crlf = data.find(b"\n\r\n", start)
-    lf = data.find(b"\n\n", start, crlf if crlf >= 0 else len(data))
-    if lf >= 0:
-        return lf, lf + 2
-    if crlf >= 0:
-        return crlf, crlf + 3
-    return -1, -1
+def _scan(
+    lines: list[str],
+    vals: list[str | None],
+    vias: list[str],
+    reasons: list[str],
+    defects: list[str],
+) -> str:
+    """Sort header lines (``lines[0]`` is the start line) into ``vals``/``vias``/``reasons``.
+
+    Returns "" or, at the first line that needs the slow path, "fold" (a continuation line) or
+    "blank" (an empty line: a bare-LF end of headers earlier than the CRLF one).
+    """
+    codes = HEADER_CODES
+    for line in lines[1:]:
+        name, colon, value = line.partition(":")
+        code = codes.get(name)
+        if code is None:
+            if not line:
+                return "blank"
+            if line[0] in " \t":
+                return "fold"
+            name = name.strip()
+            if not colon or not name:
+                if "sip.bad_header_line" not in defects:
+                    defects.append("sip.bad_header_line")
+                continue
+            code = HEADER_CODES_LOWER.get(name.lower(), 0)
+        if code:
+            if code == H_VIA:
+                vias.append(value)
+            elif code == H_REASON:
+                reasons.append(value.strip())
+            elif vals[code] is None:
+                vals[code] = value
+    return ""
 
 
 def parse_message(
@@ -137,73 +232,80 @@ def parse_message(
 
     Raises :class:`DecodeError` (``sip.<reason>``) if no usable message starts there.
     """
-    hdr_end, body_start = _header_end(data, start)
+    # End of headers: the first "\n\r\n" (CRLF or LF line, then CRLF); an earlier bare-LF
+    # empty line is rare and found by _scan ("blank"), which costs nothing when absent.
+    hdr_end = data.find(b"\n\r\n", start)
+    body_start = hdr_end + 3
     if hdr_end < 0:
-        if len(data) - start > MAX_HEADER_BYTES:
-            raise DecodeError("sip.headers_too_long")
-        nl = data.find(b"\n", start)
-        if nl >= 0:  # judge the start line if it is complete
-            _start_line(data[start:nl].decode("utf-8", "replace").rstrip("\r"))
-        raise DecodeError("sip.truncated_headers")
+        hdr_end = data.find(b"\n\n", start)
+        body_start = hdr_end + 2
+    return _parse(data, start, hdr_end, body_start, ts_ns, origin)
+
+
+def _parse(
+    data: bytes,
+    start: int,
+    hdr_end: int,
+    body_start: int,
+    ts_ns: int,
+    origin: SipPayload | None,
+) -> tuple[SipMessage, int]:
+    truncated = hdr_end < 0
+    if truncated:  # no empty line: keep the complete lines (a snap-length cut keeps a message)
+        hdr_end = data.rfind(b"\n", start)
+        body_start = len(data)
+        if hdr_end < 0:
+            if body_start - start > MAX_HEADER_BYTES:
+                raise DecodeError("sip.headers_too_long")
+            raise DecodeError("sip.truncated_headers", "no complete start line")
     if hdr_end - start > MAX_HEADER_BYTES:
         raise DecodeError("sip.headers_too_long")
     text = data[start:hdr_end].decode("utf-8", "replace")
+    lines = text.split("\n")
 
-    nl = text.find("\n")
-    first = (text if nl < 0 else text[:nl]).rstrip("\r")
+    first = lines[0]
+    cr = first.find("\r")
+    if cr >= 0:  # CR ends the start line even without LF (as in Wireshark)
+        first = first[:cr]
     if len(first) > MAX_LINE_BYTES:
         raise DecodeError("sip.line_too_long")
     is_request, method, status, phrase, uri = _start_line(first)
-    msg = SipMessage(is_request, method, status, phrase, uri, ts_ns)
-    msg.origin = origin
-    defects: list[str] = []
+    if len(lines) > MAX_HEADER_LINES:
+        raise DecodeError("sip.too_many_headers")
+    if len(text) > MAX_LINE_BYTES and max(len(x.rstrip("\r")) for x in lines) > MAX_LINE_BYTES:
+        raise DecodeError("sip.line_too_long")
 
-    vals: list[str | None] = [None] * _h.N_CODES
+    vals: list[str | None] = [None] * N_CODES  # code -> raw value of its first occurrence
     vias: list[str] = []
     reasons: list[str] = []
-    content_length: str | None = None
-    if nl >= 0:
-        hdrs = text[nl + 1 :]
-        if "\n " in hdrs or "\n\t" in hdrs:
-            hdrs = _FOLD_RE.sub(" ", hdrs)
-        lines = hdrs.split("\n")
-        if len(lines) > MAX_HEADER_LINES:
-            raise DecodeError("sip.too_many_headers")
-        if len(hdrs) > MAX_LINE_BYTES and max(map(len, lines)) > MAX_LINE_BYTES:
-            raise DecodeError("sip.line_too_long")
-        codes = _h.HEADER_CODES
-        for line in lines:
-            colon = line.find(":")
-            if colon <= 0:
-                if "sip.bad_header_line" not in defects:
-                    defects.append("sip.bad_header_line")
-                continue
-            code = codes.get(line[:colon])
-            if code is None:
-                code = _h.HEADER_CODES_LOWER.get(line[:colon].strip().lower(), 0)
-            if not code:
-                continue
-            value = line[colon + 1 :].strip()
-            if code == _h.H_VIA:
-                vias.append(value)
-            elif code == _h.H_CONTENT_LENGTH:
-                if content_length is None:
-                    content_length = value
-                elif value != content_length:
-                    content_length = ""  # conflicting values: unreadable
-            elif code == _h.H_REASON:
-                reasons.append(value)
-            elif vals[code] is None:
-                vals[code] = value
+    defects: list[str] = []
+    slow = _scan(lines, vals, vias, reasons, defects)
+    if slow == "fold":  # RFC 3261 §7.3.1: a continuation line joins the previous one
+        orphan = lines[1][:1] in (" ", "\t")  # continues the start line: not a header
+        lines = _FOLD_RE.sub(" ", text).split("\n")
+        vals = [None] * N_CODES
+        del vias[:], reasons[:], defects[:]
+        slow = _scan(lines, vals, vias, reasons, defects)
+        if orphan:
+            defects.append("sip.bad_header_line")
+    if slow == "blank":  # headers end at an earlier bare-LF empty line
+        lf = data.find(b"\n\n", start, hdr_end + 1)
+        return _parse(data, start, lf, lf + 2, ts_ns, origin)
+    msg = SipMessage(is_request, method, status, phrase, uri, ts_ns)
+    msg.origin = origin
 
     # Content-Length decides where the message ends.
     cl: int | None = None
-    if content_length is not None:
-        cl = _h.uint(content_length)
+    v = vals[H_CONTENT_LENGTH]
+    if v is not None:
+        cl = uint(v.strip())
         if cl is None:
             defects.append("sip.bad_content_length")
     avail = len(data) - body_start
-    if cl is None:
+    if truncated:
+        defects.append("sip.truncated_headers")
+        body_len = 0
+    elif cl is None:
         body_len = avail
     elif cl > avail:
         defects.append("sip.truncated_body")
@@ -213,27 +315,13 @@ def parse_message(
     msg.content_length = cl
     msg.body_length = body_len
 
-    _fill(msg, vals, vias, reasons, defects)
-    if defects:
-        msg.defects = tuple(defects)
-    return msg, body_start + body_len
-
-
-def _fill(
-    msg: SipMessage,
-    vals: list[str | None],
-    vias: list[str],
-    reasons: list[str],
-    defects: list[str],
-) -> None:
-    """Copy the kept header values into ``msg``; append defect slugs."""
     # Via: the top value is the first value of the first Via header.
     if vias:
         count = 0
         for via in vias:
-            count += len(_h.split_values(via))
+            count += count_values(via)
         msg.via_count = count
-        top = _h.parse_via(_h.first_value(vias[0]))
+        top = parse_via(first_value(vias[0]))
         if top is None:
             defects.append("sip.bad_via")
         else:
@@ -241,95 +329,102 @@ def _fill(
     else:
         defects.append("sip.missing_via")
 
-    v = vals[_h.H_CALL_ID]
-    if v:
+    v = vals[H_CALL_ID]
+    if v and (v := v.strip()):
         msg.call_id = v
     else:
         defects.append("sip.missing_call_id")
 
-    v = vals[_h.H_FROM]
+    v = vals[H_FROM]
     if v is None:
         defects.append("sip.missing_from")
     else:
-        msg.from_uri, params = _h.name_addr(v)
-        msg.from_tag = _h.param(params, "tag") or ""
-    v = vals[_h.H_TO]
+        msg.from_uri, msg.from_tag = uri_tag(v)
+    v = vals[H_TO]
     if v is None:
         defects.append("sip.missing_to")
     else:
-        msg.to_uri, params = _h.name_addr(v)
-        msg.to_tag = _h.param(params, "tag") or ""
+        msg.to_uri, msg.to_tag = uri_tag(v)
 
-    v = vals[_h.H_CSEQ]
+    v = vals[H_CSEQ]
     if v is None:
         defects.append("sip.missing_cseq")
     else:
         parts = v.split()
-        num = _h.uint(parts[0]) if len(parts) == 2 else None
+        num = uint(parts[0]) if len(parts) == 2 else None
         cmethod = _method(parts[1]) if num is not None else None
         if num is None or cmethod is None or num >= 2**31:  # RFC 3261 §8.1.1.5
             defects.append("sip.bad_cseq")
         else:
             msg.cseq = num
             msg.cseq_method = cmethod
-            if not msg.is_request:
+            if not is_request:
                 msg.method = cmethod
 
-    v = vals[_h.H_CONTENT_TYPE]
+    v = vals[H_CONTENT_TYPE]
     if v:
         msg.content_type = v.split(";", 1)[0].strip().lower()
 
-    v = vals[_h.H_CONTACT]
+    v = vals[H_CONTACT]
     if v:
-        c = _h.first_value(v).strip()
-        if c == "*":
+        v = first_value(v).strip()
+        if v == "*":
             msg.contact_star = True
-        else:
-            e = _h.param(_h.name_addr(c)[1], "expires")
-            if e is not None:
+        elif "expires" in v.lower():  # cheap pre-check before splitting the value
+            params = name_addr(v)[1]
+            if params and (e := param(params, "expires")) is not None:
                 msg.contact_expires = _number(e, defects)
 
-    v = vals[_h.H_USER_AGENT] if msg.is_request else vals[_h.H_SERVER]
+    v = vals[H_USER_AGENT if is_request else H_SERVER]
     if v is None:
-        v = vals[_h.H_SERVER] if msg.is_request else vals[_h.H_USER_AGENT]
+        v = vals[H_SERVER if is_request else H_USER_AGENT]
     if v:
-        msg.user_agent = v
+        msg.user_agent = v.strip()
 
-    v = vals[_h.H_EXPIRES]
+    _rare(msg, vals, defects)
+    if reasons:
+        msg.reason = ", ".join(reasons)
+    if defects:
+        msg.defects = tuple(defects)
+    return msg, body_start + body_len
+
+
+def _rare(msg: SipMessage, vals: list[str | None], defects: list[str]) -> None:
+    """Expires, Session-Expires, Min-SE, Retry-After."""
+    v = vals[H_EXPIRES]
     if v is not None:
         msg.expires = _number(v, defects)
-    v = vals[_h.H_SESSION_EXPIRES]
-    if v is not None:
+    v = vals[H_SESSION_EXPIRES]
+    if v is not None:  # delta-seconds *( ";" se-params )
         msg.session_expires = _number(v.split(";", 1)[0], defects)
-        r = _h.param(v, "refresher")
+        r = param(v, "refresher")
         if r:
             msg.se_refresher = r.lower()
-    v = vals[_h.H_MIN_SE]
+    v = vals[H_MIN_SE]
     if v is not None:
         msg.min_se = _number(v.split(";", 1)[0], defects)
-    v = vals[_h.H_RETRY_AFTER]
+    v = vals[H_RETRY_AFTER]
     if v is not None:  # delta-seconds [ comment ] *( ";" retry-param )
         end = len(v)
         for stop in (v.find(";"), v.find("(")):
             if 0 <= stop < end:
                 end = stop
         msg.retry_after = _number(v[:end], defects)
-    if reasons:
-        msg.reason = ", ".join(reasons)
 
 
 def _number(s: str, defects: list[str]) -> int | None:
-    n = _h.uint(s.strip())
+    n = uint(s.strip())
     if n is None and "sip.bad_header_value" not in defects:
         defects.append("sip.bad_header_value")
     return n
 
 
-def _skip_ws(data: bytes, pos: int) -> int:
-    n = len(data)
-    while pos < n and data[pos] in _WS:
-        pos += 1
-    return pos
+def _next_start(data: bytes, pos: int) -> int:
+    """Where the next start line begins: CRLFs skipped (§7.5); -1 if only _WS bytes remain."""
+    if _NOT_WS.search(data, pos) is None:
+        return -1
+    m = _NOT_CRLF.search(data, pos)
+    return len(data) if m is None else m.start()
 
 
 def parse_payload(payload: SipPayload, reasons: Reasons) -> list[SipMessage]:
@@ -339,21 +434,24 @@ def parse_payload(payload: SipPayload, reasons: Reasons) -> list[SipMessage]:
     out: list[SipMessage] = []
     pos = 0
     if not data or data[0] in _WS:
-        pos = _skip_ws(data, 0)
-        if pos >= len(data):
+        pos = _next_start(data, 0)
+        if pos < 0:
             reasons.add(KEEPALIVE_SLUG)
             return out
     n = len(data)
-    while pos < n:
+    while True:
         try:
             msg, end = parse_message(data, pos, ts_ns, payload)
         except DecodeError as exc:
-            reasons.add(exc.slug)
-            break
+            # Bytes after a message that do not start like one: RFC 3261 §18.3 says discard
+            # them (a Content-Length shorter than the body leaves its tail here).
+            reasons.add(TRAILING_SLUG if out and exc.slug in _NOT_A_START else exc.slug)
+            return out
         out.append(msg)
         for slug in msg.defects:
             reasons.add(slug)
         if end >= n:
-            break
-        pos = _skip_ws(data, end) if data[end] in _WS else end
-    return out
+            return out
+        pos = _next_start(data, end) if data[end] in _WS else end
+        if pos < 0:
+            return out
