@@ -1,16 +1,52 @@
-"""``sip-otel run``: live capture -> pipeline -> telemetry (minimal first version)."""
+"""``sip-otel run``: live capture -> pipeline -> telemetry, until SIGTERM/SIGINT.
+
+Main loop (one thread; OTel's exporters and the HTTP server run their own):
+  poll(capture fd, signal pipe, timeout = time to the next tick)
+  -> drain the capture in batches into :meth:`Pipeline.feed` (packet time drives the timers there)
+  -> every tick: copy the kernel drop count into ``stats.capture_drops`` and, when no packet has
+     moved packet time forward, advance it with the idle clock.
+Idle clock: ``time.monotonic_ns() + offset`` -- the same mapping the capture applies to kernel
+timestamps (see capture/base.py) -- minus :data:`IDLE_GRACE_NS`, so a packet still in the ring is
+never older than the timer that just ran.
+Shutdown: stop polling, close the capture (sockets, ring, BPF program), flush spans and a last
+metric export (bounded by :data:`SHUTDOWN_BUDGET_S`), exit 0.
+Startup failures (bad config, missing privileges, port in use) print one line and exit 2.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
+import select
+import signal
 import sys
+import threading
+import time
+from types import FrameType
+from typing import Any
 
+from sip_otel.capture.base import (
+    GRANT_HINT,
+    Capture,
+    CaptureError,
+    realtime_offset_ns,
+    resolve_interfaces,
+)
 from sip_otel.config import ConfigError, Settings, load_settings
 
-__all__ = ["add_run_arguments", "run"]
+__all__ = ["add_run_arguments", "open_capture", "run"]
 
 log = logging.getLogger("sip_otel.agent")
+
+# A timer may expire a transaction whose answer is already in the ring but not yet read; running
+# the idle clock this far behind wall time makes that impossible at any sane load.
+IDLE_GRACE_NS = 200_000_000
+# Batches drained per wake-up before timers get a turn (x DEFAULT_BATCH frames).
+MAX_BATCHES_PER_WAKE = 64
+# SIGTERM to exit: the issue allows 5 s; keep a margin for interpreter teardown.
+SHUTDOWN_BUDGET_S = 3.5
 
 _FLAGS: tuple[tuple[str, str], ...] = (
     ("interface", "interface(s) to capture on, comma list; unset = all [SIP_EXPORTER_INTERFACE]"),
@@ -36,7 +72,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--" + name.replace("_", "-"), dest=name, default=None, help=help_text)
     parser.add_argument(
         "--all-ports", dest="all_ports", action="store_const", const=True, default=None,
-        help="decode every captured UDP/TCP port as possible SIP [SIP_EXPORTER_ALL_PORTS]",
+        help="capture and decode every UDP/TCP port as possible SIP [SIP_EXPORTER_ALL_PORTS]",
     )
 
 
@@ -45,27 +81,194 @@ def _settings_from_args(args: argparse.Namespace) -> Settings:
     return load_settings(**{n: getattr(args, n, None) for n in names})
 
 
-def _capture_probe() -> tuple[str, str]:
+def open_capture(settings: Settings) -> tuple[Capture, str]:
+    """The capture the settings ask for, and why it was chosen. Raises CaptureError."""
+    interfaces = resolve_interfaces(settings.interface)
+    ports = settings.ports()
+    mode = settings.capture_mode
+    ebpf_error: CaptureError | None = None
+    if mode in ("auto", "ebpf"):
+        try:
+            from sip_otel.capture.ebpf import EbpfCapture
+
+            cap: Capture = EbpfCapture(interfaces, ports, settings.ring_size, settings.all_ports)
+            return cap, "bcc compiled and loaded the socket filter"
+        except CaptureError as exc:
+            if mode == "ebpf":
+                raise
+            ebpf_error = exc
+    from sip_otel.capture.afpacket import AfPacketCapture
+
     try:
-        import bcc  # noqa: F401
-    except Exception as exc:  # ImportError, or bcc failing to load libbcc
-        return "afpacket", f"bcc not importable ({exc})"
-    return "ebpf", "bcc importable"
+        cap = AfPacketCapture(interfaces, ports, settings.ring_size, settings.all_ports)
+    except CaptureError as exc:
+        if ebpf_error is not None and exc.permission and ebpf_error.permission:
+            raise CaptureError(f"missing privileges for live capture; {GRANT_HINT}", True) from None
+        if ebpf_error is not None:
+            raise CaptureError(f"{exc} (eBPF unavailable too: {ebpf_error})") from None
+        raise
+    if ebpf_error is not None:
+        return cap, f"eBPF unavailable: {ebpf_error}"
+    return cap, "SIP_EXPORTER_CAPTURE_MODE=afpacket"
+
+
+def _make_telemetry(settings: Settings, pipeline: Any, capture_path: str) -> Any:
+    try:
+        from sip_otel.telemetry import Telemetry, TelemetryOptions
+    except ImportError as exc:
+        log.warning("telemetry unavailable (%s): no /metrics, no OTLP", exc)
+        return None
+    options = TelemetryOptions(
+        prometheus=True,
+        http_host=settings.http_host,
+        http_port=settings.http_port,
+        otlp_endpoint=settings.otlp_endpoint,
+        otlp_protocol=settings.otlp_protocol,
+        service_name=settings.service_name,
+    )
+    return Telemetry(
+        pipeline.stats, pipeline.reasons, pipeline.gauges, options, capture_path=capture_path,
+        evictions=pipeline.evictions,
+    )
+
+
+class _Stop:
+    """SIGTERM/SIGINT -> flag + a byte on a pipe that wakes poll()."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.rfd, self.wfd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._old_fd = signal.set_wakeup_fd(self.wfd, warn_on_full_buffer=False)
+        self._old = {
+            sig: signal.signal(sig, self._handle) for sig in (signal.SIGTERM, signal.SIGINT)
+        }
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.requested = True
+
+    def close(self) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        signal.set_wakeup_fd(self._old_fd)
+        os.close(self.rfd)
+        os.close(self.wfd)
+
+
+def _fail(message: str) -> int:
+    print(f"sip-otel: {message}", file=sys.stderr)
+    return 2
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the agent; returns the process exit code (0 after a signal, 2 on startup errors)."""
     try:
         settings = _settings_from_args(args)
     except ConfigError as exc:
-        print(f"sip-otel: {exc}", file=sys.stderr)
-        return 2
-    logging.basicConfig(
-        level=settings.log_level(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+        return _fail(str(exc))
+    logging.getLogger().setLevel(settings.log_level())
+    if not logging.getLogger().handlers:
+        logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if settings.object_file_path:
         log.info("SIP_EXPORTER_OBJECT_FILE_PATH ignored: sip-otel compiles its filter with bcc")
-    path, why = _capture_probe()
+    stop = _Stop()  # from here on, SIGTERM/SIGINT mean "stop cleanly", even during startup
+    try:
+        return _run(settings, stop)
+    finally:
+        stop.close()
+
+
+def _run(settings: Settings, stop: _Stop) -> int:
+    from sip_otel.pipeline import Pipeline, PipelineConfig
+
+    pipeline = Pipeline(PipelineConfig(sip_ports=settings.ports(), all_ports=settings.all_ports))
+    try:
+        capture, why = open_capture(settings)
+    except CaptureError as exc:
+        return _fail(str(exc))
     ifaces = ",".join(settings.interface) or "all interfaces"
-    ports = ",".join(str(p) for p in sorted(settings.ports()))
-    log.info("would capture on %s, SIP ports %s, capture path %s (%s)", ifaces, ports, path, why)
+    ports = ",".join(str(p) for p in sorted(settings.ports())) if not settings.all_ports else "all"
+    log.info("capture path %s on %s, SIP ports %s: %s", capture.path, ifaces, ports, why)
+
+    telemetry: Any = None
+    try:
+        telemetry = _make_telemetry(settings, pipeline, capture.path)
+        if telemetry is not None:
+            pipeline.set_record_sink(telemetry.on_record)
+            telemetry.start_http()
+    except OSError as exc:
+        capture.close()
+        return _fail(
+            f"cannot serve /metrics on {settings.http_host}:{settings.http_port} "
+            f"({exc.strerror or exc}); set SIP_EXPORTER_HTTP_PORT or --http-port to a free port"
+        )
+    except Exception as exc:  # e.g. an OTLP endpoint the exporter rejects
+        capture.close()
+        return _fail(f"telemetry setup failed: {exc}; check the OTLP settings")
+    try:
+        if telemetry is not None:
+            telemetry.set_ready()
+        _loop(capture, pipeline, stop, settings.tick_ms * 1_000_000)
+    finally:
+        _shutdown(capture, pipeline, telemetry)
     return 0
+
+
+def _loop(capture: Capture, pipeline: Any, stop: _Stop, tick_ns: int) -> None:
+    offset = realtime_offset_ns()
+    poller = select.poll()
+    poller.register(capture.fileno(), select.POLLIN)
+    poller.register(stop.rfd, select.POLLIN)
+    stats = pipeline.stats
+    read = capture.read
+    feed = pipeline.feed
+    next_tick = time.monotonic_ns() + tick_ns
+    last_seen_ts = 0
+    while not stop.requested:
+        timeout_ms = max(0, (next_tick - time.monotonic_ns()) // 1_000_000)
+        poller.poll(timeout_ms)
+        for _ in range(MAX_BATCHES_PER_WAKE):
+            frames = read()
+            if not frames:
+                break
+            feed(frames)
+        now = time.monotonic_ns()
+        if now >= next_tick:
+            stats.capture_drops = capture.drops()
+            idle_now = now + offset - IDLE_GRACE_NS
+            if pipeline.last_ts_ns == last_seen_ts and idle_now > pipeline.last_ts_ns:
+                pipeline.handle_timer(idle_now)
+            last_seen_ts = pipeline.last_ts_ns
+            next_tick = max(next_tick + tick_ns, now + tick_ns // 2)
+        with contextlib.suppress(BlockingIOError):
+            os.read(stop.rfd, 64)
+
+
+def _shutdown(capture: Capture, pipeline: Any, telemetry: Any) -> None:
+    started = time.monotonic()
+    try:
+        for _ in range(MAX_BATCHES_PER_WAKE):
+            frames = capture.read()
+            if not frames:
+                break
+            pipeline.feed(frames)
+        pipeline.stats.capture_drops = capture.drops()
+        counters = capture.counters()
+        log.info("capture counters: %s", ", ".join(f"{k}={v}" for k, v in counters.items()))
+    finally:
+        capture.close()
+    log.info("capture closed; flushing telemetry")
+    if telemetry is None:
+        return
+
+    def flush() -> None:
+        try:
+            telemetry.force_flush(timeout_millis=int(SHUTDOWN_BUDGET_S * 1000) - 500)
+            telemetry.shutdown()
+        except Exception as exc:  # exporter trouble must not turn a clean stop into a crash
+            log.warning("telemetry flush failed: %s", exc)
+
+    worker = threading.Thread(target=flush, name="sip-otel-flush", daemon=True)
+    worker.start()
+    worker.join(max(0.1, SHUTDOWN_BUDGET_S - (time.monotonic() - started)))
+    if worker.is_alive():
+        log.warning("telemetry flush did not finish within %.1f s; exiting", SHUTDOWN_BUDGET_S)

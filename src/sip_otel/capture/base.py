@@ -23,6 +23,7 @@ from sip_otel.net.types import Frame
 
 __all__ = [
     "ETH_P_ALL",
+    "GRANT_HINT",
     "PACKET_OUTGOING",
     "SO_ATTACH_BPF",
     "Capture",
@@ -30,6 +31,7 @@ __all__ = [
     "Interface",
     "insert_vlan",
     "open_packet_socket",
+    "permission_error",
     "realtime_offset_ns",
     "resolve_interfaces",
 ]
@@ -49,7 +51,15 @@ DEFAULT_BATCH = 512
 
 
 class CaptureError(Exception):
-    """Capture cannot start or run; ``str()`` is one line with the cause and the fix."""
+    """Capture cannot start or run; ``str()`` is one line with the cause and the fix.
+
+    ``permission`` is True when the cause is a missing capability (the agent then names every
+    capability the capture paths need).
+    """
+
+    def __init__(self, message: str, permission: bool = False) -> None:
+        super().__init__(message)
+        self.permission = permission
 
 
 class Capture(Protocol):
@@ -82,7 +92,7 @@ class Interface(NamedTuple):
     """An interface to capture on; ``("", 0)`` means all interfaces."""
 
     name: str
-    index: int
+    ifindex: int
 
 
 def resolve_interfaces(names: Sequence[str]) -> list[Interface]:
@@ -137,27 +147,34 @@ def insert_vlan(data: bytes, tci: int, proto: int) -> bytes:
     return data[:12] + struct.pack("!HH", proto, tci) + data[12:]
 
 
-def permission_hint(what: str, caps: str) -> str:
-    return (
-        f"{what}: operation not permitted; run as root or grant {caps} "
-        "(e.g. setcap cap_bpf,cap_net_raw,cap_perfmon+ep, or docker --cap-add); see docs/capture.md"
-    )
+# What to grant, in one place (docs/capture.md explains each capability).
+GRANT_HINT = (
+    "run as root or grant CAP_BPF, CAP_PERFMON and CAP_NET_RAW (AF_PACKET fallback: CAP_NET_RAW "
+    "only), e.g. docker run --cap-add BPF --cap-add PERFMON --cap-add NET_RAW; see docs/capture.md"
+)
 
 
-def open_packet_socket(iface: Interface) -> socket.socket:
+def permission_error(what: str, missing: str) -> CaptureError:
+    """A one-line CaptureError for an EPERM, naming the missing capabilities and the fix."""
+    return CaptureError(f"{what}: not permitted (missing {missing}); {GRANT_HINT}", True)
+
+
+def open_packet_socket(iface: Interface, rcvbuf: int = 0) -> socket.socket:
     """Non-blocking AF_PACKET/SOCK_RAW socket bound to ``iface`` (unbound = all interfaces).
 
+    ``rcvbuf`` > 0 shrinks the receive queue first (the eBPF path never reads the socket: only
+    what arrives before its filter is attached could queue there).
     Raises :class:`CaptureError` naming CAP_NET_RAW when the kernel says EPERM.
     """
     try:
         sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
     except PermissionError:
-        raise CaptureError(
-            permission_hint("opening an AF_PACKET socket", "CAP_NET_RAW")
-        ) from None
+        raise permission_error("opening an AF_PACKET socket", "CAP_NET_RAW") from None
     try:
         sock.setblocking(False)
-        if iface.index:
+        if rcvbuf:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        if iface.ifindex:
             sock.bind((iface.name, ETH_P_ALL))
     except OSError as exc:
         sock.close()
@@ -188,14 +205,15 @@ def effective_caps() -> int:
 
 
 def missing_bpf_caps() -> str | None:
-    """Which capability set eBPF capture lacks, or None when it has enough."""
+    """Capabilities eBPF capture lacks for sure, or None.
+
+    Measured on Linux 6.18: CAP_BPF (or CAP_SYS_ADMIN) plus CAP_NET_RAW load and attach the
+    filter; CAP_PERFMON was not needed there but is asked for by some kernels' verifier paths.
+    """
     caps = effective_caps()
-    if caps >> CAP_SYS_ADMIN & 1:
-        return None if caps >> CAP_NET_RAW & 1 else "CAP_NET_RAW"
-    need = [
-        name
-        for bit, name in ((CAP_BPF, "CAP_BPF"), (CAP_PERFMON, "CAP_PERFMON"),
-                          (CAP_NET_RAW, "CAP_NET_RAW"))
-        if not caps >> bit & 1
-    ]
+    need = []
+    if not (caps >> CAP_BPF & 1 or caps >> CAP_SYS_ADMIN & 1):
+        need.append("CAP_BPF")
+    if not caps >> CAP_NET_RAW & 1:
+        need.append("CAP_NET_RAW")
     return ", ".join(need) or None

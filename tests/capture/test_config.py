@@ -1,0 +1,85 @@
+"""Settings from SIP_EXPORTER_* variables and CLI overrides; one-line errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from sip_otel.config import DEFAULT_RING_BYTES, ConfigError, load_settings
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for key in list(os.environ):
+        if key.upper().startswith("SIP_EXPORTER_"):
+            monkeypatch.delenv(key)
+
+
+def test_defaults_match_sip_exporter() -> None:
+    s = load_settings()
+    assert s.interface == []  # all interfaces
+    assert s.http_port == 2112
+    assert s.logger_level == "info"
+    assert s.sip_port == 5060 and s.sips_port == 5061
+    assert s.ports() == frozenset({5060, 5061})
+    assert s.capture_mode == "auto"
+    assert s.ring_size == DEFAULT_RING_BYTES
+
+
+def test_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SIP_EXPORTER_INTERFACE", "eth0, lo,eth0")
+    monkeypatch.setenv("SIP_EXPORTER_HTTP_PORT", "9100")
+    monkeypatch.setenv("SIP_EXPORTER_LOGGER_LEVEL", "WARN")
+    monkeypatch.setenv("SIP_EXPORTER_SIP_PORT", "5080")
+    monkeypatch.setenv("SIP_EXPORTER_SIPS_PORT", "5081")
+    monkeypatch.setenv("SIP_EXPORTER_OBJECT_FILE_PATH", "/usr/local/bin/sip.o")
+    s = load_settings()
+    assert s.interface == ["eth0", "lo"]
+    assert s.http_port == 9100
+    assert s.logger_level == "warn"
+    assert s.ports() == frozenset({5080, 5081})
+    assert s.object_file_path == "/usr/local/bin/sip.o"
+
+
+def test_port_list_replaces_the_pair(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SIP_EXPORTER_SIP_PORTS", "5060 5070,5080")
+    assert load_settings().ports() == frozenset({5060, 5070, 5080})
+
+
+def test_flags_override_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SIP_EXPORTER_HTTP_PORT", "9100")
+    monkeypatch.setenv("SIP_EXPORTER_INTERFACE", "eth0")
+    s = load_settings(http_port="9200", interface="lo", capture_mode=None)
+    assert s.http_port == 9200
+    assert s.interface == ["lo"]
+    assert s.capture_mode == "auto"
+
+
+@pytest.mark.parametrize(
+    ("env", "value", "needle"),
+    [
+        ("SIP_EXPORTER_HTTP_PORT", "abc", "SIP_EXPORTER_HTTP_PORT (--http-port)"),
+        ("SIP_EXPORTER_HTTP_PORT", "70000", "SIP_EXPORTER_HTTP_PORT (--http-port)"),
+        ("SIP_EXPORTER_LOGGER_LEVEL", "loud", "SIP_EXPORTER_LOGGER_LEVEL (--logger-level)"),
+        ("SIP_EXPORTER_SIP_PORTS", "5060,x", "port 'x' is not a number"),
+        ("SIP_EXPORTER_SIP_PORTS", "0", "port 0 out of range"),
+        ("SIP_EXPORTER_RING_SIZE", "3000000", "not a power of two"),
+        ("SIP_EXPORTER_CAPTURE_MODE", "pcap", "SIP_EXPORTER_CAPTURE_MODE (--capture-mode)"),
+        ("SIP_EXPORTER_INTERFACE", "a/b", "invalid interface name"),
+    ],
+)
+def test_bad_values_are_one_line(monkeypatch: pytest.MonkeyPatch, env: str, value: str,
+                                 needle: str) -> None:
+    monkeypatch.setenv(env, value)
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    text = str(info.value)
+    assert "\n" not in text
+    assert text.startswith("bad configuration: ")
+    assert needle in text
+
+
+def test_too_many_ports() -> None:
+    with pytest.raises(ConfigError, match="at most 64 ports"):
+        load_settings(sip_ports=",".join(str(p) for p in range(6000, 6065)))
