@@ -131,6 +131,15 @@ def _replay(args: argparse.Namespace) -> int:
     return 0
 
 
+_LEVELS = {"debug": "DEBUG", "info": "INFO", "warn": "WARNING", "warning": "WARNING",
+           "error": "ERROR", "fatal": "CRITICAL", "critical": "CRITICAL"}
+
+
+def _log_level(name: str) -> str:
+    """sip-exporter's level names (debug, info, warn, error, fatal); unknown -> info."""
+    return _LEVELS.get(name.strip().lower(), "INFO")
+
+
 def _tune_gc() -> None:
     """Process policy for a long-running packet loop (not the sans-IO core's business).
 
@@ -151,9 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
-        level=os.environ.get("SIP_EXPORTER_LOGGER_LEVEL", "info").upper()
-        if os.environ.get("SIP_EXPORTER_LOGGER_LEVEL", "info").upper()
-        in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL") else "INFO",
+        level=_log_level(os.environ.get("SIP_EXPORTER_LOGGER_LEVEL", "info")),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )

@@ -27,6 +27,7 @@ import os
 import platform
 import socket
 import struct
+import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -76,14 +77,18 @@ _U64 = struct.Struct("<Q")
 
 def filter_source() -> Path:
     """Where ``sip_filter.c`` lives: $SIP_OTEL_BPF_SOURCE (the file), $SIP_OTEL_BPF_DIR (its
-    directory, as the Dockerfile sets), else ``bpf/`` of the source tree."""
+    directory, as the Dockerfile sets), ``bpf/`` of the source tree (editable installs), else
+    ``<prefix>/share/sip-otel/bpf/`` where a wheel install puts it (pyproject data-files)."""
     env = os.environ.get("SIP_OTEL_BPF_SOURCE")
     if env:
         return Path(env)
     env_dir = os.environ.get("SIP_OTEL_BPF_DIR")
     if env_dir:
         return Path(env_dir) / "sip_filter.c"
-    return Path(__file__).resolve().parents[3] / "bpf" / "sip_filter.c"
+    tree = Path(__file__).resolve().parents[3] / "bpf" / "sip_filter.c"
+    if tree.is_file():
+        return tree
+    return Path(sys.prefix) / "share" / "sip-otel" / "bpf" / "sip_filter.c"
 
 
 class RingReader:
