@@ -63,6 +63,17 @@ _FLAGS: tuple[tuple[str, str], ...] = (
     ("otlp_protocol", "grpc|http/protobuf [SIP_EXPORTER_OTLP_PROTOCOL]"),
     ("service_name", "OTel service.name [SIP_EXPORTER_SERVICE_NAME, sip-otel]"),
     ("tick_ms", "timer tick period in ms [SIP_EXPORTER_TICK_MS, 100]"),
+    ("span_queue", "finished spans waiting for export, bounded [SIP_EXPORTER_SPAN_QUEUE, 2048]"),
+)
+
+
+# On/off flags (the environment variable takes true/false).
+_SWITCHES = (
+    ("all_ports", "capture and decode every UDP/TCP port as possible SIP"),
+    ("scope_labels", "add otel_scope_* labels to every Prometheus series"),
+    ("target_info", "serve the target_info series"),
+    ("raw_call_id", "put the raw Call-ID on spans (default: a hash of it)"),
+    ("span_uris", "put From/To URIs on spans (privacy: off by default)"),
 )
 
 
@@ -70,14 +81,15 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags matching the ``SIP_EXPORTER_*`` variables (flags win over the environment)."""
     for name, help_text in _FLAGS:
         parser.add_argument("--" + name.replace("_", "-"), dest=name, default=None, help=help_text)
-    parser.add_argument(
-        "--all-ports", dest="all_ports", action="store_const", const=True, default=None,
-        help="capture and decode every UDP/TCP port as possible SIP [SIP_EXPORTER_ALL_PORTS]",
-    )
+    for name, help_text in _SWITCHES:
+        parser.add_argument(
+            "--" + name.replace("_", "-"), dest=name, action="store_const", const=True,
+            default=None, help=f"{help_text} [SIP_EXPORTER_{name.upper()}]",
+        )
 
 
 def _settings_from_args(args: argparse.Namespace) -> Settings:
-    names = [n for n, _ in _FLAGS] + ["all_ports"]
+    names = [n for n, _ in _FLAGS] + [n for n, _ in _SWITCHES]
     return load_settings(**{n: getattr(args, n, None) for n in names})
 
 
@@ -125,6 +137,11 @@ def _make_telemetry(settings: Settings, pipeline: Any, capture_path: str) -> Any
         otlp_endpoint=settings.otlp_endpoint,
         otlp_protocol=settings.otlp_protocol,
         service_name=settings.service_name,
+        scope_labels=settings.scope_labels,
+        target_info=settings.target_info,
+        hash_call_id=not settings.raw_call_id,
+        include_uris=settings.span_uris,
+        max_span_queue=settings.span_queue,
     )
     return Telemetry(
         pipeline.stats, pipeline.reasons, pipeline.gauges, options, capture_path=capture_path,

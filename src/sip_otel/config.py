@@ -79,6 +79,12 @@ class Settings(BaseSettings):
     service_name: str = "sip-otel"
     all_ports: bool = False  # capture and decode every UDP/TCP port as possible SIP
     tick_ms: int = Field(default=100, ge=10, le=10_000)  # timer tick / idle-advance period
+    # --- telemetry surface (docs/metrics.md) ---
+    scope_labels: bool = False  # otel_scope_* labels on every series
+    target_info: bool = False  # the target_info series
+    raw_call_id: bool = False  # span attribute sip.call_id unhashed (privacy: off by default)
+    span_uris: bool = False  # From/To URIs on spans (RFC 6076 §7 privacy: off by default)
+    span_queue: int = Field(default=2048, ge=1, le=1_000_000)  # spans waiting for export
 
     @field_validator("interface", mode="before")
     @classmethod

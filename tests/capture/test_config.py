@@ -83,3 +83,26 @@ def test_bad_values_are_one_line(monkeypatch: pytest.MonkeyPatch, env: str, valu
 def test_too_many_ports() -> None:
     with pytest.raises(ConfigError, match="at most 64 ports"):
         load_settings(sip_ports=",".join(str(p) for p in range(6000, 6065)))
+
+
+def test_telemetry_switches(monkeypatch: pytest.MonkeyPatch) -> None:
+    s = load_settings()
+    assert (s.scope_labels, s.target_info, s.raw_call_id, s.span_uris) == (False,) * 4
+    assert s.span_queue == 2048
+    monkeypatch.setenv("SIP_EXPORTER_SCOPE_LABELS", "true")
+    monkeypatch.setenv("SIP_EXPORTER_SPAN_QUEUE", "64")
+    s = load_settings(raw_call_id=True, span_uris=None)
+    assert s.scope_labels and s.raw_call_id and not s.span_uris
+    assert s.span_queue == 64
+
+
+def test_switches_reach_telemetry_options() -> None:
+    import argparse
+
+    from sip_otel.agent import _settings_from_args, add_run_arguments
+
+    parser = argparse.ArgumentParser()
+    add_run_arguments(parser)
+    args = parser.parse_args(["--scope-labels", "--target-info", "--span-uris"])
+    s = _settings_from_args(args)
+    assert (s.scope_labels, s.target_info, s.raw_call_id, s.span_uris) == (True, True, False, True)
