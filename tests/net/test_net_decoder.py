@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from netbuild import (
     DST4,
     DST6,
@@ -22,7 +23,6 @@ from netbuild import (
     tcp,
     udp,
 )
-
 from sip_otel.errors import Reasons
 from sip_otel.net.decoder import FrameDecoder, NetLimits
 from sip_otel.net.types import PROTO_UDP, SipPayload

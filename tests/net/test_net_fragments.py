@@ -8,8 +8,8 @@ import random
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from netbuild import DST4, DST6, INVITE, SRC4, SRC6, ethernet, ext, frag6, ipv4, ipv6, udp
 
+from netbuild import DST4, DST6, INVITE, SRC4, SRC6, ethernet, ext, frag6, ipv4, ipv6, udp
 from sip_otel.errors import Reasons
 from sip_otel.net.decoder import FrameDecoder, NetLimits
 from sip_otel.net.fragments import FragmentTable

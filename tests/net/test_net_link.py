@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from netbuild import (
     DST4,
     DST6,
@@ -18,7 +19,6 @@ from netbuild import (
     sll2,
     udp,
 )
-
 from sip_otel.errors import Reasons
 from sip_otel.net.decoder import FrameDecoder
 from sip_otel.net.link import decode_ethernet, decode_linux_sll, decode_null

@@ -7,6 +7,7 @@ import random
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from netbuild import (
     ACK,
     DST4,
@@ -24,7 +25,6 @@ from netbuild import (
     ipv6,
     tcp,
 )
-
 from sip_otel.errors import Reasons
 from sip_otel.net.decoder import FrameDecoder, NetLimits
 from sip_otel.net.types import PROTO_TCP, SipPayload
