@@ -6,7 +6,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
 bash scripts/setup.sh
 echo "test: ruff"
-.venv/bin/ruff check src tests benchmarks
+.venv/bin/ruff check --no-cache src tests benchmarks
 echo "test: mypy --strict (src)"
 .venv/bin/mypy
 echo "test: pytest"
