@@ -54,19 +54,20 @@ COMPACT_FORMS: dict[str, str] = {
 }
 
 # Codes of the headers whose values the parser keeps (0 = known but not needed).
+# The two headers whose every value is kept come first (the parser tests ``code > H_REASON``).
 H_IGNORED = 0
 H_VIA = 1
-H_FROM = 2
-H_TO = 3
-H_CALL_ID = 4
-H_CSEQ = 5
-H_CONTACT = 6
-H_CONTENT_LENGTH = 7
-H_CONTENT_TYPE = 8
-H_SESSION_EXPIRES = 9
-H_MIN_SE = 10
-H_EXPIRES = 11
-H_REASON = 12
+H_REASON = 2
+H_FROM = 3
+H_TO = 4
+H_CALL_ID = 5
+H_CSEQ = 6
+H_CONTACT = 7
+H_CONTENT_LENGTH = 8
+H_CONTENT_TYPE = 9
+H_SESSION_EXPIRES = 10
+H_MIN_SE = 11
+H_EXPIRES = 12
 H_RETRY_AFTER = 13
 H_USER_AGENT = 14
 H_SERVER = 15
@@ -264,14 +265,30 @@ def name_addr(value: str) -> tuple[str, str]:
 
 def uri_tag(value: str) -> tuple[str, str]:
     """(URI, tag parameter or "") of a From/To value: :func:`name_addr` then :func:`param`."""
+    lt = value.find("<")
+    if lt >= 0 and value.find('"', 0, lt) < 0:  # fast path: [display-name] <URI> *(;param)
+        gt = value.find(">", lt)
+        if gt >= 0:  # (name_addr inlined, offsets into value instead of a params string)
+            uri = value[lt + 1 : gt].strip()
+            i = value.find(";tag=", gt)
+            if i < 0:
+                if value.find(";", gt) < 0:  # no parameter at all
+                    return uri, ""
+                return uri, param(value[gt + 1 :], "tag") or ""
+            j = value.find(";", i + 5)
+            return uri, (value[i + 5 :] if j < 0 else value[i + 5 : j]).strip()
     uri, params = name_addr(value)
-    if not params:
+    if ";" not in params:  # param() finds nothing without a ';'
         return uri, ""
     i = params.find(";tag=")
     if i < 0:
         return uri, param(params, "tag") or ""
     j = params.find(";", i + 5)
     return uri, (params[i + 5 :] if j < 0 else params[i + 5 : j]).strip()
+
+
+# sent-protocol as usually written -> transport (RFC 3261 §20.42, RFC 7118 for WS/WSS)
+_VIA_PROTOCOLS = {"SIP/2.0/" + t: t for t in ("UDP", "TCP", "TLS", "SCTP", "WS", "WSS")}
 
 
 def parse_via(value: str) -> tuple[str, str, str] | None:
@@ -282,6 +299,16 @@ def parse_via(value: str) -> tuple[str, str, str] | None:
     semi = value.find(";")
     head = value if semi < 0 else value[:semi]
     rest = head.split()
+    if len(rest) == 2:  # fast path: "SIP/2.0/UDP host:port;...;branch=..." as usually written
+        transport = _VIA_PROTOCOLS.get(rest[0])
+        if transport is not None:
+            if semi < 0:
+                return transport, rest[1].lower(), ""
+            i = value.find(";branch=", semi)
+            if i >= 0:
+                j = value.find(";", i + 8)
+                branch = value[i + 8 :] if j < 0 else value[i + 8 : j]
+                return transport, rest[1].lower(), branch.strip()
     if len(rest) != 2 or not rest[0].startswith("SIP/2.0/"):  # odd case or LWS: normalise
         s1 = head.find("/")
         s2 = head.find("/", s1 + 1) if s1 >= 0 else -1
