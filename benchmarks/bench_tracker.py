@@ -2,11 +2,15 @@
 
 Run: ``.venv/bin/python benchmarks/bench_tracker.py [--calls N] [--repeat R]``. Builds the
 messages up front (no parser), then times ``SipTracker.handle`` (plus the timers the messages
-make due) over them; prints the best of R runs (robust on a shared machine).
+make due) over them; prints the best of R runs (robust on a shared machine) with the collector's
+default thresholds, with those ``sip-otel replay`` sets (``gc cli``), and with it off.
 
 Flow per call (10 messages): INVITE, 100, 180, 200, ACK, BYE, 200, plus one INVITE
 retransmission, one 200 retransmission and an UPDATE/200 pair every 4th call; every 5th call
 is rejected with 486 (INVITE, 100, 486, ACK instead). Calls overlap: a new call every 10 ms.
+
+``--pcap FILE`` times the tracker over the messages of a capture instead (parsed up front, e.g.
+the output of ``gen_capture.py``), which is the tracker's share of ``sip-otel replay``.
 """
 
 from __future__ import annotations
@@ -15,9 +19,12 @@ import argparse
 import gc
 import time
 
+from sip_otel.capture.pcapfile import read_frames
 from sip_otel.errors import Reasons
+from sip_otel.net.decoder import FrameDecoder
 from sip_otel.net.types import PROTO_UDP, SipPayload
 from sip_otel.sip.message import SipMessage
+from sip_otel.sip.parser import parse_payload
 from sip_otel.sip.tracker import SipTracker
 from sip_otel.stats import PipelineStats
 
@@ -81,6 +88,18 @@ def build(calls: int) -> list[SipMessage]:
     return [m for _, _, m in out]
 
 
+def from_pcap(path: str) -> list[SipMessage]:
+    """Every SIP message of a capture, parsed (as the replay pipeline does, without timing)."""
+    reasons = Reasons()
+    decoder = FrameDecoder(reasons, frozenset({5060, 5061}))
+    out: list[SipMessage] = []
+    for batch in read_frames(path):
+        for ts, linktype, data, _ifindex, _pkt_type in batch:
+            for payload in decoder.feed(ts, linktype, data):
+                out.extend(parse_payload(payload, reasons))
+    return out
+
+
 def run(msgs: list[SipMessage]) -> float:
     tracker = SipTracker(PipelineStats(), Reasons())
     handle = tracker.handle
@@ -96,17 +115,27 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--calls", type=int, default=20_000)
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--pcap", help="time the messages of this capture instead of built calls")
     args = ap.parse_args()
-    msgs = build(args.calls)
+    msgs = from_pcap(args.pcap) if args.pcap else build(args.calls)
+    what = args.pcap if args.pcap else f"{args.calls} calls"
     # The pipeline does not keep messages; keep the prebuilt input out of the GC's way.
     gc.collect()
     gc.freeze()
-    for label, enabled in (("gc on ", True), ("gc off", False)):
-        (gc.enable if enabled else gc.disable)()
+    default = gc.get_threshold()
+    # default thresholds, those `sip-otel replay` sets (cli._tune_gc), and no collector
+    for label, threshold in (("gc on ", default), ("gc cli", (50_000, 50, 100)), ("gc off", None)):
+        if threshold is None:
+            gc.disable()
+        else:
+            gc.set_threshold(*threshold)
         best = min(run(msgs) for _ in range(args.repeat))
-        print(f"{label}: {len(msgs)} messages, {args.calls} calls: best "
-              f"{best * 1e6 / len(msgs):.2f} µs/message ({len(msgs) / best:,.0f} messages/s)")
+        print(
+            f"{label}: {len(msgs)} messages, {what}: best "
+            f"{best * 1e6 / len(msgs):.2f} µs/message ({len(msgs) / best:,.0f} messages/s)"
+        )
     gc.enable()  # fmt: skip
+    gc.set_threshold(*default)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,10 @@ __all__ = [
     "ISA_CODES",
     "SEER_CODES",
     "aggregate",
+    "count_attempt",
+    "count_forked",
+    "count_registration",
+    "count_session",
     "dialog_outcomes_report",
     "is_failure_final",
     "rfc6076_report",
@@ -45,7 +49,8 @@ def is_failure_final(status: int) -> bool:
     return 400 <= status < 700 and status not in _NOT_FAILURE
 
 
-def _attempt(c: Rfc6076Counters, ev: AttemptEnded) -> None:
+def count_attempt(c: Rfc6076Counters, ev: AttemptEnded) -> None:
+    """Fold one ended INVITE attempt (the tracker calls the four ``count_*`` directly)."""
     if ev.outcome in _UNRESOLVED:
         return
     c.invite_attempts += 1  # §4.6-§4.9 denominators: one per initial INVITE attempt
@@ -68,11 +73,11 @@ def _attempt(c: Rfc6076Counters, ev: AttemptEnded) -> None:
             c.srd_failure.observe(d / _NS)  # §4.3.2
 
 
-def _forked(c: Rfc6076Counters, ev: ForkedDialogConfirmed) -> None:
+def count_forked(c: Rfc6076Counters, ev: ForkedDialogConfirmed) -> None:
     c.srd_success.observe(ev.srd_ns / _NS)  # §5.4: one SRD per dialog created
 
 
-def _session(c: Rfc6076Counters, ev: SessionEnded) -> None:
+def count_session(c: Rfc6076Counters, ev: SessionEnded) -> None:
     if ev.sdt_ns is not None:  # §4.5, confirmed dialogs only (never early-media-only)
         (c.sdt if ev.sdd_ok else c.sdt_failure).observe(ev.sdt_ns / _NS)
     if ev.sdd_ns is not None:
@@ -81,7 +86,7 @@ def _session(c: Rfc6076Counters, ev: SessionEnded) -> None:
         c.sessions_completed += 1  # §4.9
 
 
-def _registration(c: Rfc6076Counters, ev: RegistrationEnded) -> None:
+def count_registration(c: Rfc6076Counters, ev: RegistrationEnded) -> None:
     if ev.outcome in _UNRESOLVED:
         return
     c.register_attempts += 1  # §4.2 denominator: one per attempt (challenge + retry = one)
@@ -94,10 +99,10 @@ def _registration(c: Rfc6076Counters, ev: RegistrationEnded) -> None:
 
 
 _DISPATCH: Final[dict[type, Callable[[Rfc6076Counters, Any], None]]] = {
-    AttemptEnded: _attempt,
-    ForkedDialogConfirmed: _forked,
-    SessionEnded: _session,
-    RegistrationEnded: _registration,
+    AttemptEnded: count_attempt,
+    ForkedDialogConfirmed: count_forked,
+    SessionEnded: count_session,
+    RegistrationEnded: count_registration,
 }
 
 

@@ -195,3 +195,56 @@ def test_response_without_swapped_ips_still_matches() -> None:
                           bytes([10, 0, 0, 2]), 40000, b"")  # IPs not swapped  # fmt: skip
     ev = tl.handle(r)
     assert isinstance(ev, NewResponse) and ev.first_final
+
+
+def test_deadlines_pop_in_deadline_then_push_order_across_fifo_and_heap() -> None:
+    from sip_otel.sip.transactions import Deadlines
+
+    d = Deadlines()
+    d.push_in_order(10, "a")  # FIFO
+    d.push_in_order(20, "b")
+    d.push_in_order(15, "c")  # behind the FIFO's tail: goes to the heap
+    d.push(10, "d")  # heap, same deadline as "a" but pushed later
+    d.push(5, "e")
+    d.push_in_order(20, "f")  # FIFO again (not before its tail)
+    assert len(d) == 6 and d.next_due() == 5
+    assert not d.due(4) and d.due(5)
+    assert d.pop_due(4) == []
+    assert d.pop_due(15) == [(5, "e"), (10, "a"), (10, "d"), (15, "c")]
+    assert d.next_due() == 20 and len(d) == 2
+    assert d.pop_due(100) == [(20, "b"), (20, "f")]
+    assert d.next_due() is None and not d.due(10**18)
+
+
+def test_deadlines_rebuild_keeps_only_the_given_entries() -> None:
+    from sip_otel.sip.transactions import Deadlines
+
+    d = Deadlines()
+    for t in (3, 1, 2):
+        d.push_in_order(t, f"x{t}")
+    d.rebuild([(7, "live"), (4, "other")])
+    assert len(d) == 2 and d.pop_due(10) == [(4, "other"), (7, "live")]
+
+
+def test_classify_gives_the_same_verdicts_as_handle() -> None:
+    a, b = TransactionLayer(), TransactionLayer()
+    inv = request("INVITE", 0.0)
+    cancel = request("CANCEL", 0.5)
+    orphan = response(request("BYE", 0.0, branch="z9hG4bK-o"), 200, 1.0)
+    flow = [
+        inv, request("INVITE", 0.2), response(inv, 180, 0.3, to_tag="t"), cancel,
+        response(cancel, 200, 0.6), response(inv, 487, 0.7, to_tag="t"),
+        request("ACK", 0.8, to_tag="t"), request("ACK", 0.9, to_tag="t"),
+        response(inv, 487, 1.0, to_tag="t"), orphan,
+    ]  # fmt: skip
+    for msg in flow:
+        ev = a.handle(msg)
+        got = b.classify_request(msg) if msg.is_request else b.classify_response(msg)
+        if isinstance(ev, NewRequest):
+            assert isinstance(got, tuple) and got[0].key == ev.txn.key
+            assert (got[1] is None) == (ev.related is None)
+        elif isinstance(ev, NewResponse):
+            assert isinstance(got, tuple) and got[0].key == ev.txn.key and got[1] == ev.first_final
+        else:
+            assert got == ev
+    assert a.open == b.open and list(a.table) == list(b.table)

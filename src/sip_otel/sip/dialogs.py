@@ -33,6 +33,7 @@ Both tables are bounded; the oldest entry is evicted first and ends with outcome
 from __future__ import annotations
 
 from collections import OrderedDict
+from dataclasses import fields
 from typing import Final
 
 from ..errors import Reasons
@@ -42,9 +43,13 @@ from .events import (
     REINVITE,
     AttemptEnded,
     DialogEvent,
+    EventSink,
     ForkedDialogConfirmed,
     Reinvite,
     SessionEnded,
+    attempt_ended,
+    record_event,
+    session_ended,
 )
 from .message import SipMessage
 from .transactions import Deadlines, NewRequest, NewResponse, Transaction, TransactionTimeout
@@ -96,6 +101,19 @@ DIALOG_TRANSITIONS: Final[dict[tuple[str, str], tuple[str, str]]] = {
     (BYE_RETRY, "expire"): (ENDED, "no retried BYE within Retry-After + 64*T1: bye_failed"),
 }
 
+# _record passes DialogRecord's fields positionally (keywords cost ~1 µs per record): fail at
+# import, not silently, if that contract's field order ever changes.
+_RECORD_FIELDS: Final = (
+    "call_id", "from_uri", "to_uri", "from_tag", "to_tag", "start_ns", "end_ns", "outcome",
+    "final_status", "transport", "src", "dst", "srd_s", "sdt_s", "user_agent", "events",
+    "events_dropped",
+)  # fmt: skip
+if tuple(f.name for f in fields(DialogRecord))[: len(_RECORD_FIELDS)] != _RECORD_FIELDS:
+    raise TypeError("DialogRecord fields changed: update sip_otel.sip.dialogs._record")
+
+# Next states the hot paths use, looked up once (the tables above stay the reference).
+_ON_2XX: Final = ATTEMPT_TRANSITIONS[PROCEEDING, "2xx"][0]
+
 Origin = tuple[int, bytes, int, bytes, int]  # transport, src ip, src port, dst ip, dst port
 
 
@@ -124,8 +142,9 @@ class _Events:
         self.dropped = dropped
 
     def add(self, ts_ns: int, name: str, status: int = 0, method: str = "") -> None:
-        if len(self.items) < MAX_RECORD_EVENTS:
-            self.items.append(RecordEvent(ts_ns, name, status, method))
+        items = self.items
+        if len(items) < MAX_RECORD_EVENTS:
+            items.append(record_event(ts_ns, name, status, method))
         else:
             self.dropped += 1
 
@@ -231,31 +250,36 @@ class DialogLayer:
 
     # -- requests --------------------------------------------------------------------
 
-    def on_request(self, ev: NewRequest, out: list[DialogEvent]) -> None:
-        msg = ev.msg
+    def on_request(self, ev: NewRequest, out: EventSink[DialogEvent]) -> None:
+        self.request(ev.msg, ev.txn, ev.related, out)
+
+    def request(self, msg: SipMessage, txn: Transaction, related: Transaction | None,
+                out: EventSink[DialogEvent]) -> None:  # fmt: skip
+        """A first copy of a request (the fields of :class:`NewRequest`)."""
         method = msg.method
         if method == "INVITE":
             if msg.to_tag:
-                self._in_dialog(msg, ev.txn, "sip.reinvite", out)
+                self._in_dialog(msg, txn, "sip.reinvite", out)
             else:
-                self._initial_invite(msg, ev.txn, out)
+                self._initial_invite(msg, txn, out)
         elif method == "ACK":
-            if ev.related is not None:  # ACK for a non-2xx final, same transaction
-                att = ev.related.ctx
-                if isinstance(att, InviteAttempt):
+            if related is not None:  # ACK for a non-2xx final, same transaction
+                att = related.ctx
+                if type(att) is InviteAttempt:
                     att.events.add(msg.ts_ns, "sip.ack")
             else:
-                dlg = self.dialogs.get(_dkey(msg.call_id, msg.from_tag, msg.to_tag))
+                ft, tt = msg.from_tag, msg.to_tag
+                dlg = self.dialogs.get((msg.call_id, ft, tt) if ft <= tt else (msg.call_id, tt, ft))
                 if dlg is not None and self._first_copy(dlg, msg):
                     dlg.events.add(msg.ts_ns, "sip.ack")
         elif method == "BYE":
-            self._bye(msg, ev.txn)
+            self._bye(msg, txn)
         elif method == "UPDATE":
-            self._in_dialog(msg, ev.txn, "sip.update", out)
+            self._in_dialog(msg, txn, "sip.update", out)
         elif method == "CANCEL":
-            inv = ev.related
+            inv = related
             att = inv.ctx if inv is not None else None
-            if isinstance(att, InviteAttempt):
+            if type(att) is InviteAttempt:
                 if att.state == PROCEEDING:
                     att.events.add(msg.ts_ns, "sip.cancel")
             elif inv is None:
@@ -272,7 +296,7 @@ class DialogLayer:
         return True
 
     def _in_dialog(self, msg: SipMessage, txn: Transaction, name: str,
-                   out: list[DialogEvent]) -> None:  # fmt: skip
+                   out: EventSink[DialogEvent]) -> None:  # fmt: skip
         dlg = self.dialogs.get(_dkey(msg.call_id, msg.from_tag, msg.to_tag))
         if dlg is None:
             if msg.method == "INVITE":
@@ -285,7 +309,8 @@ class DialogLayer:
             if msg.method == "INVITE":
                 out.append(REINVITE)
 
-    def _initial_invite(self, msg: SipMessage, txn: Transaction, out: list[DialogEvent]) -> None:
+    def _initial_invite(self, msg: SipMessage, txn: Transaction,
+                        out: EventSink[DialogEvent]) -> None:  # fmt: skip
         akey = (msg.call_id, msg.from_tag, msg.cseq)
         att = self.attempts.get(akey)
         if att is not None:  # same INVITE on another hop
@@ -334,33 +359,42 @@ class DialogLayer:
 
     # -- responses -------------------------------------------------------------------
 
-    def on_response(self, ev: NewResponse, out: list[DialogEvent]) -> None:
-        msg = ev.msg
-        ctx = ev.txn.ctx
-        if isinstance(ctx, InviteAttempt):
-            self._attempt_response(ctx, msg, out)
-        elif isinstance(ctx, Dialog) and ev.first_final:
+    def on_response(self, ev: NewResponse, out: EventSink[DialogEvent]) -> None:
+        self.response(ev.msg, ev.txn, ev.first_final, out)
+
+    def response(self, msg: SipMessage, txn: Transaction, first_final: bool,
+                 out: EventSink[DialogEvent]) -> None:  # fmt: skip
+        """A new response (the fields of :class:`NewResponse`)."""
+        ctx = txn.ctx
+        if type(ctx) is InviteAttempt:
+            if msg.status != 100:  # 100 Trying says nothing about the attempt
+                self._attempt_response(ctx, msg, out)
+        elif type(ctx) is Dialog and first_final:
             if msg.method == "BYE":
                 self._bye_response(ctx, msg, out)
             elif msg.status < 300 and ctx.state == CONFIRMED:  # 2xx to re-INVITE / UPDATE
-                se = msg.session_expires or ev.txn.request_se
+                se = msg.session_expires or txn.request_se
                 ctx.expires_ns = msg.ts_ns + (se * 1_000_000_000 if se else self.se_default_ns)
                 self._push_expiry(ctx)
 
     def _attempt_response(self, att: InviteAttempt, msg: SipMessage,
-                          out: list[DialogEvent]) -> None:  # fmt: skip
+                          out: EventSink[DialogEvent]) -> None:  # fmt: skip
         status = msg.status
         now = msg.ts_ns
         tag = msg.to_tag
         if status < 200:
-            if status == 100 or att.state != PROCEEDING or (status, tag) in att.seen:
+            if status == 100 or att.state != PROCEEDING:
                 return
-            if len(att.seen) < 4 * MAX_EARLY_PER_ATTEMPT:
-                att.seen.add((status, tag))
+            seen = att.seen
+            if (status, tag) in seen:
+                return
+            if len(seen) < 4 * MAX_EARLY_PER_ATTEMPT:
+                seen.add((status, tag))
             if att.first_prov_ns is None:
                 att.first_prov_ns = now
-            if tag and tag not in att.early and len(att.early) < MAX_EARLY_PER_ATTEMPT:
-                att.early[tag] = now
+            early = att.early
+            if tag and tag not in early and len(early) < MAX_EARLY_PER_ATTEMPT:
+                early[tag] = now
                 self.early_count += 1
             att.events.add(now, "sip.provisional", status)
             return
@@ -368,14 +402,14 @@ class DialogLayer:
             if tag in att.confirmed_tags:
                 return  # the same 2xx on another hop
             if att.state == PROCEEDING:
-                att.state = ATTEMPT_TRANSITIONS[PROCEEDING, "2xx"][0]
+                att.state = _ON_2XX
                 att.final_status = status
                 self._forget(att)
                 srd = self._srd_samples(att, now, tag)
                 att.events.add(now, "sip.2xx", status)
                 self._confirm(att, tag, msg, srd[-1] if tag not in att.early else
                               att.early[tag] - att.srd_start_ns, out)  # fmt: skip
-                out.append(AttemptEnded("answered", status, "", srd, None))
+                out.append(attempt_ended("answered", status, "", srd, None))
             elif att.state == ANSWERED:
                 srd_ns = now - att.srd_start_ns
                 self._confirm(att, tag, msg, srd_ns, out)
@@ -393,16 +427,16 @@ class DialogLayer:
             att.events.add(now, "sip.challenge", status)
             att.deadline_ns = now + self.wait_ns
             self._park(att, now, out)
-            self._waits.push(att.deadline_ns, att)
+            self._waits.push_in_order(att.deadline_ns, att)
             return
         att.events.add(now, "sip.final", status)
         self._end_attempt(att, now, status, _outcome_of(status), "", out)
         if status < 400:
             deadline = now + self.wait_ns
             self._park(_Carry(att.srd_start_ns, att.cseq, deadline), now, out, att)
-            self._waits.push(deadline, (att.call_id, att.from_tag))
+            self._waits.push_in_order(deadline, (att.call_id, att.from_tag))
 
-    def _park(self, item: InviteAttempt | _Carry, now: int, out: list[DialogEvent],
+    def _park(self, item: InviteAttempt | _Carry, now: int, out: EventSink[DialogEvent],
               owner: InviteAttempt | None = None) -> None:  # fmt: skip
         """Keep a challenged attempt or a redirect carry for its retry (bounded table)."""
         src = owner or item
@@ -434,7 +468,7 @@ class DialogLayer:
         return tuple(samples)
 
     def _confirm(self, att: InviteAttempt, tag: str, msg: SipMessage, srd_ns: int,
-                 out: list[DialogEvent]) -> None:  # fmt: skip
+                 out: EventSink[DialogEvent]) -> None:  # fmt: skip
         now = msg.ts_ns
         if not att.confirmed_tags:
             self.early_count -= len(att.early)  # early dialogs end with the first 2xx
@@ -456,11 +490,11 @@ class DialogLayer:
         # The heap holds keys, not dialogs, and is rebuilt from the live table when dead entries
         # dominate: bounded by the dialog table, and ended dialogs are freed at once.
         exp = self._expiry
-        exp.push(dlg.expires_ns, dlg.key)
+        exp.push_in_order(dlg.expires_ns, dlg.key)  # in order when Session-Expires is uniform
         if len(exp) > 2 * len(self.dialogs) + 1024:
             exp.rebuild([(d.expires_ns, d.key) for d in self.dialogs.values()])
 
-    def _bye_response(self, dlg: Dialog, msg: SipMessage, out: list[DialogEvent]) -> None:
+    def _bye_response(self, dlg: Dialog, msg: SipMessage, out: EventSink[DialogEvent]) -> None:
         status = msg.status
         if dlg.state != BYE_SENT or dlg.bye_ns is None:
             return
@@ -486,17 +520,16 @@ class DialogLayer:
             transport = "udp" if o[0] == PROTO_UDP else "tcp"
             src = f"{format_ip(o[1])}:{o[2]}"
             dst = f"{format_ip(o[3])}:{o[4]}"
-        return DialogRecord(
-            call_id=att.call_id, from_uri=att.from_uri, to_uri=att.to_uri, from_tag=att.from_tag,
-            to_tag=to_tag, start_ns=att.start_ns, end_ns=end_ns, outcome=outcome,
-            final_status=status, transport=transport, src=src, dst=dst,
-            srd_s=None if srd_ns is None else srd_ns / 1e9,
-            sdt_s=None if sdt_ns is None else sdt_ns / 1e9, user_agent=att.user_agent,
-            events=events.items, events_dropped=events.dropped,
+        return DialogRecord(  # positional (in field order): cheaper than keywords
+            att.call_id, att.from_uri, att.to_uri, att.from_tag, to_tag, att.start_ns, end_ns,
+            outcome, status, transport, src, dst,
+            None if srd_ns is None else srd_ns / 1e9,  # srd_s
+            None if sdt_ns is None else sdt_ns / 1e9,  # sdt_s
+            att.user_agent, events.items, events.dropped,
         )  # fmt: skip
 
     def _end_attempt(self, att: InviteAttempt, now: int, status: int, outcome: str, timer: str,
-                     out: list[DialogEvent]) -> None:  # fmt: skip
+                     out: EventSink[DialogEvent]) -> None:  # fmt: skip
         if att.state == PROCEEDING:
             self.early_count -= len(att.early)
         att.state = ENDED
@@ -508,9 +541,9 @@ class DialogLayer:
         to_tag = next(iter(att.early), "")
         record = self._record(att, to_tag, now, outcome, status, srd[0] if srd else None, None,
                               att.events)  # fmt: skip
-        out.append(AttemptEnded(outcome, status, timer, srd, record))
+        out.append(attempt_ended(outcome, status, timer, srd, record))
 
-    def _end_dialog(self, dlg: Dialog, outcome: str, now: int, out: list[DialogEvent],
+    def _end_dialog(self, dlg: Dialog, outcome: str, now: int, out: EventSink[DialogEvent],
                     sdd_ns: int | None = None, sdd_ok: bool = False) -> None:  # fmt: skip
         dlg.state = ENDED
         dlg.bye_txn = None
@@ -528,11 +561,11 @@ class DialogLayer:
             att.completed = True
         record = self._record(att, dlg.to_tag, now, outcome, dlg.final_status, dlg.srd_ns, sdt,
                               dlg.events)  # fmt: skip
-        out.append(SessionEnded(outcome, sdt, sdd_ns, sdd_ok, completes, record))
+        out.append(session_ended(outcome, sdt, sdd_ns, sdd_ok, completes, record))
 
     # -- timers ----------------------------------------------------------------------
 
-    def on_timeout(self, ev: TransactionTimeout, out: list[DialogEvent]) -> None:
+    def on_timeout(self, ev: TransactionTimeout, out: EventSink[DialogEvent]) -> None:
         ctx = ev.txn.ctx
         if isinstance(ctx, InviteAttempt):
             if ctx.state == PROCEEDING and ctx.txn is ev.txn:
@@ -546,7 +579,7 @@ class DialogLayer:
     def deadlines(self) -> Deadlines:
         return self._waits
 
-    def handle_timer(self, now_ns: int, sweep: bool, out: list[DialogEvent]) -> None:
+    def handle_timer(self, now_ns: int, sweep: bool, out: EventSink[DialogEvent]) -> None:
         """Retry windows always; Session-Expires only when ``sweep`` (the 1 s expiry check)."""
         for deadline, item in self._waits.pop_due(now_ns):
             if isinstance(item, InviteAttempt):
@@ -567,7 +600,7 @@ class DialogLayer:
                 if dlg is not None and dlg.state == CONFIRMED and dlg.expires_ns == deadline:
                     self._end_dialog(dlg, "expired", deadline, out)
 
-    def finish(self, now_ns: int, out: list[DialogEvent]) -> None:
+    def finish(self, now_ns: int, out: EventSink[DialogEvent]) -> None:
         """End of input: whatever is still open ends with outcome "open"."""
         for att in list(self.attempts.values()):
             self._end_attempt(att, now_ns, 0, "open", "", out)

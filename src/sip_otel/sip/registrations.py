@@ -24,7 +24,7 @@ from typing import Final
 
 from ..net.types import PROTO_UDP, format_ip
 from ..records import RegistrationRecord
-from .events import RegistrationEnded
+from .events import EventSink, RegistrationEnded
 from .message import SipMessage
 from .transactions import Deadlines, NewRequest, NewResponse, Transaction, TransactionTimeout
 
@@ -112,8 +112,12 @@ class RegistrationLayer:
         self._waits = Deadlines()  # challenge windows
         self._expiry = Deadlines()  # active AOR expiries (checked by the sweep)
 
-    def on_request(self, ev: NewRequest, out: list[RegistrationEnded]) -> None:
-        msg, txn = ev.msg, ev.txn
+    def on_request(self, ev: NewRequest, out: EventSink[RegistrationEnded]) -> None:
+        self.request(ev.msg, ev.txn, out)
+
+    def request(self, msg: SipMessage, txn: Transaction,
+                out: EventSink[RegistrationEnded]) -> None:  # fmt: skip
+        """A first copy of a REGISTER (the fields of :class:`NewRequest`)."""
         key = (msg.call_id, msg.to_uri)
         att = self.attempts.get(key)
         if att is not None:
@@ -135,9 +139,13 @@ class RegistrationLayer:
         self.attempts[key] = att
         txn.ctx = att
 
-    def on_response(self, ev: NewResponse, out: list[RegistrationEnded]) -> None:
-        att = ev.txn.ctx
-        msg = ev.msg
+    def on_response(self, ev: NewResponse, out: EventSink[RegistrationEnded]) -> None:
+        self.response(ev.msg, ev.txn, out)
+
+    def response(self, msg: SipMessage, txn: Transaction,
+                 out: EventSink[RegistrationEnded]) -> None:  # fmt: skip
+        """A new response to a REGISTER (the fields of :class:`NewResponse`)."""
+        att = txn.ctx
         status = msg.status
         if not isinstance(att, RegisterAttempt) or status < 200 or att.state != PENDING:
             return
@@ -158,7 +166,7 @@ class RegistrationLayer:
                 evs["registrations.full"] = evs.get("registrations.full", 0) + 1
             expiry = now + exp * 1_000_000_000
             self.active[att.aor] = expiry
-            self._expiry.push(expiry, att.aor)
+            self._expiry.push_in_order(expiry, att.aor)
             if len(self._expiry) > 2 * len(self.active) + 1024:  # bound by the live table
                 self._expiry.rebuild([(e, aor) for aor, e in self.active.items()])
             self._end(att, now, "registered", status, out)
@@ -166,17 +174,17 @@ class RegistrationLayer:
             att.state = REGISTER_TRANSITIONS[PENDING, "challenge"][0]
             att.final_status = status
             att.deadline_ns = now + self.wait_ns
-            self._waits.push(att.deadline_ns, att)
+            self._waits.push_in_order(att.deadline_ns, att)
         else:
             self._end(att, now, "failed", status, out)
 
-    def on_timeout(self, ev: TransactionTimeout, out: list[RegistrationEnded]) -> None:
+    def on_timeout(self, ev: TransactionTimeout, out: EventSink[RegistrationEnded]) -> None:
         att = ev.txn.ctx
         if isinstance(att, RegisterAttempt) and att.state == PENDING and att.txn is ev.txn:
             self._end(att, ev.ts_ns, "timed_out", 0, out)
 
     def _end(self, att: RegisterAttempt, now: int, outcome: str, status: int,
-             out: list[RegistrationEnded]) -> None:  # fmt: skip
+             out: EventSink[RegistrationEnded]) -> None:  # fmt: skip
         att.state = ENDED
         key = (att.call_id, att.aor)
         if self.attempts.get(key) is att:
@@ -199,7 +207,7 @@ class RegistrationLayer:
     def deadlines(self) -> Deadlines:
         return self._waits
 
-    def handle_timer(self, now_ns: int, sweep: bool, out: list[RegistrationEnded]) -> None:
+    def handle_timer(self, now_ns: int, sweep: bool, out: EventSink[RegistrationEnded]) -> None:
         for deadline, item in self._waits.pop_due(now_ns):
             assert isinstance(item, RegisterAttempt)
             if item.state == CHALLENGED and item.deadline_ns == deadline:
@@ -211,6 +219,6 @@ class RegistrationLayer:
                 if active.get(aor) == deadline:
                     del active[aor]
 
-    def finish(self, now_ns: int, out: list[RegistrationEnded]) -> None:
+    def finish(self, now_ns: int, out: EventSink[RegistrationEnded]) -> None:
         for att in list(self.attempts.values()):
             self._end(att, now_ns, "open", 0, out)

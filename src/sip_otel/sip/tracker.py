@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from ..errors import Reasons
 from ..records import DialogRecord, RegistrationRecord
-from ..rfc6076 import aggregate
+from ..rfc6076 import count_attempt, count_forked, count_registration, count_session
 from ..stats import PipelineStats
 from .dialogs import (
     DEFAULT_MAX_ATTEMPTS,
@@ -40,8 +40,6 @@ from .registrations import (
 )
 from .transactions import (
     DEFAULT_MAX_TRANSACTIONS,
-    NewRequest,
-    NewResponse,
     OrphanResponse,
     Retransmission,
     TransactionLayer,
@@ -100,57 +98,64 @@ class SipTracker:
             config.t1_ns, config.challenge_retry_is_new_attempt, config.max_registrations,
             config.max_register_attempts, config.register_expires_default_s, ev,
         )  # fmt: skip
-        self._heaps = (
-            self.transactions.deadlines.heap,
-            self.dialogs.deadlines.heap,
-            self.registrations.deadlines.heap,
+        self._queues = (
+            self.transactions.deadlines,
+            self.dialogs.deadlines,
+            self.registrations.deadlines,
         )
         self._next_sweep = 0
         # Earliest packet time at which any timer can be due. Every deadline pushed while
         # handling messages is at least 64*T1 ahead, so capping this at the last timer run
-        # + 64*T1 keeps it exact without looking at the heaps on every message.
+        # + 64*T1 keeps it exact without looking at the queues on every message.
         self._next_check = 0
         self._min_push_ns = 64 * config.t1_ns
+        # Hot path: bound methods looked up once
+        self._classify_request = self.transactions.classify_request
+        self._classify_response = self.transactions.classify_response
+        self._dialog_request = self.dialogs.request
+        self._dialog_response = self.dialogs.response
 
     # -- input -----------------------------------------------------------------------
 
     def handle(self, msg: SipMessage) -> list[Event]:
         """Track one message; returns the events it (and any timer due before it) caused."""
-        now = msg.ts_ns
         out: list[Event] = []
-        if now >= self._next_check:
-            self._timers(now, out)
-        tev = self.transactions.handle(msg)
-        kind = type(tev)
-        if kind is NewRequest or kind is NewResponse:
-            if msg.method == "REGISTER":
-                reg: list[RegistrationEnded] = []
-                if type(tev) is NewRequest:
-                    self.registrations.on_request(tev, reg)
-                elif type(tev) is NewResponse:
-                    self.registrations.on_response(tev, reg)
-                if reg:
-                    mark = len(out)
-                    out.extend(reg)
-                    self._publish(out, mark)
+        if msg.ts_ns >= self._next_check:
+            self._timers(msg.ts_ns, out)
+            mark = len(out)
+        else:
+            mark = 0
+        if msg.is_request:
+            req = self._classify_request(msg)
+            if isinstance(req, tuple):
+                if msg.method == "REGISTER":
+                    self.registrations.request(msg, req[0], out)
+                else:
+                    self._dialog_request(msg, req[0], req[1], out)
             else:
-                dlg: list[DialogEvent] = []
-                if type(tev) is NewRequest:
-                    self.dialogs.on_request(tev, dlg)
-                elif type(tev) is NewResponse:
-                    self.dialogs.on_response(tev, dlg)
-                if dlg:
-                    mark = len(out)
-                    out.extend(dlg)
-                    self._publish(out, mark)
-        elif type(tev) is Retransmission:
-            r = self.stats.retransmissions
-            r[tev.method] = r.get(tev.method, 0) + 1
-            out.append(tev)
-        elif type(tev) is OrphanResponse:  # monitor started mid-transaction, one-sided capture
-            self.reasons.add("tracker.orphan_response")
-            out.append(tev)
+                self._other(req, out)
+                return out
+        else:
+            resp = self._classify_response(msg)
+            if isinstance(resp, tuple):
+                if msg.method == "REGISTER":
+                    self.registrations.response(msg, resp[0], out)
+                else:
+                    self._dialog_response(msg, resp[0], resp[1], out)
+            else:
+                self._other(resp, out)
+                return out
+        if len(out) > mark:
+            self._publish(out, mark)
         return out
+
+    def _other(self, ev: Retransmission | OrphanResponse, out: list[Event]) -> None:
+        if type(ev) is Retransmission:
+            r = self.stats.retransmissions
+            r[ev.method] = r.get(ev.method, 0) + 1
+        else:  # monitor started mid-transaction, one-sided capture
+            self.reasons.add("tracker.orphan_response")
+        out.append(ev)
 
     def handle_timer(self, now_ns: int) -> list[Event]:
         """Fire Timer B/F/C, retry windows and (every ``expiry_check_ns``) expiries."""
@@ -190,10 +195,10 @@ class SipTracker:
         sweep = now >= self._next_sweep
         if sweep:
             self._next_sweep = now + self.config.expiry_check_ns
-        th, dh, rh = self._heaps
+        tq, dq, rq = self._queues
         dlg: list[DialogEvent] = []
         reg: list[RegistrationEnded] = []
-        if th and th[0][0] <= now:
+        if tq.due(now):
             for tmo in self.transactions.handle_timer(now):
                 out.append(tmo)
                 if tmo.txn.method == "REGISTER":
@@ -201,14 +206,15 @@ class SipTracker:
                 else:
                     self.dialogs.on_timeout(tmo, dlg)
                 tmo.txn.ctx = None  # the transaction is gone: break its reference cycle
-        if sweep or (dh and dh[0][0] <= now):
+        if sweep or dq.due(now):
             self.dialogs.handle_timer(now, sweep, dlg)
-        if sweep or (rh and rh[0][0] <= now):
+        if sweep or rq.due(now):
             self.registrations.handle_timer(now, sweep, reg)
         nxt = min(self._next_sweep, now + self._min_push_ns)
-        for h in self._heaps:
-            if h and h[0][0] < nxt:
-                nxt = h[0][0]
+        for q in self._queues:
+            due = q.next_due()
+            if due is not None and due < nxt:
+                nxt = due
         self._next_check = nxt
         if dlg or reg:
             out.extend(dlg)
@@ -222,23 +228,32 @@ class SipTracker:
         on_record = self.on_record
         for i in range(start, len(events)):
             ev = events[i]
-            kind = type(ev)
-            if kind is Reinvite:
+            record: Record | None
+            if type(ev) is SessionEnded:
+                count_session(counters, ev)
+                record = ev.record
+                o = stats.dialog_outcomes
+                o[record.outcome] = o.get(record.outcome, 0) + 1
+            elif type(ev) is AttemptEnded:
+                count_attempt(counters, ev)
+                record = ev.record
+                if record is None:
+                    continue  # answered: the record comes with the dialog's SessionEnded
+                o = stats.dialog_outcomes
+                o[record.outcome] = o.get(record.outcome, 0) + 1
+            elif type(ev) is Reinvite:
                 stats.reinvites += 1
                 continue
-            if kind is Retransmission or kind is OrphanResponse or kind is TransactionTimeout:
-                continue
-            aggregate(counters, ev)
-            record: Record | None = None
-            if isinstance(ev, AttemptEnded | SessionEnded):
-                record = ev.record
-                if record is not None:
-                    o = stats.dialog_outcomes
-                    o[record.outcome] = o.get(record.outcome, 0) + 1
-            elif isinstance(ev, RegistrationEnded):
+            elif type(ev) is RegistrationEnded:
+                count_registration(counters, ev)
                 record = ev.record
                 if ev.outcome == "failed" and ev.final_status:
                     f = stats.register_failures
                     f[ev.final_status] = f.get(ev.final_status, 0) + 1
-            if record is not None and on_record is not None:
+            elif type(ev) is ForkedDialogConfirmed:
+                count_forked(counters, ev)
+                continue
+            else:  # transaction-layer events: counted where they arise
+                continue
+            if on_record is not None:
                 on_record(record)

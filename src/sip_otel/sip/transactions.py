@@ -33,7 +33,7 @@ that retransmissions of the request, the final response and the ACK are still re
 from __future__ import annotations
 
 import heapq
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import Final
 
@@ -61,6 +61,9 @@ DEFAULT_MAX_TRANSACTIONS: Final = 200_000
 # Distinct (status, To tag) remembered per transaction for retransmission detection: a call
 # sees a few (100, 180, 183, 200 and forks); a peer spraying tags must not grow it.
 MAX_RESPONSES_SEEN: Final = 16
+# Distinct shared Retransmission events (method x request/response x status) kept for reuse:
+# methods and codes come off the wire, so the cache is bounded; beyond it events are built.
+MAX_SHARED_EVENTS: Final = 256
 
 # Transaction states (a passive view of §17.1.1/§17.1.2; "calling" covers Trying).
 CALLING: Final = 0  # request seen, no response yet
@@ -78,50 +81,81 @@ TRANSITIONS: Final[dict[tuple[int, int], tuple[int, str]]] = {
     (COMPLETED, 1): (COMPLETED, "late provisional after a final: ignored for state"),
     (COMPLETED, 2): (COMPLETED, "§13.2.2.4 / RFC 6026: further 2xx (forking) in Accepted"),
 }
+# The same table indexed by state, one per response class (what the hot path looks up).
+_AFTER_PROVISIONAL: Final = tuple(TRANSITIONS[state, 1][0] for state in range(3))
+_AFTER_FINAL: Final = tuple(TRANSITIONS[state, 2][0] for state in range(3))
 
 TxnKey = tuple[str | bytes, ...]
 
 
 class Deadlines:
-    """Lazy-deletion min-heap of (deadline_ns, seq, item): items re-check on pop."""
+    """Min-queue of (deadline_ns, seq, item) with lazy deletion: items re-check on pop.
 
-    __slots__ = ("_heap", "_seq")
+    Most deadlines are "now + a fixed delay" (Timer B/F, lingering, retry windows), so they
+    arrive in time order: :meth:`push_in_order` appends those to a FIFO in O(1) and pops them
+    in O(1), where a heap pays O(log n) on a table of ~100k entries. Anything else (or a packet
+    older than the FIFO's tail) goes to a heap. Pops merge the two by (deadline, seq), so the
+    order is exactly that of a single heap.
+    """
+
+    __slots__ = ("_fifo", "_heap", "_seq")
 
     def __init__(self) -> None:
-        self._heap: list[tuple[int, int, object]] = []  # read-only for callers (heap[0] peek)
+        self._heap: list[tuple[int, int, object]] = []
+        self._fifo: deque[tuple[int, int, object]] = deque()
         self._seq = 0
 
     def push(self, deadline_ns: int, item: object) -> None:
         self._seq += 1
         heapq.heappush(self._heap, (deadline_ns, self._seq, item))
 
-    @property
-    def heap(self) -> list[tuple[int, int, object]]:
-        return self._heap
+    def push_in_order(self, deadline_ns: int, item: object) -> None:
+        """Like :meth:`push`, for deadlines usually at or after every earlier one."""
+        self._seq += 1
+        fifo = self._fifo
+        if not fifo or fifo[-1][0] <= deadline_ns:
+            fifo.append((deadline_ns, self._seq, item))
+        else:  # packet time went backwards (reordered capture)
+            heapq.heappush(self._heap, (deadline_ns, self._seq, item))
 
     def next_due(self) -> int | None:
-        return self._heap[0][0] if self._heap else None
+        heap, fifo = self._heap, self._fifo
+        if fifo:
+            return heap[0][0] if heap and heap[0][0] < fifo[0][0] else fifo[0][0]
+        return heap[0][0] if heap else None
+
+    def due(self, now_ns: int) -> bool:
+        """Whether anything is due at ``now_ns`` (cheaper than :meth:`next_due`)."""
+        fifo, heap = self._fifo, self._heap
+        return bool((fifo and fifo[0][0] <= now_ns) or (heap and heap[0][0] <= now_ns))
 
     def pop_due(self, now_ns: int) -> list[tuple[int, object]]:
         """All (deadline, item) with deadline <= now, earliest first."""
-        heap = self._heap
+        heap, fifo = self._heap, self._fifo
+        heappop = heapq.heappop
         out: list[tuple[int, object]] = []
-        while heap and heap[0][0] <= now_ns:
-            deadline, _, item = heapq.heappop(heap)
-            out.append((deadline, item))
-        return out
+        while True:
+            if fifo and fifo[0][0] <= now_ns:
+                # seq is unique: the comparison never reaches the items
+                entry = heappop(heap) if heap and heap[0] < fifo[0] else fifo.popleft()
+            elif heap and heap[0][0] <= now_ns:
+                entry = heappop(heap)
+            else:
+                return out
+            out.append((entry[0], entry[2]))
 
     def __len__(self) -> int:
-        return len(self._heap)
+        return len(self._heap) + len(self._fifo)
 
     def rebuild(self, entries: list[tuple[int, object]]) -> None:
-        """Replace the heap by live entries only (bounds it by the live table, not by time)."""
+        """Replace the queue by live entries only (bounds it by the live table, not by time)."""
         heap: list[tuple[int, int, object]] = []
         for deadline, item in entries:
             self._seq += 1
             heap.append((deadline, self._seq, item))
         heapq.heapify(heap)
-        self._heap[:] = heap  # in place: callers may hold a reference to the list
+        self._heap = heap
+        self._fifo.clear()
 
 
 class Transaction:
@@ -211,7 +245,12 @@ def request_key(msg: SipMessage, method: str) -> TxnKey:
 
 
 class TransactionLayer:
-    """Classifies every message against the transaction table (see module docstring)."""
+    """Classifies every message against the transaction table (see module docstring).
+
+    :meth:`handle` returns one event per message. The tracker uses :meth:`classify_request` and
+    :meth:`classify_response`, which return the same verdicts without building an event for
+    first copies (the hot path).
+    """
 
     def __init__(
         self,
@@ -230,69 +269,119 @@ class TransactionLayer:
         self.evictions = evictions if evictions is not None else {}  # "<table>.<reason>" -> n
         self.open = 0  # transactions waiting for their final response
         self._deadlines = Deadlines()
+        # Timer B/F and the linger are now + 64*T1: pushed in time order (O(1) queue)
+        self._push = self._deadlines.push_in_order
+        # Retransmission events are frozen: share one per (method, request?, status)
+        self._retrans: dict[tuple[str, bool, int], Retransmission] = {}
 
     # -- messages --------------------------------------------------------------------
 
     def handle(self, msg: SipMessage) -> TxnEvent:
         if msg.is_request:
-            return self._request(msg)
-        return self._response(msg)
+            r = self.classify_request(msg)
+            return NewRequest(msg, *r) if isinstance(r, tuple) else r
+        v = self.classify_response(msg)
+        return NewResponse(msg, *v) if isinstance(v, tuple) else v
 
-    def _request(self, msg: SipMessage) -> TxnEvent:
+    def _retransmission(self, method: str, is_request: bool, status: int = 0) -> Retransmission:
+        key = (method, is_request, status)
+        ev = self._retrans.get(key)
+        if ev is None:
+            ev = Retransmission(method, is_request, status)
+            if len(self._retrans) < MAX_SHARED_EVENTS:  # methods come off the wire: bounded
+                self._retrans[key] = ev
+        return ev
+
+    def classify_request(
+        self, msg: SipMessage
+    ) -> tuple[Transaction, Transaction | None] | Retransmission:
+        """(transaction, related) for a first copy (as :class:`NewRequest`), or the event."""
         method = msg.method
-        now = msg.ts_ns
         table = self.table
+        o = msg.origin
+        client = b"" if o is None else o.src_ip
+        branch = msg.via_branch
+        cookie = branch.startswith(MAGIC_COOKIE)
+        if cookie:
+            key: TxnKey = (branch, msg.via_sent_by, method, client)
+        else:
+            key = ("", msg.via_sent_by, method, client, msg.call_id, msg.from_tag, str(msg.cseq))
         if method == "ACK":
-            inv = table.get(request_key(msg, "INVITE"))
+            inv = table.get((branch, msg.via_sent_by, "INVITE", client) if cookie else
+                            (*key[:2], "INVITE", *key[3:]))  # fmt: skip
             if inv is not None and inv.state == COMPLETED and inv.final_status >= 300:
-                if inv.seen is not None and (0, "ACK") in inv.seen:
-                    return Retransmission("ACK", True)
+                seen = inv.seen
+                if seen is not None and (0, "ACK") in seen:
+                    return self._retransmission("ACK", True)
                 self._mark(inv, 0, "ACK")
-                return NewRequest(msg, inv, inv)
+                return (inv, inv)
             # ACK for a 2xx: its own "transaction" only to catch its retransmissions.
-            key = request_key(msg, "ACK")
             if key in table:
-                return Retransmission("ACK", True)
-            txn = self._open(key, "ACK", now, None)
+                return self._retransmission("ACK", True)
+            txn = self._open(key, "ACK", msg.ts_ns, None)
             txn.state = COMPLETED
             self.open -= 1
-            self._arm(txn, now + self.linger_ns)
-            return NewRequest(msg, txn)
-        key = request_key(msg, method)
+            txn.deadline_ns = deadline = msg.ts_ns + self.linger_ns
+            self._push(deadline, txn)
+            return (txn, None)
         if key in table:
-            return Retransmission(method, True)
-        txn = self._open(key, method, now, msg.session_expires)
-        self._arm(txn, now + self.timeout_ns)
-        related = table.get(request_key(msg, "INVITE")) if method == "CANCEL" else None
-        return NewRequest(msg, txn, related)
+            return self._retransmission(method, True)
+        # inline _open (the common case: table not full)
+        if len(table) >= self.max_transactions:
+            self._evict_oldest()
+        now = msg.ts_ns
+        txn = Transaction(key, method, now, msg.session_expires)
+        table[key] = txn
+        self.open += 1
+        txn.deadline_ns = deadline = now + self.timeout_ns
+        self._push(deadline, txn)
+        if method == "CANCEL":  # linked to the INVITE with the same branch (§9.1)
+            return (txn, table.get((branch, msg.via_sent_by, "INVITE", client) if cookie else
+                                   (*key[:2], "INVITE", *key[3:])))  # fmt: skip
+        return (txn, None)
 
-    def _response(self, msg: SipMessage) -> TxnEvent:
-        key = request_key(msg, msg.method)
-        txn = self.table.get(key)
+    def classify_response(
+        self, msg: SipMessage
+    ) -> tuple[Transaction, bool] | Retransmission | OrphanResponse:
+        """(transaction, first final) for a new response (as :class:`NewResponse`), or the event."""
+        o = msg.origin
+        branch = msg.via_branch
+        if branch.startswith(MAGIC_COOKIE):
+            key: TxnKey = (branch, msg.via_sent_by, msg.method, b"" if o is None else o.dst_ip)
+        else:
+            key = ("", msg.via_sent_by, msg.method, b"" if o is None else o.dst_ip,
+                   msg.call_id, msg.from_tag, str(msg.cseq))  # fmt: skip
+        table = self.table
+        txn = table.get(key)
         if txn is None:
-            o = msg.origin
             if o is not None and o.src_ip != o.dst_ip:
                 # Captures that do not swap the IPs of a response (synthetic, some mirrors):
                 # try the response's source as the client before calling it an orphan.
-                txn = self.table.get((*key[:3], o.src_ip, *key[4:]))
+                txn = table.get((*key[:3], o.src_ip, *key[4:]))
             if txn is None:
                 return OrphanResponse(msg)
         status = msg.status
+        tag = msg.to_tag
         seen = txn.seen
-        if seen is not None and (status, msg.to_tag) in seen:
-            return Retransmission(msg.method, False, status)
-        self._mark(txn, status, msg.to_tag)
+        if seen is None:
+            txn.seen = {(status, tag)}
+        elif (status, tag) in seen:
+            return self._retransmission(msg.method, False, status)
+        elif len(seen) < MAX_RESPONSES_SEEN:
+            seen.add((status, tag))
         old = txn.state
-        txn.state = TRANSITIONS[old, 1 if status < 200 else 2][0]
         if status < 200:
-            return NewResponse(msg, txn, False)
-        first_final = old != COMPLETED
-        if first_final:
-            self.open -= 1
-            txn.final_status = status
-            txn.final_ns = msg.ts_ns
-            self._arm(txn, msg.ts_ns + self.linger_ns)
-        return NewResponse(msg, txn, first_final)
+            txn.state = _AFTER_PROVISIONAL[old]
+            return (txn, False)
+        txn.state = _AFTER_FINAL[old]
+        if old == COMPLETED:
+            return (txn, False)
+        self.open -= 1
+        txn.final_status = status
+        txn.final_ns = now = msg.ts_ns
+        txn.deadline_ns = deadline = now + self.linger_ns
+        self._push(deadline, txn)
+        return (txn, True)
 
     @staticmethod
     def _mark(txn: Transaction, status: int, tag: str) -> None:
@@ -305,19 +394,18 @@ class TransactionLayer:
     def _open(self, key: TxnKey, method: str, now: int, se: int | None) -> Transaction:
         table = self.table
         if len(table) >= self.max_transactions:
-            old = table.popitem(last=False)[1]  # oldest first
-            old.ctx = None  # break txn <-> attempt/dialog cycles: freed by refcount, not GC
-            if old.state != COMPLETED:
-                self.open -= 1
-            self.evictions["transactions.full"] = self.evictions.get("transactions.full", 0) + 1
+            self._evict_oldest()
         txn = Transaction(key, method, now, se)
         table[key] = txn
         self.open += 1
         return txn
 
-    def _arm(self, txn: Transaction, deadline_ns: int) -> None:
-        txn.deadline_ns = deadline_ns
-        self._deadlines.push(deadline_ns, txn)
+    def _evict_oldest(self) -> None:
+        old = self.table.popitem(last=False)[1]  # oldest first
+        old.ctx = None  # break txn <-> attempt/dialog cycles: freed by refcount, not GC
+        if old.state != COMPLETED:
+            self.open -= 1
+        self.evictions["transactions.full"] = self.evictions.get("transactions.full", 0) + 1
 
     # -- timers ----------------------------------------------------------------------
 
@@ -339,7 +427,8 @@ class TransactionLayer:
             elif txn.method == "INVITE" and txn.state == PROCEEDING:
                 give_up = txn.start_ns + self.proceeding_timeout_ns
                 if deadline < give_up:
-                    self._arm(txn, give_up)
+                    txn.deadline_ns = give_up
+                    self._deadlines.push(give_up, txn)  # not "now + 64*T1": the heap
                 else:
                     del table[txn.key]
                     self.open -= 1
