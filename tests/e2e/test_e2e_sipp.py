@@ -78,6 +78,21 @@ def calls(ns: NetNs, tmp: Path, n: int, *uac_args: str, uac_scn: str = "uac_call
     return traffic
 
 
+def pairs(ns: NetNs, tmp: Path,
+          runs: list[tuple[str, str, int, int, tuple[str, ...]]]) -> Callable[[], None]:
+    """Traffic: every (uas scenario, uac scenario, calls, port, uac args) server up, then each
+    client run in order, then the servers stopped."""
+    def traffic() -> None:
+        servers = [uas(ns, tmp, uas_scn, port) for uas_scn, _, _, port, _ in runs]
+        try:
+            for _, uac_scn, n, port, args in runs:
+                uac(ns, tmp, uac_scn, n, port, *args)
+        finally:
+            for server in servers:
+                server.stop()
+    return traffic
+
+
 def assert_full_calls(m: Metrics, n: int) -> None:
     assert m["sip_exporter_invite_total"] == n
     assert m["sip_exporter_ack_total"] == n
@@ -157,20 +172,11 @@ def test_options_only(ns: NetNs, tmp_path: Path) -> None:
 
 def test_mixed_outcomes(ns: NetNs, tmp_path: Path) -> None:
     # 20 x 200 (port 5060), 10 x 486 (5062), 10 x 500 (5064): the issue's 100/50/50 mix scaled.
-    def traffic() -> None:
-        servers = [
-            uas(ns, tmp_path, "uas_call.xml", 5060),
-            uas(ns, tmp_path, "uas_reject_486.xml", 5062),
-            uas(ns, tmp_path, "uas_reject_500.xml", 5064),
-        ]
-        try:
-            uac(ns, tmp_path, "uac_call.xml", 20, 5060, "-key", "padding", "x")
-            uac(ns, tmp_path, "uac_fail.xml", 10, 5062)
-            uac(ns, tmp_path, "uac_fail.xml", 10, 5064)
-        finally:
-            for s in servers:
-                s.stop()
-
+    traffic = pairs(ns, tmp_path, [
+        ("uas_call.xml", "uac_call.xml", 20, 5060, ("-key", "padding", "x")),
+        ("uas_reject_486.xml", "uac_fail.xml", 10, 5062, ()),
+        ("uas_reject_500.xml", "uac_fail.xml", 10, 5064, ()),
+    ])
     m = run_traffic(ns, tmp_path, traffic, "--sip-ports", "5060,5062,5064")
     assert m["sip_exporter_invite_total"] == 40
     assert m["sip_exporter_486_total"] == 10
@@ -216,20 +222,11 @@ def test_reinvite(ns: NetNs, tmp_path: Path) -> None:
 
 
 def test_register(ns: NetNs, tmp_path: Path) -> None:
-    def traffic() -> None:
-        servers = [
-            uas(ns, tmp_path, "uas_register.xml", 5060),
-            uas(ns, tmp_path, "uas_register_auth.xml", 5062),
-            uas(ns, tmp_path, "uas_register_forbidden.xml", 5064),
-        ]
-        try:
-            uac(ns, tmp_path, "uac_register.xml", 1, 5060)
-            uac(ns, tmp_path, "uac_register_auth.xml", 1, 5062)
-            uac(ns, tmp_path, "uac_register_forbidden.xml", 1, 5064)
-        finally:
-            for s in servers:
-                s.stop()
-
+    traffic = pairs(ns, tmp_path, [
+        ("uas_register.xml", "uac_register.xml", 1, 5060, ()),
+        ("uas_register_auth.xml", "uac_register_auth.xml", 1, 5062, ()),
+        ("uas_register_forbidden.xml", "uac_register_forbidden.xml", 1, 5064, ()),
+    ])
     m = run_traffic(ns, tmp_path, traffic, "--sip-ports", "5060,5062,5064")
     assert m["sip_exporter_register_total"] == 4
     assert m["sip_exporter_200_total"] == 2
