@@ -169,3 +169,156 @@ def eth_tcp4(
     dst: bytes = DST4,
 ) -> bytes:
     return ethernet(ipv4(tcp(payload, seq, flags, sport, dport), proto=6, src=src, dst=dst))
+
+
+# -- tunnels ------------------------------------------------------------------------------------
+
+
+def gre(
+    payload: bytes,
+    protocol: int = 0x0800,
+    checksum: bool = False,
+    key: int | None = None,
+    seq: int | None = None,
+    version: int = 0,
+    extra_flags: int = 0,
+) -> bytes:
+    """GRE header (RFC 2784/2890): C, K, S flags each add a 4-byte field, in that order."""
+    flags = (0x8000 if checksum else 0) | (0x2000 if key is not None else 0)
+    flags |= (0x1000 if seq is not None else 0) | extra_flags | version
+    out = struct.pack("!HH", flags, protocol)
+    if checksum:
+        out += b"\0\0\0\0"  # checksum + reserved1
+    if key is not None:
+        out += struct.pack("!I", key)
+    if seq is not None:
+        out += struct.pack("!I", seq)
+    return out + payload
+
+
+def pptp_gre(
+    ppp: bytes,
+    call_id: int = 7,
+    seq: int | None = 1,
+    ack: int | None = None,
+    length: int | None = None,
+) -> bytes:
+    """Enhanced GRE (RFC 2637 section 4.1): version 1, protocol 0x880B, K set, key = payload
+    length + call id, optional sequence (S) and acknowledgement (A, flag 0x0080) numbers."""
+    flags = 0x2000 | 0x0001 | (0x1000 if seq is not None else 0)
+    flags |= 0x0080 if ack is not None else 0
+    if length is None:
+        length = len(ppp)
+    out = struct.pack("!HHHH", flags, 0x880B, length, call_id)
+    if seq is not None:
+        out += struct.pack("!I", seq)
+    if ack is not None:
+        out += struct.pack("!I", ack)
+    return out + ppp
+
+
+def ppp(payload: bytes, protocol: int = 0x0021, acfc: bool = False, pfc: bool = False) -> bytes:
+    """PPP frame in HDLC-like framing (address 0xFF, control 0x03) unless ACFC; a one-byte
+    protocol field when PFC."""
+    head = b"" if acfc else b"\xff\x03"
+    head += bytes([protocol]) if pfc else struct.pack("!H", protocol)
+    return head + payload
+
+
+def erspan2(frame: bytes, session: int = 1, version: int = 1) -> bytes:
+    """ERSPAN type II header (8 bytes): ver, VLAN, COS/En/T, session id, reserved, index."""
+    return struct.pack("!HHI", (version << 12) | 10, session & 0x3FF, 5) + frame
+
+
+def erspan3(
+    frame: bytes,
+    session: int = 1,
+    frame_type: int = 0,
+    subheader: bytes | None = None,
+    version: int = 2,
+) -> bytes:
+    """ERSPAN type III header (12 bytes): ver/VLAN, COS/BSO/T/session, timestamp, SGT,
+    P/FT/HW ID/D/Gra/O; the 8-byte platform subheader follows when given (O bit)."""
+    word1 = (version << 28) | (10 << 16) | (session & 0x3FF)
+    word3 = 0x1234 << 16 | (frame_type & 0x1F) << 10 | (3 << 4) | (1 if subheader else 0)
+    out = struct.pack("!III", word1, 0xDEADBEEF, word3)
+    if subheader is not None:
+        assert len(subheader) == 8
+        out += subheader
+    return out + frame
+
+
+def gtpu(
+    payload: bytes,
+    mtype: int = 255,
+    teid: int = 0x1234,
+    seq: int | None = None,
+    extensions: tuple[tuple[int, bytes], ...] = (),
+    flags: int = 0x30,
+    length: int | None = None,
+) -> bytes:
+    """GTP-U header (TS 29.281 section 5.1): flags (version 1, PT 1), type, length, TEID;
+    the optional 4-byte part when a sequence number, extensions or any of E/S/PN are given.
+    ``extensions`` = ((type, content), ...), 2 + len(content) a multiple of 4."""
+    opt = b""
+    if seq is not None or extensions or flags & 0x07:
+        flags |= (0x02 if seq is not None else 0) | (0x04 if extensions else 0)
+        first = extensions[0][0] if extensions else 0
+        opt = struct.pack("!HBB", seq or 0, 0, first)
+        for i, (_type, content) in enumerate(extensions):
+            assert (len(content) + 2) % 4 == 0
+            nxt = extensions[i + 1][0] if i + 1 < len(extensions) else 0
+            opt += bytes([(len(content) + 2) // 4]) + content + bytes([nxt])
+    body = opt + payload
+    if length is None:
+        length = len(body)
+    return struct.pack("!BBHI", flags, mtype, length, teid) + body
+
+
+# -- WebSocket (RFC 6455) -----------------------------------------------------------------------
+
+WS_UPGRADE = (
+    b"GET /ws HTTP/1.1\r\n"
+    b"Host: sip.example.com\r\n"
+    b"Upgrade: websocket\r\n"
+    b"Connection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    b"Sec-WebSocket-Protocol: sip\r\n"
+    b"Sec-WebSocket-Version: 13\r\n"
+    b"\r\n"
+)
+WS_ACCEPT = (
+    b"HTTP/1.1 101 Switching Protocols\r\n"
+    b"Upgrade: websocket\r\n"
+    b"Connection: Upgrade\r\n"
+    b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
+    b"Sec-WebSocket-Protocol: sip\r\n"
+    b"\r\n"
+)
+
+
+def ws_frame(
+    payload: bytes,
+    opcode: int = 1,
+    fin: bool = True,
+    key: bytes | None = None,
+    rsv: int = 0,
+    length_bytes: int | None = None,
+) -> bytes:
+    """One WebSocket frame (RFC 6455 section 5.2). ``key``: 4-byte masking key (client frames);
+    ``length_bytes``: force the 16-bit (2) or 64-bit (8) extended length encoding."""
+    n = len(payload)
+    b0 = (0x80 if fin else 0) | (rsv << 4) | opcode
+    mask = 0x80 if key is not None else 0
+    if length_bytes is None:
+        length_bytes = 0 if n < 126 else 2 if n < 65536 else 8
+    if length_bytes == 0:
+        head = struct.pack("!BB", b0, mask | n)
+    elif length_bytes == 2:
+        head = struct.pack("!BBH", b0, mask | 126, n)
+    else:
+        head = struct.pack("!BBQ", b0, mask | 127, n)
+    if key is None:
+        return head + payload
+    masked = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+    return head + key + masked

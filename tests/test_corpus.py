@@ -24,12 +24,7 @@ from sip_otel.pipeline import Pipeline, PipelineConfig
 
 # Captures we do not (yet) decode, one line each with the reason.
 EXCLUDED: dict[str, str] = {
-    "arkime_gtp-iphone.pcap": "SIP inside GTP-U (mobile core tunnel): GTP not decoded yet",
-    "heplify_erspan_sip_ipv4_udp.pcapng": "SIP mirrored in GRE/ERSPAN: GRE not decoded yet",
-    "ndpi_gre.pcapng": "the only SIP is inside GRE + PPP: GRE not decoded yet",
     "heplify_sip_sctp.pcap": "SIP over SCTP: SCTP not decoded yet (TCP/UDP only)",
-    "heplify_sip_tcp_websocket.pcap": "11 of its 39 messages are SIP over WebSocket (RFC 7118): "
-    "WebSocket framing not decoded yet",
     "ndpi_fuzz-2006-06-26-2594.pcap": "fuzzed copy of a capture (random byte corruption): tshark "
     "and we disagree on damaged messages by design; covered by the property tests instead",
 }

@@ -111,7 +111,7 @@ def test_udp_length_shorter_than_ip_payload_trims() -> None:
     ("packet", "slug"),
     [
         (ipv4(b"\x08\x00" + b"\0" * 30, proto=1), "skipped.ip_protocol"),  # ICMP
-        (ipv4(b"\0" * 40, proto=47), "skipped.ip_protocol"),  # GRE
+        (ipv4(b"\0" * 40, proto=50), "skipped.ip_protocol"),  # ESP
         (ipv4(udp(b"\x80" * 172, 20000, 20002)), "skipped.port"),  # RTP
         (ipv4(udp(b"", 5060, 5060)), "skipped.empty_payload"),
         (ipv4(tcp(b"GET / HTTP/1.1\r\n", 1, dport=80), proto=6), "skipped.port"),

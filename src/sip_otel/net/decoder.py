@@ -9,8 +9,13 @@ original bytes (no slicing until a payload is handed out):
     IPv4 (options, padding trimmed by total length) | IPv6 (extension headers)
       fragments -> fragments.py (a completed datagram continues from here)
       IP-in-IP / 6in4 / 4in6 -> back to IPv4/IPv6, at most ``max_tunnel_depth`` times
+      GRE (ERSPAN, bridged Ethernet, PPTP's PPP) -> gre.py -> back to IPv4/IPv6 (same bound)
+    UDP to port 2152 -> GTP-U G-PDU -> gtp.py -> back to IPv4/IPv6 (same bound), before
+      the SIP port filter
     UDP -> one SipPayload with the whole datagram payload
     TCP -> tcp.py stream reassembly -> StreamFramer -> one SipPayload per SIP message
+      (a flow opening with a SIP WebSocket handshake: WebSocketFramer, websocket.py, one
+      SipPayload per WebSocket data message, transport still TCP)
 
 Outcomes that produce no payload are counted in the shared :class:`Reasons`:
 ``net.<reason>`` for malformed input, ``skipped.<reason>`` for traffic that is fine but not
@@ -24,7 +29,8 @@ Only packet time is used: ``handle_timer(now_ns)`` expires fragment sets and idl
 
 Port filter: a UDP datagram or TCP flow is SIP when its source or destination port is in
 ``sip_ports``; with ``all_ports`` also when the payload (for TCP: the first data segment seen)
-starts with a SIP request or status line (:func:`looks_like_sip`).
+starts with a SIP request or status line (:func:`looks_like_sip`), or (TCP) with a SIP
+WebSocket upgrade request (:func:`is_sip_upgrade`). GTP-U is unwrapped before this filter.
 
 Reason slugs (all of them):
 
@@ -34,11 +40,16 @@ Reason slugs (all of them):
   skipped.ethertype, skipped.ppp_protocol, skipped.address_family
 - IP: net.truncated_ipv4, net.bad_ipv4_header, net.truncated_ipv6, net.bad_ipv6_header,
   net.bad_ipv6_fragment, net.tunnel_too_deep; skipped.ip_protocol, skipped.no_next_header
+- GRE: net.truncated_gre, net.bad_gre; skipped.gre_protocol, skipped.ppp_protocol,
+  skipped.empty_payload (PPTP acknowledgements), inner Ethernet: the link slugs
+- GTP-U: net.truncated_gtp, net.bad_gtp_header, net.bad_ip_version; skipped.gtp_message
 - fragments: net.bad_fragment_length, net.fragment_too_large, net.fragment_inconsistent,
   net.fragment_overlap, net.fragment_duplicate, net.fragment_too_many
 - UDP/TCP: net.truncated_udp, net.bad_udp_length, net.truncated_tcp, net.bad_tcp_header;
   skipped.port, skipped.not_sip, skipped.empty_payload
 - TCP streams: tcp.out_of_order, tcp.retransmission, tcp.gap
+- WebSocket: net.bad_websocket_frame, net.bad_websocket_handshake;
+  skipped.websocket_refused, skipped.websocket_compressed
 - framing: sip_framing.missing_content_length, sip_framing.bad_content_length,
   sip_framing.resync, sip_framing.too_large, sip_framing.incomplete
 - evictions: fragments.capacity, fragments.memory, fragments.timeout, tcp_flows.capacity,
@@ -52,9 +63,12 @@ from dataclasses import dataclass
 
 from sip_otel.errors import DecodeError, Reasons
 from sip_otel.net.fragments import FragmentTable
+from sip_otel.net.gre import IPPROTO_GRE, decap_gre
+from sip_otel.net.gtp import GTPU_PORT, decap_gtpu
 from sip_otel.net.link import ETHERTYPE_IPV4, ETHERTYPE_IPV6, LINK_DECODERS
-from sip_otel.net.tcp import TCP_RST, TCP_SYN, TcpTable
+from sip_otel.net.tcp import TCP_RST, TCP_SYN, FlowKey, TcpStream, TcpTable
 from sip_otel.net.types import LINKTYPE_ETHERNET, PROTO_TCP, PROTO_UDP, SipPayload
+from sip_otel.net.websocket import WebSocketFramer, is_sip_upgrade
 from sip_otel.sip.framing import looks_like_sip
 
 __all__ = ["FrameDecoder", "NetLimits"]
@@ -93,7 +107,7 @@ class NetLimits:
     # Largest SIP message framed on a stream: real INVITEs with SDP are 1-4 KiB, but a 64 KiB
     # body plus headers is legal and seen in tests (suricata sip-body-large); twice 64 KiB.
     max_sip_message_bytes: int = 128 * 1024
-    # IP-in-IP nesting; real tunnels nest once or twice.
+    # Tunnel nesting (IP-in-IP, GRE, GTP-U); real tunnels nest once or twice.
     max_tunnel_depth: int = 4
 
 
@@ -112,8 +126,12 @@ _IPV6_AH = 51
 _IPV6_NO_NEXT = 59
 _IPIP = 4
 _IPV6_IN_IP = 41
+_GTPU = 0x100  # not an IP protocol number: marks a GTP-U payload for _tunnel
 # Fragmented datagrams worth reassembling (others are counted as skipped protocols at once).
-_REASSEMBLE = frozenset({PROTO_UDP, PROTO_TCP, _IPIP, _IPV6_IN_IP, *_IPV6_EXT, _IPV6_AH})
+_REASSEMBLE = frozenset(
+    {PROTO_UDP, PROTO_TCP, _IPIP, _IPV6_IN_IP, IPPROTO_GRE, *_IPV6_EXT, _IPV6_AH}
+)
+_TUNNELS = frozenset({_IPIP, _IPV6_IN_IP, IPPROTO_GRE})
 
 
 class FrameDecoder:
@@ -220,10 +238,10 @@ class FrameDecoder:
             p = 0
             end = len(data)
         if proto == PROTO_UDP:
-            self._udp(ts, data, p, end, hdr, off + 12, 4, out)
+            self._udp(ts, data, p, end, hdr, off + 12, 4, depth, out)
         elif proto == PROTO_TCP:
             self._tcp_segment(ts, data, p, end, hdr, off + 12, 4, out)
-        elif proto in (_IPIP, _IPV6_IN_IP):
+        elif proto in _TUNNELS:
             self._tunnel(ts, data, p, end, depth, proto, out)
         else:
             self._reasons.add("skipped.ip_protocol")
@@ -242,8 +260,16 @@ class FrameDecoder:
             raise DecodeError("net.tunnel_too_deep")
         if proto == _IPIP:
             self._ipv4(ts, data, off, end, depth + 1, out)
-        else:
+        elif proto == _IPV6_IN_IP:
             self._ipv6(ts, data, off, end, depth + 1, out)
+        else:
+            etype, off, end = (
+                decap_gre(data, off, end) if proto == IPPROTO_GRE else decap_gtpu(data, off, end)
+            )
+            if etype == ETHERTYPE_IPV4:
+                self._ipv4(ts, data, off, end, depth + 1, out)
+            else:
+                self._ipv6(ts, data, off, end, depth + 1, out)
 
     def _ipv6(
         self, ts: int, data: bytes, off: int, end: int, depth: int, out: list[SipPayload]
@@ -262,7 +288,7 @@ class FrameDecoder:
         reassembled = False
         while True:
             if nh == PROTO_UDP:
-                self._udp(ts, data, p, end, hdr, off + 8, 16, out)
+                self._udp(ts, data, p, end, hdr, off + 8, 16, depth, out)
                 return
             if nh == PROTO_TCP:
                 self._tcp_segment(ts, data, p, end, hdr, off + 8, 16, out)
@@ -306,7 +332,7 @@ class FrameDecoder:
                 end = len(data)
                 reassembled = True
                 continue
-            if nh in (_IPIP, _IPV6_IN_IP):
+            if nh in _TUNNELS:
                 self._tunnel(ts, data, p, end, depth, nh, out)
                 return
             self._reasons.add(
@@ -325,6 +351,7 @@ class FrameDecoder:
         hdr: bytes,
         aoff: int,
         alen: int,
+        depth: int,
         out: list[SipPayload],
     ) -> None:
         if end - off < 8:
@@ -343,6 +370,10 @@ class FrameDecoder:
             return
         ports = self._ports
         if sport not in ports and dport not in ports:
+            # G-PDUs go to 2152 from any source port (TS 29.281 section 4.4.2).
+            if dport == GTPU_PORT:
+                self._tunnel(ts, data, off, end, depth, _GTPU, out)
+                return
             if not self._all_ports:
                 self._reasons.add("skipped.port")
                 return
@@ -390,15 +421,46 @@ class FrameDecoder:
             if hlf & TCP_RST:
                 table.close((dst, dport, src, sport))
                 return
-            if port_ok:
+            if off < end and data.startswith(b"GET ", off) and is_sip_upgrade(data, off, end):
+                stream = self._websocket(ts, key, None)
+            elif port_ok:
                 if off == end and not hlf & TCP_SYN:
                     return  # a bare ACK/FIN of a flow we do not follow
+                stream = table.open(key, ts)
             elif off == end or not looks_like_sip(data, off, end):
                 self._reasons.add("skipped.not_sip")
                 return
-            stream = table.open(key, ts)
+            else:
+                stream = table.open(key, ts)
+        elif (
+            not stream.next_pos
+            and off < end
+            and data.startswith(b"GET ", off)
+            and is_sip_upgrade(data, off, end)
+        ):  # a flow opened by its SYN on a SIP port turns out to be WebSocket
+            self._websocket(ts, key, stream)
         msgs = table.segment(key, stream, ts, seq, hlf, data[off:end] if off < end else b"")
         if hlf & TCP_RST:
             table.close((dst, dport, src, sport))
         for msg in msgs:
             out.append(SipPayload(ts, PROTO_TCP, src, sport, dst, dport, msg))
+
+    def _websocket(self, ts: int, key: FlowKey, stream: TcpStream | None) -> TcpStream:
+        """Both directions of a connection starting a SIP WebSocket handshake (RFC 7118):
+        WebSocket framers, the reverse one expecting the server's 101."""
+        reasons = self._reasons
+        limit = self.limits.max_sip_message_bytes
+        table = self._tcp
+        client = WebSocketFramer(reasons, limit, response=False)
+        if stream is None:
+            stream = table.open(key, ts, client)
+        else:
+            stream.framer = client
+        rkey = (key[2], key[3], key[0], key[1])
+        server = WebSocketFramer(reasons, limit, response=True)
+        back = table.flows.get(rkey)
+        if back is None:
+            table.open(rkey, ts, server)
+        elif not back.next_pos:
+            back.framer = server
+        return stream

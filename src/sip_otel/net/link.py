@@ -30,8 +30,11 @@ __all__ = [
     "ETHERTYPE_PPPOE_SESSION",
     "LINK_DECODERS",
     "MAX_VLAN_TAGS",
+    "PPP_IPV4",
+    "PPP_IPV6",
     "VLAN_ETHERTYPES",
     "LinkDecoder",
+    "decode_ethernet_at",
 ]
 
 ETHERTYPE_IPV4 = 0x0800
@@ -102,6 +105,13 @@ def decode_ethernet(data: bytes) -> tuple[int, int, int]:
     if etype in (ETHERTYPE_IPV4, ETHERTYPE_IPV6):
         return etype, 14, n
     return _ethertype(data, etype, 14, n)
+
+
+def decode_ethernet_at(data: bytes, off: int, end: int) -> tuple[int, int, int]:
+    """An Ethernet II frame inside another packet (bridged or mirrored in a tunnel)."""
+    if end - off < 14:
+        raise DecodeError("net.truncated_ethernet")
+    return _ethertype(data, _U16.unpack_from(data, off + 12)[0], off + 14, end)
 
 
 def decode_linux_sll(data: bytes) -> tuple[int, int, int]:

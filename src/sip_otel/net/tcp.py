@@ -1,4 +1,5 @@
-"""TCP stream reassembly per flow direction, feeding a SIP :class:`StreamFramer`. Sans-IO.
+"""TCP stream reassembly per flow direction, feeding a SIP :class:`StreamFramer` (or another
+:class:`Framer`: WebSocket for RFC 7118 flows). Sans-IO.
 
 Theory of operation
 -------------------
@@ -30,11 +31,12 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from heapq import heappop, heappush
+from typing import Protocol
 
 from sip_otel.errors import Reasons
 from sip_otel.sip.framing import StreamFramer
 
-__all__ = ["TCP_FIN", "TCP_RST", "TCP_SYN", "FlowKey", "TcpStream", "TcpTable"]
+__all__ = ["TCP_FIN", "TCP_RST", "TCP_SYN", "FlowKey", "Framer", "TcpStream", "TcpTable"]
 
 TCP_FIN = 0x01
 TCP_SYN = 0x02
@@ -44,6 +46,16 @@ _MASK = 0xFFFFFFFF
 _HALF = 0x80000000
 
 FlowKey = tuple[bytes, int, bytes, int]
+
+
+class Framer(Protocol):
+    """What a stream feeds its in-order bytes to: SIP framing, or WebSocket then SIP."""
+
+    def feed(self, data: bytes) -> list[bytes]: ...
+
+    def reset(self) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class TcpStream:
@@ -60,8 +72,8 @@ class TcpStream:
         "next_seq",
     )
 
-    def __init__(self, framer: StreamFramer, ts_ns: int) -> None:
-        self.framer = framer
+    def __init__(self, framer: Framer, ts_ns: int) -> None:
+        self.framer: Framer = framer
         self.last_ts = ts_ns
         self.isn = -1  # initial sequence number, if the SYN was seen
         self.next_seq = -1  # unknown until the SYN or the first segment
@@ -113,14 +125,17 @@ class TcpTable:
     def __len__(self) -> int:
         return len(self.flows)
 
-    def open(self, key: FlowKey, ts_ns: int) -> TcpStream:
-        """Start tracking a flow direction (evicting the least recently used if full)."""
+    def open(self, key: FlowKey, ts_ns: int, framer: Framer | None = None) -> TcpStream:
+        """Start tracking a flow direction (evicting the least recently used if full); SIP
+        framing unless another framer is given."""
         flows = self.flows
         if len(flows) >= self._max_flows:
             old_key = next(iter(flows))
             self._close(old_key, flows[old_key], count=False)
             self._evict("capacity")
-        stream = flows[key] = TcpStream(StreamFramer(self._reasons, self._max_message), ts_ns)
+        if framer is None:
+            framer = StreamFramer(self._reasons, self._max_message)
+        stream = flows[key] = TcpStream(framer, ts_ns)
         return stream
 
     def segment(
