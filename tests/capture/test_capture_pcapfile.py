@@ -122,6 +122,8 @@ def test_not_a_capture(tmp_path: Path) -> None:
         PcapReader(str(p))
     with pytest.raises(CaptureFileError, match="cannot open"):
         PcapReader(str(tmp_path / "missing.pcap"))
+    with pytest.raises(CaptureFileError, match="not a regular file"):
+        PcapReader(str(tmp_path))
 
 
 def test_batches_are_bounded(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import stat
 import struct
 from collections.abc import Iterator
 from typing import BinaryIO
@@ -51,11 +52,19 @@ class PcapReader:
             self._fd = os.open(path, os.O_RDONLY)
         except OSError as e:
             raise CaptureFileError(f"{path}: cannot open: {e.strerror}") from None
-        self.size = os.fstat(self._fd).st_size
+        st = os.fstat(self._fd)
+        self.size = st.st_size
+        if not stat.S_ISREG(st.st_mode):
+            os.close(self._fd)
+            raise CaptureFileError(f"{path}: not a regular file (a directory, device or pipe)")
         if self.size == 0:
             os.close(self._fd)
             raise CaptureFileError(f"{path}: empty file, not a capture")
-        self._map = mmap.mmap(self._fd, 0, access=mmap.ACCESS_READ)
+        try:
+            self._map = mmap.mmap(self._fd, 0, access=mmap.ACCESS_READ)
+        except OSError as e:
+            os.close(self._fd)
+            raise CaptureFileError(f"{path}: cannot map the file: {e.strerror}") from None
         head = self._map[:4]
         if head in _PCAP_MAGICS:
             self.format = "pcap"
