@@ -74,17 +74,14 @@ def test_no_capabilities_one_line_naming_them(tmp_path: Path) -> None:
                            "docs/capture.md")
 
 
-@pytest.mark.live
-def test_without_bpf_capabilities_falls_back_to_afpacket(tmp_path: Path) -> None:
-    reason = _caps_reason()
-    if reason:
-        pytest.skip(reason)
+def first_log_line(cmd: list[str],
+                   env: dict[str, str] | None = None) -> tuple[str, str, int | None]:
+    """Start the agent command in a fresh netns, read its first log line, then SIGTERM it.
+    Returns (first line, the rest of its output, exit code)."""
     ns = NetNs("p")
     try:
-        proc = subprocess.Popen(
-            [*ns.exec_prefix(), "capsh", "--drop=cap_bpf,cap_perfmon,cap_sys_admin", "--", "-c",
-             f"exec {PYTHON} -m sip_otel run --interface lo"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO)
+        proc = subprocess.Popen([*ns.exec_prefix(), *cmd], stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, cwd=REPO, env=env)
         try:
             assert proc.stdout is not None
             first = proc.stdout.readline()
@@ -93,9 +90,20 @@ def test_without_bpf_capabilities_falls_back_to_afpacket(tmp_path: Path) -> None
             out, _ = proc.communicate(timeout=10)
     finally:
         ns.close()
+    return first, out, proc.returncode
+
+
+@pytest.mark.live
+def test_without_bpf_capabilities_falls_back_to_afpacket(tmp_path: Path) -> None:
+    reason = _caps_reason()
+    if reason:
+        pytest.skip(reason)
+    first, out, rc = first_log_line(
+        ["capsh", "--drop=cap_bpf,cap_perfmon,cap_sys_admin", "--", "-c",
+         f"exec {PYTHON} -m sip_otel run --interface lo"])
     assert "capture path afpacket on lo" in first, first + out
     assert "eBPF unavailable" in first and "CAP_BPF" in first
-    assert proc.returncode == 0, first + out
+    assert rc == 0, first + out
 
 
 # --- the main loop, with fakes (no I/O beyond a pipe) ---------------------------------------
@@ -207,20 +215,9 @@ def test_filter_that_does_not_compile_falls_back(tmp_path: Path) -> None:
         pytest.skip(reason)
     broken = tmp_path / "broken.c"
     broken.write_text("int sip_filter(struct __sk_buff *skb) { return nonsense; }\n")
-    ns = NetNs("p")
-    try:
-        proc = subprocess.Popen(
-            [*ns.exec_prefix(), str(PYTHON), "-m", "sip_otel", "run", "--interface", "lo"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO,
-            env={**os.environ, "SIP_OTEL_BPF_SOURCE": str(broken)})
-        try:
-            assert proc.stdout is not None
-            first = proc.stdout.readline()
-        finally:
-            proc.terminate()
-            out, _ = proc.communicate(timeout=10)
-    finally:
-        ns.close()
+    first, out, rc = first_log_line(
+        [str(PYTHON), "-m", "sip_otel", "run", "--interface", "lo"],
+        env={**os.environ, "SIP_OTEL_BPF_SOURCE": str(broken)})
     assert "capture path afpacket on lo" in first, first + out
     assert "eBPF filter failed to compile or load" in first and "nonsense" in first, first
-    assert proc.returncode == 0, first + out
+    assert rc == 0, first + out
