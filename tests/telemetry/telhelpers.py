@@ -75,6 +75,18 @@ def filled() -> tuple[PipelineStats, Reasons, dict[str, int]]:
     return s, reasons, gauges
 
 
+def expect_hist(exp: dict[SampleKey, float], name: str, bounds: tuple[float, ...],
+                values: list[float], **labels: str) -> None:
+    """Add the exposition samples (_bucket per bound and +Inf, _count, _sum) that a histogram
+    holding exactly ``values`` must show; the counts are computed from the values by hand."""
+    for le in bounds:
+        exp[(name + "_bucket", frozenset({"le": str(le), **labels}.items()))] = sum(
+            1 for v in values if v <= le)
+    exp[(name + "_bucket", frozenset({"le": "+Inf", **labels}.items()))] = len(values)
+    exp[(name + "_count", frozenset(labels.items()))] = len(values)
+    exp[(name + "_sum", frozenset(labels.items()))] = sum(values)
+
+
 def parse(text: str) -> tuple[dict[str, str], dict[SampleKey, float]]:
     """(family name -> type, (sample name, labels) -> value) of an exposition text."""
     types: dict[str, str] = {}

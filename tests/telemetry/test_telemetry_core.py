@@ -7,7 +7,15 @@ import urllib.request
 from collections.abc import Iterator
 
 import pytest
-from telhelpers import LATER_COUNTERS, LATER_GAUGES, SEED_COUNTERS, SEED_GAUGES, filled, parse
+from telhelpers import (
+    LATER_COUNTERS,
+    LATER_GAUGES,
+    SEED_COUNTERS,
+    SEED_GAUGES,
+    expect_hist,
+    filled,
+    parse,
+)
 
 from sip_otel.errors import Reasons
 from sip_otel.stats import DELAY_BUCKETS_S, DURATION_BUCKETS_S, PipelineStats
@@ -78,21 +86,13 @@ def expected_samples() -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
         ("sip_otel_build_info", L(version="0.1.0", capture="ebpf")): 1,
     })
 
-    def hist(name: str, bounds: tuple[float, ...], values: list[float],
-             labels: dict[str, str]) -> None:
-        for le in bounds:
-            exp[(name + "_bucket", L(le=str(le), **labels))] = sum(1 for v in values if v <= le)
-        exp[(name + "_bucket", L(le="+Inf", **labels))] = len(values)
-        exp[(name + "_count", L(**labels))] = len(values)
-        exp[(name + "_sum", L(**labels))] = sum(values)
-
-    hist("sip_rfc6076_srd_seconds", DELAY_BUCKETS_S, [0.005, 0.3], {"result": "success"})
-    hist("sip_rfc6076_srd_seconds", DELAY_BUCKETS_S, [40.0], {"result": "failure"})
-    hist("sip_rfc6076_sdd_seconds", DELAY_BUCKETS_S, [], {"result": "success"})
-    hist("sip_rfc6076_sdd_seconds", DELAY_BUCKETS_S, [], {"result": "failure"})
-    hist("sip_rfc6076_sdt_seconds", DURATION_BUCKETS_S, [9.0], {"result": "success"})
-    hist("sip_rfc6076_sdt_seconds", DURATION_BUCKETS_S, [], {"result": "failure"})
-    hist("sip_rfc6076_rrd_seconds", DELAY_BUCKETS_S, [], {})
+    expect_hist(exp, "sip_rfc6076_srd_seconds", DELAY_BUCKETS_S, [0.005, 0.3], result="success")
+    expect_hist(exp, "sip_rfc6076_srd_seconds", DELAY_BUCKETS_S, [40.0], result="failure")
+    expect_hist(exp, "sip_rfc6076_sdd_seconds", DELAY_BUCKETS_S, [], result="success")
+    expect_hist(exp, "sip_rfc6076_sdd_seconds", DELAY_BUCKETS_S, [], result="failure")
+    expect_hist(exp, "sip_rfc6076_sdt_seconds", DURATION_BUCKETS_S, [9.0], result="success")
+    expect_hist(exp, "sip_rfc6076_sdt_seconds", DURATION_BUCKETS_S, [], result="failure")
+    expect_hist(exp, "sip_rfc6076_rrd_seconds", DELAY_BUCKETS_S, [])
     return exp
 
 

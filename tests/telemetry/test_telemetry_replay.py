@@ -8,7 +8,7 @@ import io
 from pathlib import Path
 
 import pytest
-from telhelpers import LATER_COUNTERS, SEED_COUNTERS, parse, write_capture
+from telhelpers import LATER_COUNTERS, SEED_COUNTERS, expect_hist, parse, write_capture
 
 from sip_otel.cli import main
 from sip_otel.errors import Reasons
@@ -36,16 +36,6 @@ def test_flags_and_none_without_export() -> None:
         assert "sip_exporter_invite_total 0.0" in tel.render_prometheus()
     finally:
         tel.shutdown()
-
-
-def _hist(exp: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str,
-          bounds: tuple[float, ...], values: list[float], **labels: str) -> None:
-    for le in bounds:
-        exp[(name + "_bucket", frozenset({"le": str(le), **labels}.items()))] = sum(
-            1 for v in values if v <= le)
-    exp[(name + "_bucket", frozenset({"le": "+Inf", **labels}.items()))] = len(values)
-    exp[(name + "_count", frozenset(labels.items()))] = len(values)
-    exp[(name + "_sum", frozenset(labels.items()))] = sum(values)
 
 
 def test_replay_prometheus_golden(tmp_path: Path) -> None:
@@ -94,13 +84,13 @@ def test_replay_prometheus_golden(tmp_path: Path) -> None:
         ("sip_otel_frames_total", E): 9,
         ("sip_otel_build_info", lab(version="0.1.0", capture="file")): 1,
     })
-    _hist(exp, "sip_rfc6076_srd_seconds", DELAY_BUCKETS_S, [0.3], result="success")
-    _hist(exp, "sip_rfc6076_srd_seconds", DELAY_BUCKETS_S, [], result="failure")
-    _hist(exp, "sip_rfc6076_sdd_seconds", DELAY_BUCKETS_S, [0.05], result="success")
-    _hist(exp, "sip_rfc6076_sdd_seconds", DELAY_BUCKETS_S, [], result="failure")
-    _hist(exp, "sip_rfc6076_sdt_seconds", DURATION_BUCKETS_S, [30.0], result="success")
-    _hist(exp, "sip_rfc6076_sdt_seconds", DURATION_BUCKETS_S, [], result="failure")
-    _hist(exp, "sip_rfc6076_rrd_seconds", DELAY_BUCKETS_S, [0.08])
+    expect_hist(exp, "sip_rfc6076_srd_seconds", DELAY_BUCKETS_S, [0.3], result="success")
+    expect_hist(exp, "sip_rfc6076_srd_seconds", DELAY_BUCKETS_S, [], result="failure")
+    expect_hist(exp, "sip_rfc6076_sdd_seconds", DELAY_BUCKETS_S, [0.05], result="success")
+    expect_hist(exp, "sip_rfc6076_sdd_seconds", DELAY_BUCKETS_S, [], result="failure")
+    expect_hist(exp, "sip_rfc6076_sdt_seconds", DURATION_BUCKETS_S, [30.0], result="success")
+    expect_hist(exp, "sip_rfc6076_sdt_seconds", DURATION_BUCKETS_S, [], result="failure")
+    expect_hist(exp, "sip_rfc6076_rrd_seconds", DELAY_BUCKETS_S, [0.08])
     # frame bytes: 14 Ethernet + 20 IPv4 + 8 UDP per frame, plus the SIP payloads
     payload_bytes = cap.stat().st_size - 24 - 9 * 16 - 9 * 42
     exp[("sip_otel_received_bytes_total", E)] = 9 * 42 + payload_bytes
