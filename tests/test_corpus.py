@@ -63,7 +63,7 @@ def oracle_counts(name: str) -> tuple[Counter[str], Counter[str]]:
             if name in ICMP_QUOTED and "," in row[isrc]:
                 continue
             for m in filter(None, row[im].split(",")):
-                requests[m.upper()] += 1
+                requests[m] += 1
             for c in filter(None, row[ic].split(",")):
                 responses[c] += 1
     return requests, responses

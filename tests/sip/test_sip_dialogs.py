@@ -185,6 +185,32 @@ def test_forking_two_2xx_two_dialogs_one_attempt() -> None:
     assert f.tracker.gauges()["sessions"] == 2
 
 
+def test_forked_2xx_of_an_early_dialog_keeps_its_one_srd() -> None:
+    """b2 got its SRD at its 180 (booked with b1's 200); its own 200 adds none (§4.3.1, §5.4)."""
+    f = Flow()
+    inv = f.req("INVITE", 0.0)
+    f.resp(inv, 180, 0.100, to_tag="b1")
+    f.resp(inv, 180, 0.200, to_tag="b2")
+    f.resp(inv, 200, 1.0, to_tag="b1")
+    f.resp(inv, 200, 1.5, to_tag="b2")
+    c = f.stats.rfc6076
+    assert (c.invite_attempts, c.invite_success) == (1, 1)
+    assert samples(c.srd_success) == (2, approx(0.300))  # 0.1 (b1) + 0.2 (b2), nothing at 1.5
+    assert f.tracker.gauges()["sessions"] == 2
+    f.tracker.finish(ns(5.0))
+    srd = {r.to_tag: r.srd_s for r in dialog_records(f)}
+    assert srd == {"b1": approx(0.100), "b2": approx(0.200)}
+
+
+def test_forked_2xx_without_provisional_gets_its_srd_at_the_2xx() -> None:
+    f = Flow()
+    inv = f.req("INVITE", 0.0)
+    f.resp(inv, 180, 0.100, to_tag="b1")
+    f.resp(inv, 200, 1.0, to_tag="b1")
+    f.resp(inv, 200, 1.5, to_tag="b2")  # no 18x from b2: its dialog's SRD ends at its 2xx
+    assert samples(f.stats.rfc6076.srd_success) == (2, approx(1.600))
+
+
 def test_reinvite_is_not_an_attempt() -> None:
     f = Flow()
     f.call(0.0, call_id="call-1")  # INVITE 0, 200 at 1.0, ACK

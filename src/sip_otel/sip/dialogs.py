@@ -411,9 +411,15 @@ class DialogLayer:
                               att.early[tag] - att.srd_start_ns, out)  # fmt: skip
                 out.append(attempt_ended("answered", status, "", srd, None))
             elif att.state == ANSWERED:
-                srd_ns = now - att.srd_start_ns
-                self._confirm(att, tag, msg, srd_ns, out)
-                out.append(ForkedDialogConfirmed(srd_ns))
+                early_ns = att.early.get(tag)
+                if early_ns is not None:
+                    # Its early dialog got its SRD at the 18x (booked with the first 2xx):
+                    # one SRD per dialog (RFC 6076 §4.3.1, §5.4), and the record carries it.
+                    self._confirm(att, tag, msg, early_ns - att.srd_start_ns, out)
+                else:
+                    srd_ns = now - att.srd_start_ns
+                    self._confirm(att, tag, msg, srd_ns, out)
+                    out.append(ForkedDialogConfirmed(srd_ns))
             return
         if att.state != PROCEEDING:
             return

@@ -2,8 +2,8 @@
 
 One object per message, filled by :mod:`sip_otel.sip.parser`. Parsed data is trusted and not
 re-validated downstream (the h11 rule). Header values that are absent are ``None`` (numbers) or
-``""`` (strings). Methods are upper-case as on the wire (RFC 3261 method tokens are
-case-sensitive; we upper-case for counting and keep unknown tokens).
+``""`` (strings). Methods are kept as on the wire (RFC 3261 §7.1: method tokens are
+case-sensitive, so ``invite`` is an unknown method, not INVITE).
 """
 
 from __future__ import annotations

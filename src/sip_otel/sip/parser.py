@@ -31,8 +31,9 @@ Decisions (RFC 3261 sections in brackets):
   ``body_length`` = bytes present). Bytes after a body are the next message if they start
   like one; otherwise ``skipped.sip_trailing_bytes`` (§18.3: discard them).
 * Header values are decoded as UTF-8 with U+FFFD replacement: strings are always exportable.
-* Methods are upper-cased (interned for the RFC 3261/extension set); a response's ``method`` is
-  its CSeq method. Header names are case-insensitive, compact forms included (headers.py).
+* Methods are case-sensitive (§7.1): ``invite`` is an unknown method, not INVITE, and is kept
+  as spelt (as tshark counts it); a response's ``method`` is its CSeq method. Header names
+  are case-insensitive, compact forms included (headers.py).
 
 Speed: one ``bytes.find`` for the end of headers, one decode and one split of the header block,
 then per line one ``str.partition`` and one dict lookup mapping the name to a small code; only
@@ -139,14 +140,14 @@ _KNOWN_METHODS = {
 
 
 def _method(token: str) -> str | None:
-    """Upper-cased method token, or None if it is not an RFC 3261 token."""
+    """The method token as on the wire (RFC 3261 §7.1: case-sensitive), or None if it is not
+    an RFC 3261 token."""
     known = _KNOWN_METHODS.get(token)
     if known is not None:
         return known
     if not is_token(token):
         return None
-    up = token.upper()
-    return _KNOWN_METHODS.get(up, up)
+    return token
 
 
 def _start_line(line: str) -> tuple[bool, str, int, str, str]:
