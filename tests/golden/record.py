@@ -1,0 +1,96 @@
+"""Record the replay outputs of every corpus capture (the golden files the golden test checks).
+
+Run from the repository root with the project's venv:
+
+    .venv/bin/python tests/golden/record.py [--out DIR]
+
+For each capture in ../shared/pcaps and each mode in :data:`MODES`, ``sip-otel replay`` runs
+in-process in the three formats (json, text, prometheus); timing fields are removed
+(:func:`normalise`) and the outputs are written to ``<out>/<format>.json.gz`` as one JSON object
+``{"<mode>/<capture>": output}``. The files in this folder were recorded from main as it was
+before the compiled core (commit c3d3720) with only the two corrections of issue 8 applied
+(case-sensitive methods, one SRD per forked dialog); see tests/test_golden.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gzip
+import io
+import json
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+SHARED_PCAPS = REPO.parent / "shared" / "pcaps"
+FORMATS = ("json", "text", "prometheus")
+# mode name -> extra replay arguments
+MODES: dict[str, tuple[str, ...]] = {
+    "default": (),
+    "all_ports": ("--all-ports",),
+    "all_ports_challenge_new": ("--all-ports", "--challenge-retry-new-attempt"),
+}
+# Timing fields: the only parts of an output that may differ between two runs.
+JSON_TIMING = ("elapsed_s", "messages_per_s", "frames_per_s")
+
+
+def captures() -> list[Path]:
+    if not SHARED_PCAPS.is_dir():
+        return []
+    return sorted(
+        p for p in SHARED_PCAPS.iterdir()
+        if p.is_file() and p.suffix in (".pcap", ".pcapng", ".cap")
+    )
+
+
+def normalise(fmt: str, out: str) -> str:
+    """Drop timing fields and the directory of the file name."""
+    if fmt == "json":
+        obj = json.loads(out)
+        for key in JSON_TIMING:
+            obj.pop(key, None)
+        obj["file"] = Path(obj["file"]).name
+        return json.dumps(obj, sort_keys=False)
+    if fmt == "text":
+        lines = []
+        for line in out.splitlines():
+            if line.startswith("elapsed "):
+                continue
+            if line.startswith("file "):
+                line = "file            " + Path(line[5:].strip()).name
+            lines.append(line)
+        return "\n".join(lines)
+    return out
+
+
+def replay(path: Path, fmt: str, extra: tuple[str, ...]) -> str:
+    from sip_otel.cli import main
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        code = main(["replay", str(path), "--format", fmt, "--progress", "never", *extra])
+    return f"exit {code}\n" + normalise(fmt, buf.getvalue())
+
+
+def record(out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = captures()
+    if not paths:
+        sys.exit(f"no captures in {SHARED_PCAPS}")
+    for fmt in FORMATS:
+        outputs: dict[str, str] = {}
+        for mode, extra in MODES.items():
+            for path in paths:
+                outputs[f"{mode}/{path.name}"] = replay(path, fmt, extra)
+        data = json.dumps(outputs, indent=0, sort_keys=True).encode()
+        with gzip.GzipFile(out_dir / f"{fmt}.json.gz", "wb", mtime=0) as fh:
+            fh.write(data)
+        print(f"{fmt}: {len(outputs)} outputs", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=HERE)
+    record(ap.parse_args().out)
