@@ -1,0 +1,182 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * sip-otel compiled core: what every layer shares (slices, byte loads, Python string rules).
+ *
+ * The core is sans-IO C: it takes bytes and packet times and returns counts, events and
+ * records. No file, socket or clock, and no Python.h: the Cython binding (_core.pyx) is the
+ * only place that knows Python. Layers include downward only:
+ *   so_common.h, so_reasons.h, so_hash.h, so_map.h, so_types.h
+ *   <- net (so_net.h: frames -> payloads)   <- sip (so_sip.h: payloads -> messages, framing)
+ *   <- track (so_track.h: messages -> events) <- pipeline (so_pipeline.h: the one pipeline)
+ *
+ * Memory safety: every read of input bytes is preceded by an explicit length check against
+ * the end of the buffer it belongs to (the code is fuzzed under ASan/UBSan, tests/fuzz/).
+ */
+#ifndef SO_COMMON_H
+#define SO_COMMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SO_LIKELY(x) __builtin_expect(!!(x), 1)
+#define SO_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define SO_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define SO_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+#define SO_NS_PER_S 1000000000LL
+
+/* A view of bytes owned by someone else (a frame, a stream buffer, a parser scratch area). */
+typedef struct so_slice {
+    const uint8_t *p;
+    uint32_t n;
+} so_slice;
+
+static inline so_slice so_slice_of(const uint8_t *p, size_t n) {
+    so_slice s = {p, (uint32_t)n};
+    return s;
+}
+
+static inline bool so_slice_eq(so_slice a, const char *lit) {
+    size_t n = strlen(lit);
+    return a.n == n && (n == 0 || memcmp(a.p, lit, n) == 0);
+}
+
+/* Big-endian / little-endian loads; callers have checked that the bytes exist. */
+static inline uint16_t so_be16(const uint8_t *p) { return (uint16_t)((p[0] << 8) | p[1]); }
+static inline uint32_t so_be32(const uint8_t *p) {
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+static inline uint64_t so_be64(const uint8_t *p) {
+    return ((uint64_t)so_be32(p) << 32) | so_be32(p + 4);
+}
+static inline uint16_t so_le16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+static inline uint32_t so_le32(const uint8_t *p) {
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+static inline uint64_t so_le64(const uint8_t *p) {
+    return (uint64_t)so_le32(p) | ((uint64_t)so_le32(p + 4) << 32);
+}
+
+/* Find a byte string in [p, p+n); returns its offset or -1 (memmem, bounded by n). */
+static inline long so_find(const uint8_t *p, size_t n, const char *needle, size_t k) {
+    if (k == 0)
+        return 0;
+    if (n < k)
+        return -1;
+    const uint8_t *hit = (const uint8_t *)memmem(p, n, needle, k);
+    return hit ? (long)(hit - p) : -1;
+}
+
+/* ---- Python ``str`` rules over UTF-8 bytes ---------------------------------------------
+ * The pure-Python pipeline this core replaced decoded header blocks as UTF-8 and used
+ * str.strip()/str.split(): their whitespace set is ASCII \t \n \v \f \r \x1c-\x1f and space,
+ * plus the non-ASCII whitespace code points (U+0085, U+00A0, U+1680, U+2000-U+200A, U+2028,
+ * U+2029, U+202F, U+205F, U+3000). These helpers give the same answers on the UTF-8 bytes, so
+ * values and keys are cut exactly where Python cut them. */
+static inline bool so_py_ascii_space(uint8_t c) {
+    return c == ' ' || (c >= '\t' && c <= '\r') || (c >= 0x1c && c <= 0x1f);
+}
+
+/* Length of a whitespace code point starting at p (0 if none). */
+static inline size_t so_py_space_at(const uint8_t *p, size_t n) {
+    if (n == 0)
+        return 0;
+    uint8_t c = p[0];
+    if (c < 0x80)
+        return so_py_ascii_space(c) ? 1 : 0;
+    if (c == 0xC2 && n >= 2 && (p[1] == 0x85 || p[1] == 0xA0))
+        return 2;
+    if (n < 3)
+        return 0;
+    if (c == 0xE1) /* U+1680 */
+        return (p[1] == 0x9A && p[2] == 0x80) ? 3 : 0;
+    if (c == 0xE2 && p[1] == 0x80) { /* U+2000-U+200A, U+2028, U+2029, U+202F */
+        uint8_t d = p[2];
+        return ((d >= 0x80 && d <= 0x8A) || d == 0xA8 || d == 0xA9 || d == 0xAF) ? 3 : 0;
+    }
+    if (c == 0xE2 && p[1] == 0x81) /* U+205F */
+        return p[2] == 0x9F ? 3 : 0;
+    if (c == 0xE3) /* U+3000 */
+        return (p[1] == 0x80 && p[2] == 0x80) ? 3 : 0;
+    return 0;
+}
+
+/* Length of a whitespace code point ending at p+n (0 if none). */
+static inline size_t so_py_space_before(const uint8_t *p, size_t n) {
+    if (n == 0)
+        return 0;
+    uint8_t c = p[n - 1];
+    if (c < 0x80)
+        return so_py_ascii_space(c) ? 1 : 0;
+    if (n >= 2 && p[n - 2] == 0xC2 && (c == 0x85 || c == 0xA0))
+        return 2;
+    if (n >= 3 && so_py_space_at(p + n - 3, 3) == 3)
+        return 3;
+    return 0;
+}
+
+/* str.strip() */
+static inline so_slice so_py_strip(so_slice s) {
+    size_t k;
+    while (s.n && (k = so_py_space_at(s.p, s.n)) != 0) {
+        s.p += k;
+        s.n -= (uint32_t)k;
+    }
+    while (s.n && (k = so_py_space_before(s.p, s.n)) != 0)
+        s.n -= (uint32_t)k;
+    return s;
+}
+
+/* str.rstrip(chars) / str.strip(chars) for a set of ASCII characters. */
+static inline so_slice so_strip_chars(so_slice s, const char *chars) {
+    while (s.n && strchr(chars, s.p[0]) && s.p[0])
+        s.p++, s.n--;
+    while (s.n && strchr(chars, s.p[s.n - 1]) && s.p[s.n - 1])
+        s.n--;
+    return s;
+}
+
+static inline so_slice so_rstrip_chars(so_slice s, const char *chars) {
+    while (s.n && strchr(chars, s.p[s.n - 1]) && s.p[s.n - 1])
+        s.n--;
+    return s;
+}
+
+/* Number of code points in valid UTF-8 (bytes that do not continue a sequence); for invalid
+ * sequences this approximates Python's replacement decoding. */
+static inline size_t so_utf8_len(const uint8_t *p, size_t n) {
+    size_t chars = 0;
+    for (size_t i = 0; i < n; i++)
+        chars += (p[i] & 0xC0) != 0x80;
+    return chars;
+}
+
+static inline uint8_t so_ascii_lower(uint8_t c) { return (c >= 'A' && c <= 'Z') ? c + 32 : c; }
+static inline uint8_t so_ascii_upper(uint8_t c) { return (c >= 'a' && c <= 'z') ? c - 32 : c; }
+
+/* Case-insensitive (ASCII) comparison of a slice with a lower-case literal. */
+static inline bool so_slice_ieq(so_slice a, const char *lower) {
+    size_t n = strlen(lower);
+    if (a.n != n)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (so_ascii_lower(a.p[i]) != (uint8_t)lower[i])
+            return false;
+    return true;
+}
+
+/* A growable byte buffer (stream reassembly, scratch space). ``cap`` never exceeds the
+ * limit its owner checks before appending. */
+typedef struct so_buf {
+    uint8_t *p;
+    size_t n, cap;
+} so_buf;
+
+bool so_buf_reserve(so_buf *b, size_t extra);
+bool so_buf_append(so_buf *b, const uint8_t *p, size_t n);
+void so_buf_consume(so_buf *b, size_t n); /* drop n bytes from the front */
+void so_buf_free(so_buf *b);
+
+#endif

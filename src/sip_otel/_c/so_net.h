@@ -1,0 +1,105 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * net: captured link-layer frames in, SIP transport payloads out. Sans-IO.
+ *
+ * ``so_net_feed(ts, linktype, data)`` walks one frame down the layers with offsets into the
+ * original bytes: link (table by LINKTYPE; VLAN stacks, PPPoE) -> IPv4 | IPv6 (fragments
+ * reassembled; IP-in-IP, GRE/ERSPAN, GTP-U unwrapped up to ``max_tunnel_depth``) -> UDP (one
+ * payload per datagram) | TCP (per-flow reassembly -> the injected SIP stream framer, or the
+ * WebSocket framer for RFC 7118 flows -> one payload per SIP message). Every payload goes to
+ * ``on_payload`` at once. Outcomes without a payload are counted in ``reasons``; table
+ * evictions in ``evictions``. Only packet time is used: so_net_handle_timer() expires
+ * fragment sets and idle TCP flows. Semantics (every reason, limit and order) are those of
+ * the pure-Python decoder this replaced; see docs/architecture.md.
+ *
+ * Capture files: so_pcap_* iterate classic pcap and pcapng records over a memory region
+ * (an mmap), with nanosecond timestamps.
+ */
+#ifndef SO_NET_H
+#define SO_NET_H
+
+#include "so_framer.h"
+#include "so_reasons.h"
+#include "so_types.h"
+
+typedef struct so_net_limits {
+    /* Concurrent datagrams being reassembled (Linux keeps <= 4 MiB of fragments). */
+    uint32_t max_fragment_sets;         /* 4096 */
+    int64_t fragment_timeout_ns;        /* 30 s (Linux ipfrag_time) */
+    uint32_t max_fragment_bytes;        /* 65535: the 16-bit IP length fields */
+    uint32_t max_fragments_per_set;     /* 256 */
+    uint64_t max_fragment_memory_bytes; /* 16 MiB over all sets */
+    uint32_t max_tcp_flows;             /* 65536 flow directions */
+    int64_t tcp_idle_timeout_ns;        /* 600 s */
+    uint32_t max_tcp_ooo_bytes_per_flow;    /* 256 KiB ahead of the in-order point */
+    uint32_t max_tcp_ooo_segments_per_flow; /* 1024 */
+    uint64_t max_tcp_ooo_bytes_total;       /* 64 MiB */
+    uint32_t max_sip_message_bytes;         /* 128 KiB on a stream */
+    uint32_t max_tunnel_depth;              /* 4 */
+} so_net_limits;
+
+void so_net_limits_default(so_net_limits *limits);
+
+typedef void (*so_payload_fn)(void *ctx, const so_payload *payload);
+
+typedef struct so_net_config {
+    so_net_limits limits;
+    uint8_t sip_ports[8192]; /* bitmap: bit (p & 7) of byte p >> 3 set = SIP port */
+    bool all_ports;
+    so_sniff_fn looks_like_sip;      /* the SIP sniff (sip layer) */
+    const so_framer_ops *sip_framer; /* SIP stream framing (sip layer) */
+    so_payload_fn on_payload;
+    void *ctx;
+    uint64_t *reasons;   /* [SO_N_REASONS], owned by the caller */
+    uint64_t *evictions; /* [SO_N_EVICTIONS], owned by the caller */
+} so_net_config;
+
+typedef struct so_net so_net;
+
+so_net *so_net_new(const so_net_config *cfg); /* NULL when memory runs out */
+void so_net_free(so_net *net);
+void so_net_feed(so_net *net, int64_t ts_ns, uint32_t linktype, const uint8_t *data, size_t len);
+void so_net_handle_timer(so_net *net, int64_t now_ns);
+size_t so_net_fragment_sets(const so_net *net);
+size_t so_net_tcp_flows(const so_net *net);
+
+/* ---- capture files -------------------------------------------------------------------------- */
+
+typedef enum so_pcap_status {
+    SO_PCAP_MORE = 0,  /* stopped at max_frames; call again */
+    SO_PCAP_END = 1,   /* the whole file was read */
+    SO_PCAP_ERROR = 2, /* corrupt or truncated: see err_* (frames before it were delivered) */
+} so_pcap_status;
+
+typedef struct so_pcap_iface {
+    uint32_t linktype;
+    uint64_t num, div; /* ns = ts * num / div */
+} so_pcap_iface;
+
+#define SO_PCAP_MAX_IFACES 256
+
+typedef struct so_pcap {
+    const uint8_t *buf;
+    size_t size;
+    size_t off;  /* next record / block */
+    int pcapng;  /* 0: classic pcap */
+    int big_endian;
+    uint32_t linktype; /* classic pcap */
+    uint32_t snaplen;
+    uint64_t frac_mult; /* classic pcap: 1000 (us) or 1 (ns) */
+    uint32_t n_ifaces;
+    so_pcap_iface ifaces[SO_PCAP_MAX_IFACES];
+    /* the error, formatted by the binding into CaptureFileError's sentence */
+    int err_kind;
+    size_t err_off;
+    uint64_t err_a, err_b;
+} so_pcap;
+
+typedef void (*so_frame_fn)(void *ctx, int64_t ts_ns, uint32_t linktype, const uint8_t *data,
+                            size_t len, uint32_t ifindex);
+
+/* Check the file header; 0 or an error kind (err_* set). */
+int so_pcap_open(so_pcap *pc, const uint8_t *buf, size_t size);
+/* Deliver up to max_frames frames to ``on_frame``. */
+so_pcap_status so_pcap_next(so_pcap *pc, size_t max_frames, so_frame_fn on_frame, void *ctx);
+
+#endif

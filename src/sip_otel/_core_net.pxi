@@ -1,0 +1,1 @@
+# (filled in by the net part of the binding)
