@@ -1,14 +1,15 @@
-"""RFC 6076 aggregation: attempt/session/registration events -> :class:`Rfc6076Counters`.
+"""RFC 6076: the rules that fold tracker events into :class:`Rfc6076Counters`, and the report.
 
-Pure functions, no I/O. The tracker (:mod:`sip_otel.sip.tracker`) produces the events on packet
-time; every rule the RFC leaves open is written down in docs/rfc6076.md and cited here.
+The rules run in C (``_c/so_stats.c``; every choice the RFC leaves open is in docs/rfc6076.md):
+the pipeline folds its events there without making Python objects. :func:`aggregate` applies
+the same code to one Python event (tests, tools); the reports read the counters.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, Final
 
+from . import _core
 from .sip.events import AttemptEnded, ForkedDialogConfirmed, RegistrationEnded, SessionEnded
 from .stats import Histogram, PipelineStats, Rfc6076Counters
 
@@ -17,10 +18,6 @@ __all__ = [
     "ISA_CODES",
     "SEER_CODES",
     "aggregate",
-    "count_attempt",
-    "count_forked",
-    "count_registration",
-    "count_session",
     "dialog_outcomes_report",
     "is_failure_final",
     "rfc6076_report",
@@ -30,87 +27,31 @@ __all__ = [
 SEER_CODES: Final = frozenset({200, 480, 486, 600, 603})
 # §4.8: the RFC's guideline list of ineffective answers (Timer B is added by the caller).
 ISA_CODES: Final = frozenset({408, 500, 503, 504})
-# §4.3.2 / §4.2: failure finals are 4xx except these, 5xx, 6xx.
-_NOT_FAILURE: Final = frozenset({401, 402, 407})
-# Outcomes that say nothing about the attempt (still open, or dropped by a table limit).
-_UNRESOLVED: Final = frozenset({"open", "evicted"})
 
-# The bounded set of dialog outcomes (docs/rfc6076.md explains each).
-DIALOG_OUTCOMES: Final = (
-    "completed", "failed_4xx", "failed_5xx", "failed_6xx", "redirected", "cancelled",
-    "timed_out", "bye_failed", "expired", "evicted", "open",
-)  # fmt: skip
-
-_NS: Final = 1e9
+# The bounded set of dialog outcomes (docs/rfc6076.md explains each), in report order.
+DIALOG_OUTCOMES: Final[tuple[str, ...]] = _core.DIALOG_OUTCOME_NAMES
 
 
 def is_failure_final(status: int) -> bool:
     """RFC 6076 §4.2/§4.3.2: a final 4xx other than 401/402/407, or a 5xx/6xx."""
-    return 400 <= status < 700 and status not in _NOT_FAILURE
-
-
-def count_attempt(c: Rfc6076Counters, ev: AttemptEnded) -> None:
-    """Fold one ended INVITE attempt (the tracker calls the four ``count_*`` directly)."""
-    if ev.outcome in _UNRESOLVED:
-        return
-    c.invite_attempts += 1  # §4.6-§4.9 denominators: one per initial INVITE attempt
-    status = ev.final_status
-    if 200 <= status < 300:
-        c.invite_success += 1  # §4.6
-        c.invite_effective += 1  # §4.7
-        for d in ev.srd_ns:
-            c.srd_success.observe(d / _NS)  # §4.3.1
-        return
-    if 300 <= status < 400:
-        c.invite_3xx += 1  # §4.6/§4.7 leave the denominator; SRD carried to the retry
-        return
-    if status in SEER_CODES:
-        c.invite_effective += 1
-    if status in ISA_CODES or ev.timer == "B":
-        c.invite_ineffective += 1  # §4.8
-    if is_failure_final(status) or ev.timer:
-        for d in ev.srd_ns:
-            c.srd_failure.observe(d / _NS)  # §4.3.2
-
-
-def count_forked(c: Rfc6076Counters, ev: ForkedDialogConfirmed) -> None:
-    c.srd_success.observe(ev.srd_ns / _NS)  # §5.4: one SRD per dialog created
-
-
-def count_session(c: Rfc6076Counters, ev: SessionEnded) -> None:
-    if ev.sdt_ns is not None:  # §4.5, confirmed dialogs only (never early-media-only)
-        (c.sdt if ev.sdd_ok else c.sdt_failure).observe(ev.sdt_ns / _NS)
-    if ev.sdd_ns is not None:
-        (c.sdd_success if ev.sdd_ok else c.sdd_failure).observe(ev.sdd_ns / _NS)  # §4.4
-    if ev.completes_attempt:
-        c.sessions_completed += 1  # §4.9
-
-
-def count_registration(c: Rfc6076Counters, ev: RegistrationEnded) -> None:
-    if ev.outcome in _UNRESOLVED:
-        return
-    c.register_attempts += 1  # §4.2 denominator: one per attempt (challenge + retry = one)
-    if ev.outcome == "registered":
-        c.register_success += 1
-        if ev.rrd_ns is not None:
-            c.rrd.observe(ev.rrd_ns / _NS)  # §4.1
-    elif ev.outcome == "timed_out" or is_failure_final(ev.final_status):
-        c.register_ineffective += 1  # §4.2
-
-
-_DISPATCH: Final[dict[type, Callable[[Rfc6076Counters, Any], None]]] = {
-    AttemptEnded: count_attempt,
-    ForkedDialogConfirmed: count_forked,
-    SessionEnded: count_session,
-    RegistrationEnded: count_registration,
-}
+    return _core.is_failure_final(status)
 
 
 def aggregate(counters: Rfc6076Counters, event: object) -> None:
     """Fold one tracker event into the counters (events of other types are ignored)."""
-    fn = _DISPATCH.get(type(event))
-    if fn is not None:
-        fn(counters, event)
+    if isinstance(event, AttemptEnded):
+        _core.fold_rfc6076(counters, _core.EV_ATTEMPT_ENDED, event.outcome, event.final_status,
+                           event.timer, event.srd_ns, None, None, False, False, None)
+    elif isinstance(event, ForkedDialogConfirmed):
+        _core.fold_rfc6076(counters, _core.EV_FORKED, "", 0, "", (event.srd_ns,), None, None,
+                           False, False, None)
+    elif isinstance(event, SessionEnded):
+        _core.fold_rfc6076(counters, _core.EV_SESSION_ENDED, event.outcome, 0, "", (),
+                           event.sdt_ns, event.sdd_ns, event.sdd_ok, event.completes_attempt,
+                           None)
+    elif isinstance(event, RegistrationEnded):
+        _core.fold_rfc6076(counters, _core.EV_REGISTRATION_ENDED, event.outcome,
+                           event.final_status, "", (), None, None, False, False, event.rrd_ns)
 
 
 def _delay(h: Histogram) -> dict[str, Any]:

@@ -144,8 +144,17 @@ def test_same_register_on_two_hops_is_one_attempt() -> None:
 
 def test_registration_table_limit_evicts_least_recently_refreshed() -> None:
     f = Flow(TrackerConfig(max_registrations=2))
+    # b (expires at 51 s) is the least recently refreshed when c comes: b goes, a (refreshed
+    # at 2 s, expires at 102 s) and c (1003 s) stay. Which two stay shows in the expiry sweep.
+    expires = {"sip:a@x": 100, "sip:b@x": 50, "sip:c@x": 1000}
     for i, aor in enumerate(("sip:a@x", "sip:b@x", "sip:a@x", "sip:c@x")):
-        r = f.req("REGISTER", float(i), to_uri=aor, call_id=f"r{i}")
+        r = f.req("REGISTER", float(i), to_uri=aor, call_id=f"r{i}", expires=expires[aor])
         f.resp(r, 200, i + 0.01)
     assert f.stats.evictions == {"registrations.full": 1}
-    assert set(f.tracker.registrations.active) == {"sip:a@x", "sip:c@x"}
+    assert f.tracker.gauges()["registrations"] == 2
+    f.timer(60.0)  # b would have lapsed by now: nothing changes
+    assert f.tracker.gauges()["registrations"] == 2
+    f.timer(110.0)  # a lapses
+    assert f.tracker.gauges()["registrations"] == 1
+    f.timer(1010.0)  # c lapses
+    assert f.tracker.gauges()["registrations"] == 0

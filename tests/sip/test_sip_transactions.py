@@ -78,9 +78,18 @@ def test_cancel_is_linked_to_the_invite_and_answered_separately() -> None:
 def test_rfc2543_fallback_key_without_magic_cookie() -> None:
     tl = TransactionLayer()
     inv = request("INVITE", 0.0, branch="", cseq=7)
-    assert request_key(inv, "INVITE") == (
-        "", "10.0.0.1:5060", "INVITE", bytes([10, 0, 0, 1]), "call-1", "a1", "7",
-    )  # fmt: skip
+    # The fallback key: sent-by, method, client IP, Call-ID, From tag, CSeq number (not the
+    # branch, not the To tag, not the ports).
+    key = request_key(inv, "INVITE")
+    assert request_key(request("INVITE", 9.0, branch="", cseq=7, to_tag="x"), "INVITE") == key
+    for changed in (
+        request("INVITE", 0.0, branch="", cseq=8),
+        request("INVITE", 0.0, branch="", cseq=7, call_id="call-2"),
+        request("INVITE", 0.0, branch="", cseq=7, from_tag="a2"),
+        request("INVITE", 0.0, branch="", cseq=7, sent_by="10.0.0.9:5060"),
+    ):
+        assert request_key(changed, "INVITE") != key
+    assert request_key(inv, "ACK") != key
     assert isinstance(tl.handle(inv), NewRequest)
     assert tl.handle(request("INVITE", 0.5, branch="", cseq=7)) == Retransmission("INVITE", True)
     assert isinstance(tl.handle(request("INVITE", 0.6, branch="", cseq=8)), NewRequest)
@@ -157,7 +166,9 @@ def test_table_limit_evicts_oldest_and_counts() -> None:
     for i in range(3):
         tl.handle(request("OPTIONS", float(i), branch=f"z9hG4bK-{i}"))
     assert ev == {"transactions.full": 1}
-    assert [k[0] for k in tl.table] == ["z9hG4bK-1", "z9hG4bK-2"]
+    assert list(tl.table) == [
+        request_key(request("OPTIONS", 0.0, branch=f"z9hG4bK-{i}"), "OPTIONS") for i in (1, 2)
+    ]
     assert tl.open == 2
 
 

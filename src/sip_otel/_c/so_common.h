@@ -43,6 +43,22 @@ static inline bool so_slice_eq(so_slice a, const char *lit) {
     return a.n == n && (n == 0 || memcmp(a.p, lit, n) == 0);
 }
 
+/* Saturating int64 arithmetic for deadlines: Python's ints never overflowed, so a huge
+ * Session-Expires or Retry-After (10 digits, ~3e10 s) must give a far-future deadline, not a
+ * wrapped one. */
+static inline int64_t so_sat_add(int64_t a, int64_t b) {
+    int64_t r;
+    if (__builtin_add_overflow(a, b, &r))
+        return b > 0 ? INT64_MAX : INT64_MIN;
+    return r;
+}
+static inline int64_t so_sat_mul(int64_t a, int64_t b) {
+    int64_t r;
+    if (__builtin_mul_overflow(a, b, &r))
+        return ((a < 0) != (b < 0)) ? INT64_MIN : INT64_MAX;
+    return r;
+}
+
 /* Big-endian / little-endian loads; callers have checked that the bytes exist. */
 static inline uint16_t so_be16(const uint8_t *p) { return (uint16_t)((p[0] << 8) | p[1]); }
 static inline uint32_t so_be32(const uint8_t *p) {

@@ -1,39 +1,26 @@
-"""Events of the dialog and registration layers (what the tracker and RFC 6076 consume).
+"""Events of the tracker (what the Python views of transactions, dialogs and registrations
+return; the pipeline folds the same events in C without building these objects).
 
-Frozen, slotted, created only when something ends or changes state, never per message.
-Transaction-layer events live in :mod:`sip_otel.sip.transactions`.
+Frozen, slotted, created only when something ends or changes state, never per message on the
+hot path.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, fields
-from typing import Any, Final, Protocol, TypeVar
+from dataclasses import dataclass
+from typing import Final
 
-from ..records import DialogRecord, RecordEvent, RegistrationRecord
+from ..records import DialogRecord, RegistrationRecord
 
 __all__ = [
     "REINVITE",
     "AttemptEnded",
     "DialogEvent",
-    "EventSink",
     "ForkedDialogConfirmed",
     "RegistrationEnded",
     "Reinvite",
     "SessionEnded",
-    "attempt_ended",
-    "record_event",
-    "session_ended",
 ]
-
-
-_E_contra = TypeVar("_E_contra", contravariant=True)
-
-
-class EventSink(Protocol[_E_contra]):
-    """Where a layer appends its events: a list of these events or of any wider union."""
-
-    def append(self, event: _E_contra, /) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +41,7 @@ class AttemptEnded:
 
 @dataclass(frozen=True, slots=True)
 class ForkedDialogConfirmed:
-    """A further 2xx (other To tag) to an already answered attempt: its own SRD (§5.4)."""
+    """A further 2xx (new To tag, no early dialog) to an answered attempt: its own SRD."""
 
     srd_ns: int
 
@@ -85,68 +72,3 @@ class RegistrationEnded:
     final_status: int  # 0 when Timer F fired
     rrd_ns: int | None  # first REGISTER -> 2xx, successful registrations only
     record: RegistrationRecord
-
-
-# -- fast constructors -----------------------------------------------------------------
-# The generated __init__ of a frozen dataclass stores every field through object.__setattr__,
-# about twice the cost of a plain class; the tracker builds a few of these per call. These
-# build the same objects (same type, fields, eq, hash, repr) by storing each field through its
-# slot descriptor. Each checks its field list at import, so a field added later fails loudly.
-
-_new = object.__new__
-
-
-def _setters(cls: type, *names: str) -> tuple[Callable[[object, Any], None], ...]:
-    if tuple(f.name for f in fields(cls)) != names:
-        raise TypeError(f"{cls.__name__} fields changed: update sip_otel.sip.events")
-    return tuple(getattr(cls, name).__set__ for name in names)
-
-
-_re_ts, _re_name, _re_status, _re_method = _setters(
-    RecordEvent, "ts_ns", "name", "status", "method"
-)
-
-
-def record_event(ts_ns: int, name: str, status: int, method: str) -> RecordEvent:
-    """``RecordEvent(ts_ns, name, status, method)``, faster."""
-    ev: RecordEvent = _new(RecordEvent)
-    _re_ts(ev, ts_ns)
-    _re_name(ev, name)
-    _re_status(ev, status)
-    _re_method(ev, method)
-    return ev
-
-
-_ae_outcome, _ae_final, _ae_timer, _ae_srd, _ae_record = _setters(
-    AttemptEnded, "outcome", "final_status", "timer", "srd_ns", "record"
-)
-
-
-def attempt_ended(outcome: str, final_status: int, timer: str, srd_ns: tuple[int, ...],
-                  record: DialogRecord | None) -> AttemptEnded:  # fmt: skip
-    """``AttemptEnded(...)`` (positional), faster."""
-    ev: AttemptEnded = _new(AttemptEnded)
-    _ae_outcome(ev, outcome)
-    _ae_final(ev, final_status)
-    _ae_timer(ev, timer)
-    _ae_srd(ev, srd_ns)
-    _ae_record(ev, record)
-    return ev
-
-
-_se_outcome, _se_sdt, _se_sdd, _se_ok, _se_completes, _se_record = _setters(
-    SessionEnded, "outcome", "sdt_ns", "sdd_ns", "sdd_ok", "completes_attempt", "record"
-)
-
-
-def session_ended(outcome: str, sdt_ns: int | None, sdd_ns: int | None, sdd_ok: bool,
-                  completes_attempt: bool, record: DialogRecord) -> SessionEnded:  # fmt: skip
-    """``SessionEnded(...)`` (positional), faster."""
-    ev: SessionEnded = _new(SessionEnded)
-    _se_outcome(ev, outcome)
-    _se_sdt(ev, sdt_ns)
-    _se_sdd(ev, sdd_ns)
-    _se_ok(ev, sdd_ok)
-    _se_completes(ev, completes_attempt)
-    _se_record(ev, record)
-    return ev
