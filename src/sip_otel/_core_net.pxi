@@ -129,6 +129,8 @@ cdef extern from "so_net_int.h":
         int32_t proto
     ctypedef struct so_frag_table:
         uint64_t memory
+        uint64_t *reasons
+        uint64_t *evictions
     void so_frag_init(so_frag_table *t, const so_net_limits *limits, net_h128 seed,
                       uint64_t *reasons, uint64_t *evictions)
     void so_frag_free(so_frag_table *t)
@@ -332,18 +334,21 @@ cdef class FragmentReassembler:
     cdef dict _evictions_into
 
     def __cinit__(self, dict reasons, dict evictions, dict limits):
+        so_net_limits_default(&self.limits)
+        so_frag_init(&self.table, &self.limits, _random_seed(), NULL, NULL)
         _limits_from(&self.limits, limits)
+        so_frag_init(&self.table, &self.limits, _random_seed(), NULL, NULL)
         self.reasons = <uint64_t *>calloc(SO_N_REASONS, sizeof(uint64_t))
         self.evictions = <uint64_t *>calloc(SO_N_EVICTIONS, sizeof(uint64_t))
         if self.reasons is NULL or self.evictions is NULL:
             raise MemoryError()
-        so_frag_init(&self.table, &self.limits, _random_seed(), self.reasons, self.evictions)
+        self.table.reasons = self.reasons
+        self.table.evictions = self.evictions
         self._reasons_into = reasons
         self._evictions_into = evictions
 
     def __dealloc__(self):
-        if self.reasons is not NULL:
-            so_frag_free(&self.table)
+        so_frag_free(&self.table)
         free(self.reasons)
         free(self.evictions)
 
