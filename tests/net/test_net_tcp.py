@@ -329,3 +329,17 @@ def test_any_segmentation_order_and_duplication_gives_the_same_messages(
     assert set(r.counts) <= {"tcp.out_of_order", "tcp.retransmission"}
     assert r.dec.tcp_held_bytes == 0
     assert r.flows == 1
+
+
+def test_held_segments_at_one_position_deliver_the_smaller_bytes_first() -> None:
+    # The held segments are ordered by (position, bytes), as the pure-Python heap of
+    # (position, payload) tuples was: of two different segments at one position the smaller
+    # is delivered, whatever the arrival order; the other is then behind and trimmed.
+    head, tail = INVITE[:100], INVITE[100:]
+    low = bytearray(tail)
+    low[5] -= 1
+    for first, second in ((tail, bytes(low)), (bytes(low), tail)):
+        r = Run()
+        assert r.feed(SYN_FRAME, client(first, 100), client(second, 100)) == []
+        assert r.feed(client(head, 0)) == [head + bytes(low)]
+        assert r.dec.tcp_held_bytes == 0

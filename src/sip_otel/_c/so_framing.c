@@ -91,11 +91,21 @@ static long find_byte(const uint8_t *b, size_t from, size_t to, uint8_t c) {
     return hit ? (long)(hit - b) : -1;
 }
 
+/* First occurrence of s[0:k] wholly inside b[from:to], or -1. The needles are short and start
+ * with LF: memchr to each candidate beats a general memmem here. */
 static long find_str(const uint8_t *b, size_t from, size_t to, const char *s, size_t k) {
-    if (from >= to)
-        return -1;
-    long i = so_find(b + from, to - from, s, k);
-    return i < 0 ? -1 : (long)from + i;
+    while (from < to && to - from >= k) {
+        const uint8_t *hit = (const uint8_t *)memchr(b + from, (uint8_t)s[0], to - from - k + 1);
+        if (!hit)
+            return -1;
+        size_t j = 1;
+        while (j < k && hit[j] == (uint8_t)s[j])
+            j++;
+        if (j == k)
+            return (long)(hit - b);
+        from = (size_t)(hit - b) + 1;
+    }
+    return -1;
 }
 
 static bool ieq(const uint8_t *p, const char *lower, size_t k) {

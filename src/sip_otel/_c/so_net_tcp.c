@@ -289,12 +289,13 @@ static void hold(so_tcp_table *t, so_flow *f, int64_t pos, const uint8_t *payloa
     const so_net_limits *lim = t->limits;
     t->reasons[SO_R_TCP_OUT_OF_ORDER]++;
     so_seg s = {pos, n, (uint8_t *)malloc(n)};
+    if (s.data) /* the bytes first: the heap orders equal positions by them */
+        memcpy(s.data, payload, n);
     if (!s.data || !heap_push(f, s)) {
         free(s.data);
         t->reasons[SO_R_INTERNAL_NO_MEMORY]++;
         return;
     }
-    memcpy(s.data, payload, n);
     f->held_bytes += n;
     t->held_total += n;
     while (f->n_held && (pos + (int64_t)n - f->next_pos > (int64_t)lim->max_tcp_ooo_bytes_per_flow ||
