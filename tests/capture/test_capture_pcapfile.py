@@ -141,3 +141,114 @@ def test_batches_are_bounded(tmp_path: Path) -> None:
 def test_corrupt_corpus_file() -> None:
     with pytest.raises(CaptureFileError, match="corrupt record at offset 24"):
         _read_all(SHARED / "bad" / "pkts_cool.pcap")
+
+
+# -- what the compiled reader adds or pins down -------------------------------------------------
+
+
+def _block_be(btype: int, body: bytes) -> bytes:
+    body += b"\0" * (-len(body) % 4)
+    n = 12 + len(body)
+    return struct.pack(">II", btype, n) + body + struct.pack(">I", n)
+
+
+def test_pcapng_big_endian_section_then_little_endian_section(tmp_path: Path) -> None:
+    be = (
+        _block_be(0x0A0D0D0A, struct.pack(">IHHq", 0x1A2B3C4D, 1, 0, -1))
+        + _block_be(1, struct.pack(">HHI", 101, 0, 0))
+        + _block_be(6, struct.pack(">IIIII", 0, 0, 7, 2, 2) + b"be")
+    )
+    le = _shb() + _idb(1, 9) + _epb(0, 9, b"le")
+    p = tmp_path / "sections.pcapng"
+    p.write_bytes(be + le)
+    assert _read_all(p) == [(7_000, 101, b"be"), (9, 1, b"le")]
+
+
+def test_pcapng_simple_and_obsolete_packet_blocks(tmp_path: Path) -> None:
+    spb = _block(3, struct.pack("<I", 3) + b"abc")
+    pb = _block(2, struct.pack("<HHIIII", 0, 0, 0, 5, 2, 2) + b"xy")
+    p = tmp_path / "old.pcapng"
+    p.write_bytes(_shb() + _idb(113) + spb + pb)
+    frames = [f for b in read_frames(str(p)) for f in b]
+    assert [(f.ts_ns, f.linktype, f.data, f.ifindex) for f in frames] == [
+        (0, 113, b"abc", 0),
+        (5_000, 113, b"xy", 0),
+    ]
+
+
+def test_pcapng_many_interfaces_and_extreme_resolutions(tmp_path: Path) -> None:
+    # more interfaces than any fixed table would hold; 10^-30 s and 2^-100 s ticks give 0 ns;
+    # 10^0 s ticks of 2^63 s do not fit int64 ns: clamped to its maximum
+    idbs = b"".join(_idb(1) for _ in range(300)) + _idb(101, 30) + _idb(113, 0x80 | 100)
+    idbs += _idb(228, 0)
+    data = _shb() + idbs + _epb(299, 1, b"a") + _epb(300, 1 << 60, b"b")
+    data += _epb(301, (1 << 64) - 1, b"c") + _epb(302, 1 << 63, b"d")
+    p = tmp_path / "ifaces.pcapng"
+    p.write_bytes(data)
+    assert _read_all(p) == [
+        (1_000, 1, b"a"),
+        (0, 101, b"b"),
+        (0, 113, b"c"),
+        ((1 << 63) - 1, 228, b"d"),
+    ]
+
+
+def test_pcapng_error_messages(tmp_path: Path) -> None:
+    cases = {
+        b"": "truncated block header at offset 28; the file was cut short",
+        _block(6, struct.pack("<IIIII", 0, 0, 1, 99, 99)): (
+            "corrupt packet block at offset 28 (interface 0, captured length 99)"
+        ),
+        _block(2, struct.pack("<HHIIII", 3, 0, 0, 1, 0, 0)): "corrupt packet block at offset 28",
+        struct.pack("<II", 6, 14) + b"\0" * 6: "corrupt block at offset 28 (type 0x6, length 14)",
+        struct.pack("<II", 6, 400) + b"\0" * 8: (
+            "cut short block at offset 28 (type 0x6, length 400)"
+        ),
+        struct.pack("<III", 0x0A0D0D0A, 28, 0x11223344): "bad byte-order magic at offset 28",
+    }
+    for i, (tail, msg) in enumerate(cases.items()):
+        p = tmp_path / f"e{i}.pcapng"
+        p.write_bytes(_shb() + tail + (b"\0" * 5 if not tail else b""))
+        with pytest.raises(CaptureFileError) as err:
+            _read_all(p)
+        assert str(err.value) == f"{p}: {msg}"
+    p = tmp_path / "spb.pcapng"
+    p.write_bytes(_shb() + _block(3, struct.pack("<I", 1) + b"x"))
+    with pytest.raises(CaptureFileError, match="packet block before any interface at 28"):
+        _read_all(p)
+
+
+def test_pcap_errors_keep_frames_and_progress(tmp_path: Path) -> None:
+    buf = io.BytesIO()
+    w = PcapWriter(buf, 1)
+    w.write(1, b"abcd")
+    whole = buf.getvalue()
+    p = tmp_path / "cut.pcap"
+    p.write_bytes(whole + struct.pack("<IIII", 0, 0, 10, 10) + b"12345")
+    with PcapReader(str(p)) as r:
+        got = []
+        with pytest.raises(CaptureFileError) as err:
+            for b in r.batches():
+                got.extend(b)
+        assert [f.data for f in got] == [b"abcd"]
+        assert r.progress == r.size
+    assert str(err.value) == (
+        f"{p}: truncated packet at offset {len(whole)} (5 of 10 bytes); the file was cut short"
+    )
+    p.write_bytes(whole[:20])
+    with pytest.raises(CaptureFileError, match=r"truncated pcap file header \(20 of 24 bytes\)"):
+        _read_all(p)
+
+
+def test_batches_restart_and_close_while_iterating(tmp_path: Path) -> None:
+    buf = io.BytesIO()
+    w = PcapWriter(buf, 1)
+    for i in range(5):
+        w.write(i, b"z")
+    p = tmp_path / "r.pcap"
+    p.write_bytes(buf.getvalue())
+    r = PcapReader(str(p))
+    it = r.batches(2)
+    assert len(next(it)) == 2
+    assert [len(b) for b in r.batches(2)] == [2, 2, 1]  # a second iteration starts over
+    r.close()  # an unfinished iteration does not keep the file mapped

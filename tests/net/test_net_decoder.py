@@ -298,3 +298,14 @@ def test_mutated_ip_headers_never_raise(
     dec = FrameDecoder(reasons, all_ports=proto % 2 == 1)
     assert isinstance(dec.feed(0, linktype, prefix + packet), list)
     assert isinstance(dec.feed(1, linktype, prefix + packet), list)
+
+
+def test_any_buffer_and_the_empty_frame() -> None:
+    reasons = Reasons()
+    dec = FrameDecoder(reasons)
+    frame = ethernet(ipv4(udp(INVITE, 5060, 5062)))
+    want = [SipPayload(3, PROTO_UDP, SRC4, 5060, DST4, 5062, INVITE)]
+    assert dec.feed(3, 1, bytearray(frame)) == want
+    assert dec.feed(3, 1, memoryview(frame)) == want
+    assert dec.feed(3, 1, b"") == []
+    assert reasons.counts == {"net.truncated_ethernet": 1}

@@ -133,7 +133,7 @@ def test_out_of_order_segments_are_held_then_delivered() -> None:
     assert r.feed(SYN_FRAME, client(c, 200), client(b, 100)) == []
     assert r.feed(client(a, 0)) == [INVITE]
     assert r.counts == {"tcp.out_of_order": 2}
-    assert r.dec._tcp.held_total == 0
+    assert r.dec.tcp_held_bytes == 0
 
 
 def test_overlapping_out_of_order_segments_are_trimmed() -> None:
@@ -263,7 +263,7 @@ def test_window_overflow_gives_up_the_gap() -> None:
         "sip_framing.resync": 1,
     }
     assert r.feed(client(lost, 0)) == []  # too late: a retransmission of given-up bytes
-    assert r.dec._tcp.held_total == 0
+    assert r.dec.tcp_held_bytes == 0
 
 
 def test_too_many_held_segments_gives_up_the_gap() -> None:
@@ -271,7 +271,7 @@ def test_too_many_held_segments_gives_up_the_gap() -> None:
     frames = [client(INVITE[i : i + 10], i) for i in range(10, 60, 10)]
     r.feed(SYN_FRAME, *frames)
     assert r.counts["tcp.gap"] == 1
-    assert r.dec._tcp.held_total <= 30
+    assert r.dec.tcp_held_bytes <= 30
 
 
 def test_rst_with_held_data_counts_the_gap() -> None:
@@ -279,7 +279,7 @@ def test_rst_with_held_data_counts_the_gap() -> None:
     r.feed(SYN_FRAME, client(INVITE[50:], 50), client(b"", 0, RST))
     assert r.flows == 0
     assert r.counts == {"tcp.out_of_order": 1, "tcp.gap": 1}
-    assert r.dec._tcp.held_total == 0
+    assert r.dec.tcp_held_bytes == 0
 
 
 def test_other_ports_are_not_tracked() -> None:
@@ -327,5 +327,19 @@ def test_any_segmentation_order_and_duplication_gives_the_same_messages(
     got = r.feed(eth_tcp4(b"", isn, SYN), *(eth_tcp4(d, isn + 1 + a) for a, d in shuffled))
     assert got == [m for m in msgs if m != b"\r\n\r\n"]
     assert set(r.counts) <= {"tcp.out_of_order", "tcp.retransmission"}
-    assert r.dec._tcp.held_total == 0
+    assert r.dec.tcp_held_bytes == 0
     assert r.flows == 1
+
+
+def test_held_segments_at_one_position_deliver_the_smaller_bytes_first() -> None:
+    # The held segments are ordered by (position, bytes), as the pure-Python heap of
+    # (position, payload) tuples was: of two different segments at one position the smaller
+    # is delivered, whatever the arrival order; the other is then behind and trimmed.
+    head, tail = INVITE[:100], INVITE[100:]
+    low = bytearray(tail)
+    low[5] -= 1
+    for first, second in ((tail, bytes(low)), (bytes(low), tail)):
+        r = Run()
+        assert r.feed(SYN_FRAME, client(first, 100), client(second, 100)) == []
+        assert r.feed(client(head, 0)) == [head + bytes(low)]
+        assert r.dec.tcp_held_bytes == 0

@@ -21,7 +21,7 @@ from netbuild import (
     ws_frame,
 )
 from sip_otel.errors import Reasons
-from sip_otel.net.decoder import FrameDecoder
+from sip_otel.net.decoder import FrameDecoder, NetLimits
 from sip_otel.net.types import PROTO_TCP, SipPayload
 from sip_otel.net.websocket import MAX_HANDSHAKE_BYTES, WebSocketFramer, is_sip_upgrade
 
@@ -297,3 +297,14 @@ def test_plain_http_is_not_followed() -> None:
     out, counts = _decode(frames[:3], all_ports=True)
     assert out == []
     assert counts == {"skipped.not_sip": 3}
+
+
+def test_upgrade_in_a_one_flow_table_drops_the_segment() -> None:
+    # Opening the server direction evicts the client direction at once (the pure-Python
+    # decoder raised KeyError here): the segment is dropped, the table stays consistent.
+    reasons = Reasons()
+    dec = FrameDecoder(reasons, limits=NetLimits(max_tcp_flows=1))
+    assert dec.feed(1, 1, eth_tcp4(WS_UPGRADE, 1)) == []
+    assert dec.evictions == {"tcp_flows.capacity": 1}
+    assert dec.table_sizes()["tcp_flows"] == 1
+    assert reasons.counts == {}

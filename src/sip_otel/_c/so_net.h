@@ -18,6 +18,7 @@
 #define SO_NET_H
 
 #include "so_framer.h"
+#include "so_hash.h"
 #include "so_reasons.h"
 #include "so_types.h"
 
@@ -43,6 +44,7 @@ typedef void (*so_payload_fn)(void *ctx, const so_payload *payload);
 
 typedef struct so_net_config {
     so_net_limits limits;
+    so_h128 seed;            /* keys the flow and fragment-set hashes (random per pipeline) */
     uint8_t sip_ports[8192]; /* bitmap: bit (p & 7) of byte p >> 3 set = SIP port */
     bool all_ports;
     so_sniff_fn looks_like_sip;      /* the SIP sniff (sip layer) */
@@ -61,6 +63,8 @@ void so_net_feed(so_net *net, int64_t ts_ns, uint32_t linktype, const uint8_t *d
 void so_net_handle_timer(so_net *net, int64_t now_ns);
 size_t so_net_fragment_sets(const so_net *net);
 size_t so_net_tcp_flows(const so_net *net);
+uint64_t so_net_tcp_held_bytes(const so_net *net);  /* out-of-order bytes held, all flows */
+uint64_t so_net_fragment_memory(const so_net *net); /* fragment bytes held, all sets */
 
 /* ---- capture files -------------------------------------------------------------------------- */
 
@@ -70,12 +74,34 @@ typedef enum so_pcap_status {
     SO_PCAP_ERROR = 2, /* corrupt or truncated: see err_* (frames before it were delivered) */
 } so_pcap_status;
 
+/* Error kinds; the binding turns (kind, err_off, err_a, err_b) into CaptureFileError's
+ * sentence. Classic pcap: */
+typedef enum so_pcap_err {
+    SO_PCAP_E_NONE = 0,
+    SO_PCAP_E_MAGIC,         /* not a pcap or pcapng file */
+    SO_PCAP_E_FILE_HEADER,   /* truncated pcap file header (err_a = size of 24 bytes) */
+    SO_PCAP_E_RECORD_HEADER, /* truncated record header at err_off (err_a of 16 bytes) */
+    SO_PCAP_E_RECORD_LENGTH, /* corrupt record at err_off: caplen err_a > snaplen err_b */
+    SO_PCAP_E_RECORD_DATA,   /* truncated packet at err_off (err_a of err_b bytes) */
+    /* pcapng: */
+    SO_PCAP_E_BLOCK_HEADER,  /* truncated block header at err_off */
+    SO_PCAP_E_BYTE_ORDER,    /* bad byte-order magic at err_off */
+    SO_PCAP_E_BLOCK_CUT,     /* block at err_off cut short (type err_a, length err_b) */
+    SO_PCAP_E_BLOCK_CORRUPT, /* corrupt block at err_off (type err_a, length err_b) */
+    SO_PCAP_E_EPB,           /* corrupt packet block (interface err_a, captured length err_b) */
+    SO_PCAP_E_SPB,           /* simple packet block before any interface */
+    SO_PCAP_E_PB,            /* corrupt obsolete packet block */
+    SO_PCAP_E_NO_MEMORY,     /* interface table could not grow */
+} so_pcap_err;
+
+/* ns = ((ts * num) / div) >> shift, in 128 bits (if_tsresol: 10^-n or 2^-n seconds). */
 typedef struct so_pcap_iface {
     uint32_t linktype;
-    uint64_t num, div; /* ns = ts * num / div */
+    uint32_t shift;
+    uint64_t num, div;
 } so_pcap_iface;
 
-#define SO_PCAP_MAX_IFACES 256
+#define SO_PCAP_MAX_RECORD (256u * 1024 * 1024) /* a larger classic record is corruption */
 
 typedef struct so_pcap {
     const uint8_t *buf;
@@ -86,10 +112,11 @@ typedef struct so_pcap {
     uint32_t linktype; /* classic pcap */
     uint32_t snaplen;
     uint64_t frac_mult; /* classic pcap: 1000 (us) or 1 (ns) */
-    uint32_t n_ifaces;
-    so_pcap_iface ifaces[SO_PCAP_MAX_IFACES];
+    /* pcapng: interfaces of the current section (malloc'd; so_pcap_close frees them) */
+    uint32_t n_ifaces, cap_ifaces;
+    so_pcap_iface *ifaces;
     /* the error, formatted by the binding into CaptureFileError's sentence */
-    int err_kind;
+    int err_kind; /* so_pcap_err */
     size_t err_off;
     uint64_t err_a, err_b;
 } so_pcap;
@@ -97,9 +124,11 @@ typedef struct so_pcap {
 typedef void (*so_frame_fn)(void *ctx, int64_t ts_ns, uint32_t linktype, const uint8_t *data,
                             size_t len, uint32_t ifindex);
 
-/* Check the file header; 0 or an error kind (err_* set). */
+/* Check the file header; 0 or an error kind (err_* set). The region must outlive ``pc``. */
 int so_pcap_open(so_pcap *pc, const uint8_t *buf, size_t size);
-/* Deliver up to max_frames frames to ``on_frame``. */
+/* Deliver up to max_frames frames (at least one when there is one) to ``on_frame``. */
 so_pcap_status so_pcap_next(so_pcap *pc, size_t max_frames, so_frame_fn on_frame, void *ctx);
+/* Free what so_pcap_open/next allocated (safe to call twice, and on a zeroed so_pcap). */
+void so_pcap_close(so_pcap *pc);
 
 #endif
