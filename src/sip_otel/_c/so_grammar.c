@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0
- * The SIP grammar (so_sip.h): token alphabet, header names, value grammars, start lines.
+ * The SIP grammar (so_sip.h): token alphabet, value grammars, start lines (header names:
+ * so_headers.c).
  *
  * Theory of operation. Every function reads a byte slice with an explicit bound and returns
  * slices into it (or into a caller's scratch area): no allocation, no copy unless a value must
@@ -44,8 +45,8 @@ static inline so_slice sub(so_slice s, size_t a, size_t b) { /* s[a:b], a <= b <
 static inline long find_byte(so_slice s, size_t from, uint8_t c) { /* s.find(c, from) */
     if (from >= s.n)
         return -1;
-    const uint8_t *hit = (const uint8_t *)memchr(s.p + from, c, s.n - from);
-    return hit ? (long)(hit - s.p) : -1;
+    size_t i = so_find_byte(s.p, from, s.n, c);
+    return i < s.n ? (long)i : -1;
 }
 
 /* Whether Python's ``s.upper()`` equals ``lit`` (upper-case ASCII). Besides ASCII, only these
@@ -84,31 +85,64 @@ static bool py_upper_is(so_slice s, const char *lit) {
     return j == m;
 }
 
-/* The first ``k`` characters of s (UTF-8: a character starts at every non-continuation byte). */
-static so_slice py_prefix_chars(so_slice s, size_t k) {
-    size_t chars = 0;
-    for (size_t i = 0; i < s.n; i++) {
-        if ((s.p[i] & 0xC0) != 0x80) {
-            if (chars == k)
-                return sub(s, 0, i);
-            chars++;
-        }
+size_t so_py_char_bytes(const uint8_t *p, size_t n) {
+    if (n == 0)
+        return 0;
+    uint8_t c = p[0];
+    if (c < 0xC2 || c > 0xF4) /* ASCII, or a byte that starts nothing: one character */
+        return 1;
+    size_t more = c < 0xE0 ? 1 : c < 0xF0 ? 2 : 3, i = 1;
+    uint8_t lo = 0x80, hi = 0xBF; /* the second byte's range */
+    if (c == 0xE0)
+        lo = 0xA0;
+    else if (c == 0xED)
+        hi = 0x9F;
+    else if (c == 0xF0)
+        lo = 0x90;
+    else if (c == 0xF4)
+        hi = 0x8F;
+    for (size_t k = 0; k < more && i < n; k++, i++) {
+        uint8_t d = p[i];
+        if (k == 0 ? (d < lo || d > hi) : (d < 0x80 || d > 0xBF))
+            break; /* the subpart so far is one U+FFFD; d starts the next character */
     }
-    return s;
+    return i;
 }
+
+/* s[:k] of the decoded string, in bytes. */
+static so_slice py_prefix_chars(so_slice s, size_t k) {
+    size_t i = 0;
+    for (size_t chars = 0; chars < k && i < s.n; chars++)
+        i += so_py_char_bytes(s.p + i, s.n - i);
+    return sub(s, 0, i);
+}
+
+const uint8_t so_py_space_start[256] = {
+    ['\t'] = 1, ['\n'] = 1, ['\v'] = 1, ['\f'] = 1, ['\r'] = 1, [0x1c] = 1, [0x1d] = 1,
+    [0x1e] = 1, [0x1f] = 1, [' '] = 1, [0xC2] = 2, [0xE1] = 2, [0xE2] = 2, [0xE3] = 2,
+};
 
 /* str.split() iteration: the next word of s at or after *i; false at the end. */
 static bool py_next_word(so_slice s, size_t *i, so_slice *w) {
     size_t j = *i, k;
-    while (j < s.n && (k = so_py_space_at(s.p + j, s.n - j)) != 0)
+    while (j < s.n && so_py_space_start[s.p[j]]) {
+        if (so_py_space_start[s.p[j]] == 1)
+            k = 1;
+        else if ((k = so_py_space_at(s.p + j, s.n - j)) == 0)
+            break;
         j += k;
+    }
     if (j >= s.n) {
         *i = j;
         return false;
     }
     size_t b = j;
-    while (j < s.n && so_py_space_at(s.p + j, s.n - j) == 0)
+    while ((j = so_skip_printable(s.p, j, s.n)) < s.n) {
+        uint8_t c = so_py_space_start[s.p[j]];
+        if (c && (c == 1 || so_py_space_at(s.p + j, s.n - j) != 0))
+            break;
         j++;
+    }
     *w = sub(s, b, j);
     *i = j;
     return true;
@@ -131,163 +165,6 @@ static bool py_lower_is(so_slice key, const char *name, size_t n) {
         i++, j++;
     }
     return i == key.n && j == n;
-}
-
-/* ---- header names ------------------------------------------------------------------------ */
-
-/* Sorted by name length (so_header_lookup relies on it; a test checks it). */
-#define HN(name, alt, code) {name, alt, (uint8_t)(sizeof(name) - 1), code}
-const so_header_name so_header_names[] = {
-    HN("To", NULL, SO_H_TO),
-    HN("Via", NULL, SO_H_VIA),
-    HN("CSeq", "Cseq", SO_H_CSEQ),
-    HN("Date", NULL, SO_H_IGNORED),
-    HN("From", NULL, SO_H_FROM),
-    HN("Join", NULL, SO_H_IGNORED),
-    HN("Path", NULL, SO_H_IGNORED),
-    HN("RAck", NULL, SO_H_IGNORED),
-    HN("RSeq", NULL, SO_H_IGNORED),
-    HN("Allow", NULL, SO_H_IGNORED),
-    HN("Event", NULL, SO_H_IGNORED),
-    HN("Route", NULL, SO_H_IGNORED),
-    HN("Accept", NULL, SO_H_IGNORED),
-    HN("Min-SE", NULL, SO_H_MIN_SE),
-    HN("Reason", NULL, SO_H_REASON),
-    HN("Server", NULL, SO_H_SERVER),
-    HN("Call-ID", "Call-Id", SO_H_CALL_ID),
-    HN("Contact", NULL, SO_H_CONTACT),
-    HN("Expires", NULL, SO_H_EXPIRES),
-    HN("Privacy", NULL, SO_H_IGNORED),
-    HN("Require", NULL, SO_H_IGNORED),
-    HN("Subject", NULL, SO_H_IGNORED),
-    HN("Warning", NULL, SO_H_IGNORED),
-    HN("Identity", NULL, SO_H_IGNORED),
-    HN("Priority", NULL, SO_H_IGNORED),
-    HN("Refer-To", NULL, SO_H_IGNORED),
-    HN("Replaces", NULL, SO_H_IGNORED),
-    HN("Reply-To", NULL, SO_H_IGNORED),
-    HN("SIP-ETag", NULL, SO_H_IGNORED),
-    HN("Call-Info", NULL, SO_H_IGNORED),
-    HN("Diversion", NULL, SO_H_IGNORED),
-    HN("Supported", NULL, SO_H_IGNORED),
-    HN("Timestamp", NULL, SO_H_IGNORED),
-    HN("Alert-Info", NULL, SO_H_IGNORED),
-    HN("Error-Info", NULL, SO_H_IGNORED),
-    HN("User-Agent", "User-agent", SO_H_USER_AGENT),
-    HN("In-Reply-To", NULL, SO_H_IGNORED),
-    HN("Min-Expires", NULL, SO_H_IGNORED),
-    HN("Referred-By", NULL, SO_H_IGNORED),
-    HN("Retry-After", NULL, SO_H_RETRY_AFTER),
-    HN("Unsupported", NULL, SO_H_IGNORED),
-    HN("Allow-Events", NULL, SO_H_IGNORED),
-    HN("Content-Type", "Content-type", SO_H_CONTENT_TYPE),
-    HN("History-Info", NULL, SO_H_IGNORED),
-    HN("Max-Forwards", "Max-forwards", SO_H_IGNORED),
-    HN("MIME-Version", NULL, SO_H_IGNORED),
-    HN("Organization", NULL, SO_H_IGNORED),
-    HN("Record-Route", "Record-route", SO_H_IGNORED),
-    HN("SIP-If-Match", NULL, SO_H_IGNORED),
-    HN("Authorization", NULL, SO_H_IGNORED),
-    HN("Identity-Info", NULL, SO_H_IGNORED),
-    HN("Proxy-Require", NULL, SO_H_IGNORED),
-    HN("Service-Route", NULL, SO_H_IGNORED),
-    HN("Accept-Contact", NULL, SO_H_IGNORED),
-    HN("Content-Length", "Content-length", SO_H_CONTENT_LENGTH),
-    HN("Reject-Contact", NULL, SO_H_IGNORED),
-    HN("Accept-Encoding", NULL, SO_H_IGNORED),
-    HN("Accept-Language", NULL, SO_H_IGNORED),
-    HN("Remote-Party-ID", NULL, SO_H_IGNORED),
-    HN("Session-Expires", NULL, SO_H_SESSION_EXPIRES),
-    HN("Content-Encoding", NULL, SO_H_IGNORED),
-    HN("Content-Language", NULL, SO_H_IGNORED),
-    HN("WWW-Authenticate", NULL, SO_H_IGNORED),
-    HN("P-Called-Party-ID", NULL, SO_H_IGNORED),
-    HN("P-Charging-Vector", NULL, SO_H_IGNORED),
-    HN("Proxy-Authenticate", NULL, SO_H_IGNORED),
-    HN("Subscription-State", NULL, SO_H_IGNORED),
-    HN("Authentication-Info", NULL, SO_H_IGNORED),
-    HN("Content-Disposition", NULL, SO_H_IGNORED),
-    HN("P-Asserted-Identity", NULL, SO_H_IGNORED),
-    HN("Proxy-Authorization", NULL, SO_H_IGNORED),
-    HN("Request-Disposition", NULL, SO_H_IGNORED),
-    HN("P-Preferred-Identity", NULL, SO_H_IGNORED),
-    HN("P-Visited-Network-ID", NULL, SO_H_IGNORED),
-    HN("P-Access-Network-Info", NULL, SO_H_IGNORED),
-};
-#undef HN
-const size_t so_n_header_names = sizeof(so_header_names) / sizeof(so_header_names[0]);
-
-/* RFC 3261 §7.3.3 and the registered compact forms (IANA "Header Fields" registry). */
-const char *const so_compact_forms[26] = {
-    ['a' - 'a'] = "Accept-Contact",      /* RFC 3841 */
-    ['b' - 'a'] = "Referred-By",         /* RFC 3892 */
-    ['c' - 'a'] = "Content-Type",
-    ['d' - 'a'] = "Request-Disposition", /* RFC 3841 */
-    ['e' - 'a'] = "Content-Encoding",
-    ['f' - 'a'] = "From",
-    ['i' - 'a'] = "Call-ID",
-    ['j' - 'a'] = "Reject-Contact",      /* RFC 3841 */
-    ['k' - 'a'] = "Supported",
-    ['l' - 'a'] = "Content-Length",
-    ['m' - 'a'] = "Contact",
-    ['n' - 'a'] = "Identity-Info",       /* RFC 4474 */
-    ['o' - 'a'] = "Event",               /* RFC 6665 */
-    ['r' - 'a'] = "Refer-To",            /* RFC 3515 */
-    ['s' - 'a'] = "Subject",
-    ['t' - 'a'] = "To",
-    ['u' - 'a'] = "Allow-Events",        /* RFC 6665 */
-    ['v' - 'a'] = "Via",
-    ['x' - 'a'] = "Session-Expires",     /* RFC 4028 */
-    ['y' - 'a'] = "Identity",            /* RFC 8224 */
-};
-
-static bool ascii_ieq(const uint8_t *p, const char *name, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        if (so_ascii_lower(p[i]) != so_ascii_lower((uint8_t)name[i]))
-            return false;
-    return true;
-}
-
-static int full_name_lookup(const uint8_t *p, size_t n, bool *exact) {
-    size_t lo = 0, hi = so_n_header_names; /* first entry of length n */
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (so_header_names[mid].len < n)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    uint8_t first = so_ascii_lower(p[0]);
-    for (size_t i = lo; i < so_n_header_names && so_header_names[i].len == n; i++) {
-        const so_header_name *h = &so_header_names[i];
-        if (so_ascii_lower((uint8_t)h->name[0]) != first || !ascii_ieq(p, h->name, n))
-            continue;
-        if (exact) {
-            bool lower = true;
-            for (size_t k = 0; k < n && lower; k++)
-                lower = p[k] == so_ascii_lower((uint8_t)h->name[k]);
-            *exact = lower || memcmp(p, h->name, n) == 0 || (h->alt && memcmp(p, h->alt, n) == 0);
-        }
-        return (int)i;
-    }
-    return -1;
-}
-
-int so_header_lookup(const uint8_t *p, size_t n, bool *exact) {
-    if (exact)
-        *exact = false;
-    if (n == 1) { /* a compact form, in either case (both are in the exact table) */
-        uint8_t c = so_ascii_lower(p[0]);
-        const char *full = (c >= 'a' && c <= 'z') ? so_compact_forms[c - 'a'] : NULL;
-        if (!full)
-            return -1;
-        if (exact)
-            *exact = true;
-        return full_name_lookup((const uint8_t *)full, strlen(full), NULL);
-    }
-    if (n < 2 || n > 21) /* longest: P-Access-Network-Info */
-        return -1;
-    return full_name_lookup(p, n, exact);
 }
 
 /* ---- numbers, quoting, value lists ------------------------------------------------------- */
@@ -336,9 +213,21 @@ size_t so_value_end(so_slice v, size_t i) {
     return v.n;
 }
 
-uint32_t so_count_values(so_slice v) {
+static inline bool has_spans(so_slice v) { /* a quoted string or <...> may hide commas */
+    return v.n && (memchr(v.p, '"', v.n) || memchr(v.p, '<', v.n));
+}
+
+uint32_t so_count_values_first(so_slice v, so_slice *first) {
     uint32_t count = 1;
+    if (!has_spans(v)) {
+        long i = find_byte(v, 0, ',');
+        *first = i < 0 ? v : sub(v, 0, (size_t)i);
+        for (; i >= 0; i = find_byte(v, (size_t)i + 1, ','))
+            count++;
+        return count;
+    }
     size_t i = so_value_end(v, 0);
+    *first = sub(v, 0, i);
     while (i < v.n) {
         count++;
         i = so_value_end(v, i + 1);
@@ -346,7 +235,18 @@ uint32_t so_count_values(so_slice v) {
     return count;
 }
 
-so_slice so_first_value(so_slice v) { return sub(v, 0, so_value_end(v, 0)); }
+uint32_t so_count_values(so_slice v) {
+    so_slice first;
+    return so_count_values_first(v, &first);
+}
+
+so_slice so_first_value(so_slice v) {
+    if (!has_spans(v)) {
+        long i = find_byte(v, 0, ',');
+        return i < 0 ? v : sub(v, 0, (size_t)i);
+    }
+    return sub(v, 0, so_value_end(v, 0));
+}
 
 /* ---- parameters, name-addr --------------------------------------------------------------- */
 
@@ -355,10 +255,10 @@ bool so_param(so_slice params, const char *name, size_t k, so_slice *out) {
     long semi = find_byte(params, 0, ';');
     for (long s = semi; s >= 0; s = find_byte(params, (size_t)s + 1, ';')) {
         size_t a = (size_t)s + 1;
-        if (params.n - a > k && memcmp(params.p + a, name, k) == 0 && params.p[a + k] == '=') {
+        if (params.n - a > k && so_bytes_eq(params.p + a, name, k) && params.p[a + k] == '=') {
             a += k + 1;
             long end = find_byte(params, a, ';');
-            *out = so_py_strip(sub(params, a, end < 0 ? params.n : (size_t)end));
+            *out = so_strip(sub(params, a, end < 0 ? params.n : (size_t)end));
             return true;
         }
     }
@@ -367,9 +267,9 @@ bool so_param(so_slice params, const char *name, size_t k, so_slice *out) {
         long next = find_byte(params, (size_t)s + 1, ';');
         so_slice item = sub(params, (size_t)s + 1, next < 0 ? params.n : (size_t)next);
         long eq = find_byte(item, 0, '=');
-        so_slice key = so_py_strip(eq < 0 ? item : sub(item, 0, (size_t)eq));
+        so_slice key = so_strip(eq < 0 ? item : sub(item, 0, (size_t)eq));
         if (py_lower_is(key, name, k)) {
-            *out = eq < 0 ? sub(item, item.n, item.n) : so_py_strip(sub(item, (size_t)eq + 1, item.n));
+            *out = eq < 0 ? sub(item, item.n, item.n) : so_strip(sub(item, (size_t)eq + 1, item.n));
             return true;
         }
         s = next;
@@ -388,20 +288,20 @@ void so_name_addr(so_slice v, so_slice *uri, so_slice *params) {
         }
         long gt = find_byte(v, (size_t)lt, '>');
         if (gt < 0) {
-            *uri = so_py_strip(sub(v, (size_t)lt + 1, v.n));
+            *uri = so_strip(sub(v, (size_t)lt + 1, v.n));
             *params = sub(v, v.n, v.n);
         } else {
-            *uri = so_py_strip(sub(v, (size_t)lt + 1, (size_t)gt));
+            *uri = so_strip(sub(v, (size_t)lt + 1, (size_t)gt));
             *params = sub(v, (size_t)gt + 1, v.n);
         }
         return;
     }
     long semi = find_byte(v, 0, ';');
     if (semi < 0) {
-        *uri = so_py_strip(v);
+        *uri = so_strip(v);
         *params = sub(v, v.n, v.n);
     } else {
-        *uri = so_py_strip(sub(v, 0, (size_t)semi));
+        *uri = so_strip(sub(v, 0, (size_t)semi));
         *params = sub(v, (size_t)semi, v.n);
     }
 }
@@ -496,7 +396,7 @@ static int response(so_slice line, size_t at, so_start_line *out) {
         return SO_R_SIP_BAD_STATUS_CODE;
     out->is_request = false;
     out->status = status;
-    out->reason_phrase = so_py_strip(sub(line, SO_MIN(line.n, at + 4), line.n));
+    out->reason_phrase = so_strip(sub(line, SO_MIN(line.n, at + 4), line.n));
     return 0;
 }
 
@@ -544,7 +444,7 @@ int so_parse_start_line(so_slice line, so_start_line *out) {
                                                                  : SO_R_SIP_BAD_START_LINE;
     if (!so_is_token(line.p, (size_t)first))
         return SO_R_SIP_BAD_METHOD;
-    so_slice uri = so_py_strip(sub(line, (size_t)first + 1, (size_t)last));
+    so_slice uri = so_strip(sub(line, (size_t)first + 1, (size_t)last));
     if (uri.n == 0)
         return SO_R_SIP_BAD_START_LINE;
     out->is_request = true;

@@ -38,33 +38,24 @@
  *    first value of the first Via header; the count is of all values) and every Reason value
  *    (joined with ", ").
  *  - Limits (fatal): header block 32 KiB (bytes, start line to the empty line), 256 lines,
- *    8 KiB per line in characters (what Python's len(str) counted: so_utf8_len, trailing CRs
- *    not counted). Checked in that order after the start line; the start line is parsed first.
+ *    8 KiB per line in characters (what Python's len(str) counted: py_len, trailing CRs not
+ *    counted). Checked in that order after the start line; the start line is parsed first.
  *
- * Theory of operation. Per message: one memmem for the end of headers; one pass over the lines
- * of the block (memchr for LF and ':') that checks the limits and sorts the ~15 headers the
- * monitor needs into slots by code (so_header_lookup: length, then first byte); then the kept
- * values are parsed. Values the wire does not hold as-is (the unfolded block, a joined Reason
- * or sent-by, case-mapped copies) go in the parser's scratch area, allocated once and sized for
- * the header limit: at most the block (unfolded text) plus twice the block (values: disjoint
- * substrings of the block, the sent-by possibly twice, plus ", " separators). Every scratch
- * take is checked; an overflow (a bug) drops the message as ``internal.no_memory``. Slices in
- * an so_msg point into the payload or the scratch area, valid until the next message.
+ * Theory of operation. Per message, one pass in the common case (parse_fast): the lines are
+ * walked from the start line (memchr for LF), each LF checked for a following CRLF (the end of
+ * headers), each line checked against the limits and sorted into slots by header code
+ * (so_header_code: the ~15 kept headers, compared by length and two words, no hashing). Any
+ * other shape (no "\n\r\n", a limit or start line error, whose precedence matters) starts over
+ * on the general path (parse_block), which finds the end of headers first as the Python parser
+ * did. Then the kept values are parsed (so_parser_msg.c). Values the wire does not hold as-is
+ * (the unfolded block, a joined Reason or sent-by, case-mapped copies) go in the parser's
+ * scratch area, allocated once and sized for the header limit: at most the block (unfolded
+ * text) plus twice the block (values: disjoint substrings of the block, the sent-by possibly
+ * twice, plus ", " separators). Every scratch take is checked; an overflow (a bug) drops the
+ * message as ``internal.no_memory``. Slices in an so_msg point into the payload or the scratch
+ * area, valid until the next message. No allocation per message.
  */
-#include "so_sip.h"
-
-#define UNFOLD_BYTES SO_SIP_MAX_HEADER_BYTES
-#define VALUE_BYTES (2 * SO_SIP_MAX_HEADER_BYTES + 4096)
-
-struct so_parser {
-    uint8_t *unfold; /* UNFOLD_BYTES: the header block with folded lines joined */
-    so_scratch sc;   /* VALUE_BYTES: rebuilt values of the current message */
-    uint32_t have;   /* bit per so_hcode: vals[code] holds its first occurrence */
-    uint32_t n_vias, n_reasons;
-    so_slice vals[SO_N_HCODES];
-    so_slice vias[SO_SIP_MAX_HEADER_LINES];    /* raw values */
-    so_slice reasons[SO_SIP_MAX_HEADER_LINES]; /* stripped values */
-};
+#include "so_parser_int.h"
 
 so_parser *so_parser_new(void) {
     so_parser *P = (so_parser *)calloc(1, sizeof(*P));
@@ -92,18 +83,6 @@ void so_parser_free(so_parser *P) {
 
 enum { SCAN_ON = 0, SCAN_FOLD, SCAN_BLANK };
 
-static void add_defect(so_msg *m, so_reason r) {
-    if (m->n_defects < SO_MAX_DEFECTS)
-        m->defects[m->n_defects++] = (uint8_t)r;
-}
-
-static void add_defect_once(so_msg *m, so_reason r) {
-    for (unsigned i = 0; i < m->n_defects; i++)
-        if (m->defects[i] == r)
-            return;
-    add_defect(m, r);
-}
-
 static void reset_values(so_parser *P, so_msg *m) {
     P->have = 0; /* vals[code] is read only when its bit is set */
     P->n_vias = P->n_reasons = 0;
@@ -113,29 +92,39 @@ static void reset_values(so_parser *P, so_msg *m) {
 
 static inline bool is_sp_ht(uint8_t c) { return c == ' ' || c == '\t'; }
 
-/* One header line (no LF; a CR before it is part of the line and of its value). */
+/* One header line (no LF; a CR before it is part of the line and of its value). With a colon,
+ * only the code of the stripped name matters: a line starting with SP/HT continues the previous
+ * one, an empty name is a bad line. Without one, the line is a header (with an empty value)
+ * only if spelt as in the exact-case table; else it is empty (the end of headers), a
+ * continuation, or a bad line. */
 static int scan_line(so_parser *P, const uint8_t *p, size_t n, so_msg *m) {
-    const uint8_t *colon = n ? (const uint8_t *)memchr(p, ':', n) : NULL;
-    size_t nn = colon ? (size_t)(colon - p) : n;
-    bool exact = false;
-    int idx = nn ? so_header_lookup(p, nn, &exact) : -1;
-    if (idx < 0 || !exact) {
-        if (n == 0)
-            return SCAN_BLANK;
+    size_t nn = so_find_byte(p, 0, n, ':'); /* the name is short: no memchr call */
+    unsigned code;
+    so_slice value;
+    if (nn < n) {
         if (is_sp_ht(p[0]))
             return SCAN_FOLD;
-        so_slice name = so_py_strip(so_slice_of(p, nn));
-        if (!colon || name.n == 0) {
+        so_slice name = so_strip(so_slice_of(p, nn));
+        if (name.n == 0) {
             add_defect_once(m, SO_R_SIP_BAD_HEADER_LINE);
             return SCAN_ON;
         }
-        if (name.n != nn) /* else idx is the case-insensitive match already */
-            idx = so_header_lookup(name.p, name.n, NULL);
-        if (idx < 0)
+        code = so_header_code(name.p, name.n);
+        value = so_slice_of(p + nn + 1, n - nn - 1);
+    } else {
+        if (n == 0)
+            return SCAN_BLANK;
+        bool exact = false;
+        int idx = so_header_lookup(p, n, &exact);
+        if (idx < 0 || !exact) {
+            if (is_sp_ht(p[0]))
+                return SCAN_FOLD;
+            add_defect_once(m, SO_R_SIP_BAD_HEADER_LINE);
             return SCAN_ON;
+        }
+        code = so_header_names[idx].code;
+        value = so_slice_of(p + n, 0);
     }
-    so_slice value = colon ? so_slice_of(colon + 1, n - nn - 1) : so_slice_of(p + n, 0);
-    unsigned code = so_header_names[idx].code;
     if (code > SO_H_REASON) {
         if (!(P->have & (1u << code))) {
             P->have |= 1u << code;
@@ -146,7 +135,7 @@ static int scan_line(so_parser *P, const uint8_t *p, size_t n, so_msg *m) {
             P->vias[P->n_vias++] = value;
     } else if (code == SO_H_REASON) {
         if (P->n_reasons < SO_SIP_MAX_HEADER_LINES)
-            P->reasons[P->n_reasons++] = so_py_strip(value);
+            P->reasons[P->n_reasons++] = so_strip(value);
     }
     return SCAN_ON;
 }
@@ -166,11 +155,21 @@ static int scan_lines(so_parser *P, const uint8_t *t, size_t n, so_msg *m) {
     return SCAN_ON;
 }
 
+/* len(bytes.decode("utf-8", "replace")) */
+static size_t py_len(const uint8_t *p, size_t n) {
+    size_t chars = 0;
+    for (size_t i = 0; i < n; chars++)
+        i += so_py_char_bytes(p + i, n - i);
+    return chars;
+}
+
 /* Python's len(line.rstrip("\r")) > SO_SIP_MAX_LINE_BYTES, in characters. */
-static bool line_too_long(const uint8_t *p, size_t n) {
+static inline bool line_too_long(const uint8_t *p, size_t n) {
+    if (SO_LIKELY(n <= SO_SIP_MAX_LINE_BYTES))
+        return false;
     while (n && p[n - 1] == '\r')
         n--;
-    return n > SO_SIP_MAX_LINE_BYTES && so_utf8_len(p, n) > SO_SIP_MAX_LINE_BYTES;
+    return n > SO_SIP_MAX_LINE_BYTES && py_len(p, n) > SO_SIP_MAX_LINE_BYTES;
 }
 
 /* re.sub(r"[ \t]*\r?\n[ \t]+", " ", t) into out (at most n bytes: every match is >= 2 bytes). */
@@ -206,187 +205,6 @@ static size_t unfold(const uint8_t *t, size_t n, uint8_t *out) {
     return o;
 }
 
-/* ---- values ------------------------------------------------------------------------------ */
-
-#define HAVE(P, code) (((P)->have >> (code)) & 1u)
-
-/* A copy of s in ASCII lower (or upper) case; s itself if nothing changes. NULL p: no room. */
-static so_slice ascii_case(so_parser *P, so_slice s, bool upper) {
-    size_t i = 0;
-    for (; i < s.n; i++)
-        if (upper ? (s.p[i] >= 'a' && s.p[i] <= 'z') : (s.p[i] >= 'A' && s.p[i] <= 'Z'))
-            break;
-    if (i == s.n)
-        return s;
-    uint8_t *out = so_scratch_take(&P->sc, s.n);
-    if (!out)
-        return so_slice_of(NULL, 0);
-    for (i = 0; i < s.n; i++)
-        out[i] = upper ? so_ascii_upper(s.p[i]) : so_ascii_lower(s.p[i]);
-    return so_slice_of(out, s.n);
-}
-
-/* _number: uint of the stripped value, else -1 and one sip.bad_header_value per message. */
-static int64_t number(so_slice s, so_msg *m) {
-    int64_t v;
-    if (so_uint(so_py_strip(s), &v))
-        return v;
-    add_defect_once(m, SO_R_SIP_BAD_HEADER_VALUE);
-    return -1;
-}
-
-static so_slice before_byte(so_slice s, uint8_t c) { /* s.split(c, 1)[0] */
-    const uint8_t *hit = s.n ? (const uint8_t *)memchr(s.p, c, s.n) : NULL;
-    return hit ? so_slice_of(s.p, (size_t)(hit - s.p)) : s;
-}
-
-/* Fill *m from the kept values (P) and the start line: 0, or SO_R_INTERNAL_NO_MEMORY. */
-static int build(so_parser *P, const so_start_line *sl, bool truncated, size_t avail, so_msg *m) {
-    so_slice v;
-    m->is_request = sl->is_request;
-    m->status = sl->status;
-    m->reason_phrase = sl->reason_phrase;
-    m->request_uri = sl->request_uri;
-    if (sl->is_request) {
-        m->method = (uint8_t)so_method_of(sl->method.p, sl->method.n);
-        m->method_tok = sl->method;
-    }
-
-    int64_t cl = -1; /* Content-Length decides where the message ends */
-    if (HAVE(P, SO_H_CONTENT_LENGTH) && !so_uint(so_py_strip(P->vals[SO_H_CONTENT_LENGTH]), &cl)) {
-        cl = -1;
-        add_defect(m, SO_R_SIP_BAD_CONTENT_LENGTH);
-    }
-    m->content_length = cl;
-    if (truncated) {
-        add_defect(m, SO_R_SIP_TRUNCATED_HEADERS);
-        m->body_length = 0;
-    } else if (cl < 0) {
-        m->body_length = (int64_t)avail;
-    } else if ((uint64_t)cl > avail) {
-        add_defect(m, SO_R_SIP_TRUNCATED_BODY);
-        m->body_length = (int64_t)avail;
-    } else {
-        m->body_length = cl;
-    }
-
-    if (P->n_vias) { /* the top Via is the first value of the first Via header */
-        uint32_t count = 0;
-        for (uint32_t i = 0; i < P->n_vias; i++)
-            count += so_count_values(P->vias[i]);
-        m->via_count = (int32_t)count;
-        so_via via;
-        int r = so_parse_via(so_first_value(P->vias[0]), &via, &P->sc);
-        if (r < 0)
-            return SO_R_INTERNAL_NO_MEMORY;
-        if (r == 0) {
-            add_defect(m, SO_R_SIP_BAD_VIA);
-        } else {
-            m->via_transport = ascii_case(P, via.transport, true);
-            m->via_sent_by = ascii_case(P, via.sent_by, false);
-            m->via_branch = via.branch;
-            if ((via.transport.n && !m->via_transport.p) || (via.sent_by.n && !m->via_sent_by.p))
-                return SO_R_INTERNAL_NO_MEMORY;
-        }
-    } else {
-        add_defect(m, SO_R_SIP_MISSING_VIA);
-    }
-
-    v = HAVE(P, SO_H_CALL_ID) ? so_py_strip(P->vals[SO_H_CALL_ID]) : so_slice_of(NULL, 0);
-    if (v.n)
-        m->call_id = v;
-    else
-        add_defect(m, SO_R_SIP_MISSING_CALL_ID);
-
-    if (HAVE(P, SO_H_FROM))
-        so_uri_tag(P->vals[SO_H_FROM], &m->from_uri, &m->from_tag);
-    else
-        add_defect(m, SO_R_SIP_MISSING_FROM);
-    if (HAVE(P, SO_H_TO))
-        so_uri_tag(P->vals[SO_H_TO], &m->to_uri, &m->to_tag);
-    else
-        add_defect(m, SO_R_SIP_MISSING_TO);
-
-    if (!HAVE(P, SO_H_CSEQ)) {
-        add_defect(m, SO_R_SIP_MISSING_CSEQ);
-    } else if (!so_parse_cseq(P->vals[SO_H_CSEQ], &m->cseq, &m->cseq_method_tok)) {
-        m->cseq = -1;
-        add_defect(m, SO_R_SIP_BAD_CSEQ);
-    } else {
-        m->cseq_method = (uint8_t)so_method_of(m->cseq_method_tok.p, m->cseq_method_tok.n);
-        if (!sl->is_request) {
-            m->method = m->cseq_method;
-            m->method_tok = m->cseq_method_tok;
-        }
-    }
-
-    v = P->vals[SO_H_CONTENT_TYPE];
-    if (HAVE(P, SO_H_CONTENT_TYPE) && v.n) {
-        so_slice t = so_py_strip(before_byte(v, ';'));
-        m->content_type = ascii_case(P, t, false);
-        if (t.n && !m->content_type.p)
-            return SO_R_INTERNAL_NO_MEMORY;
-    }
-
-    v = P->vals[SO_H_CONTACT];
-    if (HAVE(P, SO_H_CONTACT) && v.n) {
-        so_slice first = so_py_strip(so_first_value(v)), uri, params, exp;
-        if (so_slice_eq(first, "*")) {
-            m->contact_star = true;
-        } else {
-            so_name_addr(first, &uri, &params);
-            if (params.n && so_param(params, "expires", 7, &exp))
-                m->contact_expires = number(exp, m);
-        }
-    }
-
-    unsigned ua = sl->is_request ? SO_H_USER_AGENT : SO_H_SERVER;
-    unsigned other = sl->is_request ? SO_H_SERVER : SO_H_USER_AGENT;
-    if (!HAVE(P, ua))
-        ua = other;
-    if (HAVE(P, ua) && P->vals[ua].n)
-        m->user_agent = so_py_strip(P->vals[ua]);
-
-    if (HAVE(P, SO_H_EXPIRES))
-        m->expires = number(P->vals[SO_H_EXPIRES], m);
-    if (HAVE(P, SO_H_SESSION_EXPIRES)) { /* delta-seconds *( ";" se-params ) */
-        v = P->vals[SO_H_SESSION_EXPIRES];
-        so_slice r;
-        m->session_expires = number(before_byte(v, ';'), m);
-        if (so_param(v, "refresher", 9, &r) && r.n) {
-            m->se_refresher = ascii_case(P, r, false);
-            if (!m->se_refresher.p)
-                return SO_R_INTERNAL_NO_MEMORY;
-        }
-    }
-    if (HAVE(P, SO_H_MIN_SE))
-        m->min_se = number(before_byte(P->vals[SO_H_MIN_SE], ';'), m);
-    if (HAVE(P, SO_H_RETRY_AFTER)) /* delta-seconds [ comment ] *( ";" retry-param ) */
-        m->retry_after = number(before_byte(before_byte(P->vals[SO_H_RETRY_AFTER], ';'), '('), m);
-
-    if (P->n_reasons == 1) {
-        m->reason = P->reasons[0];
-    } else if (P->n_reasons > 1) { /* ", ".join(values) */
-        size_t total = 2 * (P->n_reasons - 1), o = 0;
-        for (uint32_t i = 0; i < P->n_reasons; i++)
-            total += P->reasons[i].n;
-        uint8_t *out = so_scratch_take(&P->sc, total);
-        if (!out)
-            return SO_R_INTERNAL_NO_MEMORY;
-        for (uint32_t i = 0; i < P->n_reasons; i++) {
-            if (i) {
-                out[o++] = ',';
-                out[o++] = ' ';
-            }
-            if (P->reasons[i].n)
-                memcpy(out + o, P->reasons[i].p, P->reasons[i].n);
-            o += P->reasons[i].n;
-        }
-        m->reason = so_slice_of(out, o);
-    }
-    return 0;
-}
-
 /* ---- one message ------------------------------------------------------------------------- */
 
 static long find2(const uint8_t *data, size_t from, size_t to, const char *needle, size_t k) {
@@ -404,7 +222,46 @@ static void init_msg(so_msg *m, int64_t ts_ns, const so_payload *origin) {
     m->session_expires = m->min_se = m->expires = m->contact_expires = m->retry_after = -1;
 }
 
-/* _parse: the header block is data[start:hdr_end] (hdr_end < 0: no empty line was found). */
+/* The start line of text[0:tn]: up to the first LF (*l0 bytes), cut at a CR; 0 or fatal. */
+static int start_line(const uint8_t *text, size_t tn, so_start_line *sl, size_t *l0) {
+    const uint8_t *lf = tn ? (const uint8_t *)memchr(text, '\n', tn) : NULL;
+    *l0 = lf ? (size_t)(lf - text) : tn;
+    const uint8_t *cr = *l0 ? (const uint8_t *)memchr(text, '\r', *l0) : NULL;
+    so_slice first = so_slice_of(text, cr ? (size_t)(cr - text) : *l0);
+    if (first.n > SO_SIP_MAX_LINE_BYTES && py_len(first.p, first.n) > SO_SIP_MAX_LINE_BYTES)
+        return SO_R_SIP_LINE_TOO_LONG;
+    return so_parse_start_line(first, sl);
+}
+
+/* After the line walk of the block data[start:hdr_end] (``slow``: what stopped its scan):
+ * folded lines, then the message. 0, a fatal code, or -1 with *restart: the headers end at an
+ * earlier bare-LF empty line, parse again up to it. */
+static int finish(so_parser *P, const uint8_t *data, size_t len, size_t start, size_t hdr_end,
+                  size_t body_start, bool truncated, const so_start_line *sl, size_t l0, int slow,
+                  so_msg *m, size_t *end, long *restart) {
+    const uint8_t *text = data + start;
+    size_t tn = hdr_end - start;
+    if (slow == SCAN_FOLD) { /* RFC 3261 §7.3.1: a continuation line joins the previous one */
+        bool orphan = l0 + 1 < tn && is_sp_ht(text[l0 + 1]); /* continues the start line */
+        size_t un = unfold(text, tn, P->unfold);
+        reset_values(P, m);
+        slow = scan_lines(P, P->unfold, un, m);
+        if (orphan)
+            add_defect(m, SO_R_SIP_BAD_HEADER_LINE);
+    }
+    if (slow == SCAN_BLANK) { /* headers end at an earlier bare-LF empty line */
+        *restart = find2(data, start, hdr_end + 1, "\n\n", 2);
+        /* always found: an empty line after the first is a "\n\n" in data[start:hdr_end+1] */
+        return *restart < 0 ? SO_R_INTERNAL_NO_MEMORY : -1;
+    }
+    int rc = so_parser_build(P, sl, truncated, len - body_start, m);
+    if (rc)
+        return rc;
+    *end = body_start + (size_t)m->body_length;
+    return 0;
+}
+
+/* The general path: the header block is data[start:hdr_end] (hdr_end < 0: no empty line). */
 static int parse_block(so_parser *P, const uint8_t *data, size_t len, size_t start, long hdr_end,
                        size_t body_start, int64_t ts_ns, const so_payload *origin, so_msg *m,
                        size_t *end) {
@@ -423,17 +280,9 @@ static int parse_block(so_parser *P, const uint8_t *data, size_t len, size_t sta
         if ((size_t)hdr_end - start > SO_SIP_MAX_HEADER_BYTES)
             return SO_R_SIP_HEADERS_TOO_LONG;
         const uint8_t *text = data + start;
-        size_t tn = (size_t)hdr_end - start;
-
-        /* The start line: up to the first LF, cut at a CR. */
-        const uint8_t *lf0 = tn ? (const uint8_t *)memchr(text, '\n', tn) : NULL;
-        size_t l0 = lf0 ? (size_t)(lf0 - text) : tn;
-        const uint8_t *cr = l0 ? (const uint8_t *)memchr(text, '\r', l0) : NULL;
-        so_slice first = so_slice_of(text, cr ? (size_t)(cr - text) : l0);
-        if (first.n > SO_SIP_MAX_LINE_BYTES && so_utf8_len(first.p, first.n) > SO_SIP_MAX_LINE_BYTES)
-            return SO_R_SIP_LINE_TOO_LONG;
+        size_t tn = (size_t)hdr_end - start, l0;
         so_start_line sl;
-        int rc = so_parse_start_line(first, &sl);
+        int rc = start_line(text, tn, &sl, &l0);
         if (rc)
             return rc;
 
@@ -444,7 +293,7 @@ static int parse_block(so_parser *P, const uint8_t *data, size_t len, size_t sta
         int slow = SCAN_ON;
         unsigned lines = 1;
         const uint8_t *tend = text + tn;
-        for (const uint8_t *lf = lf0; lf;) {
+        for (const uint8_t *lf = l0 < tn ? text + l0 : NULL; lf;) {
             const uint8_t *ls = lf + 1;
             lf = (const uint8_t *)memchr(ls, '\n', (size_t)(tend - ls));
             size_t n = (size_t)((lf ? lf : tend) - ls);
@@ -456,33 +305,64 @@ static int parse_block(so_parser *P, const uint8_t *data, size_t len, size_t sta
         }
         if (too_long)
             return SO_R_SIP_LINE_TOO_LONG;
-
-        if (slow == SCAN_FOLD) { /* RFC 3261 §7.3.1: a continuation line joins the previous one */
-            bool orphan = l0 + 1 < tn && is_sp_ht(text[l0 + 1]); /* continues the start line */
-            size_t un = unfold(text, tn, P->unfold);
-            reset_values(P, m);
-            slow = scan_lines(P, P->unfold, un, m);
-            if (orphan)
-                add_defect(m, SO_R_SIP_BAD_HEADER_LINE);
-        }
-        if (slow == SCAN_BLANK) { /* headers end at an earlier bare-LF empty line */
-            long lf = find2(data, start, (size_t)hdr_end + 1, "\n\n", 2);
-            if (lf < 0) /* cannot happen: an empty line after the first is a "\n\n" */
-                return SO_R_INTERNAL_NO_MEMORY;
-            hdr_end = lf;
-            body_start = (size_t)lf + 2;
-            continue;
-        }
-        rc = build(P, &sl, truncated, len - body_start, m);
-        if (rc)
+        long restart;
+        rc = finish(P, data, len, start, (size_t)hdr_end, body_start, truncated, &sl, l0, slow, m,
+                    end, &restart);
+        if (rc >= 0)
             return rc;
-        *end = body_start + (size_t)m->body_length;
-        return 0;
+        hdr_end = restart;
+        body_start = (size_t)restart + 2;
     }
+}
+
+/* The common case in one pass: walk the lines from the start line, scanning each, until an LF
+ * followed by CRLF (the first "\n\r\n": the end of headers). Anything else (no such end, a
+ * limit or start line error, whose order of precedence the general path knows) returns -1: the
+ * caller takes the general path, which starts over. */
+static int parse_fast(so_parser *P, const uint8_t *data, size_t len, size_t start, int64_t ts_ns,
+                      const so_payload *origin, so_msg *m, size_t *end) {
+    const uint8_t *text = data + start, *dend = data + len;
+    const uint8_t *lf = (const uint8_t *)memchr(text, '\n', len - start);
+    if (!lf || (size_t)(lf - text) > SO_SIP_MAX_HEADER_BYTES)
+        return -1;
+    size_t l0;
+    so_start_line sl;
+    if (start_line(text, (size_t)(lf - text), &sl, &l0))
+        return -1;
+    init_msg(m, ts_ns, origin);
+    reset_values(P, m);
+    bool too_long = line_too_long(text, l0);
+    int slow = SCAN_ON;
+    unsigned lines = 1;
+    while (dend - lf < 3 || lf[1] != '\r' || lf[2] != '\n') {
+        const uint8_t *ls = lf + 1;
+        lf = (const uint8_t *)memchr(ls, '\n', (size_t)(dend - ls));
+        if (!lf || (size_t)(lf - text) > SO_SIP_MAX_HEADER_BYTES ||
+            ++lines > SO_SIP_MAX_HEADER_LINES)
+            return -1;
+        size_t n = (size_t)(lf - ls);
+        too_long = too_long || line_too_long(ls, n);
+        if (slow == SCAN_ON)
+            slow = scan_line(P, ls, n, m);
+    }
+    if (too_long)
+        return SO_R_SIP_LINE_TOO_LONG; /* block, start line and line count are fine */
+    size_t hdr_end = (size_t)(lf - data);
+    long restart;
+    int rc = finish(P, data, len, start, hdr_end, hdr_end + 3, false, &sl, l0, slow, m, end,
+                    &restart);
+    if (rc >= 0)
+        return rc;
+    return parse_block(P, data, len, start, restart, (size_t)restart + 2, ts_ns, origin, m, end);
 }
 
 int so_parse_message(so_parser *P, const uint8_t *data, size_t len, size_t start, int64_t ts_ns,
                      const so_payload *origin, so_msg *msg, size_t *end) {
+    if (start < len) {
+        int rc = parse_fast(P, data, len, start, ts_ns, origin, msg, end);
+        if (rc >= 0)
+            return rc;
+    }
     /* End of headers: the first "\n\r\n" (CRLF or LF line, then CRLF), else the first "\n\n". */
     long hdr_end = find2(data, start, len, "\n\r\n", 3);
     size_t body_start = (size_t)hdr_end + 3;

@@ -49,6 +49,82 @@ static inline uint8_t *so_scratch_take(so_scratch *s, size_t k) {
     return r;
 }
 
+/* ---- Python str rules and short scans over header bytes -----------------------------------
+ * (so_common.h has the white space set; these add what the grammar needs on top, inline.) */
+
+/* Bytes of the character at p[0:n] as Python's UTF-8 decoder with errors="replace" reads it:
+ * a well-formed sequence, or one maximal subpart of an ill-formed one (one U+FFFD). 0 if n == 0.
+ * Character counts and character slices (len(s), s[:k]) of decoded header text use it. */
+size_t so_py_char_bytes(const uint8_t *p, size_t n);
+
+/* Bytes that may start Python white space: 1 ASCII white space, 2 the lead byte of a non-ASCII
+ * white space code point (so_py_space_at decides). */
+extern const uint8_t so_py_space_start[256];
+
+/* a[0:n] == b[0:n], inline (names and keys are short: no call, 8 bytes at a time). */
+static inline bool so_bytes_eq(const uint8_t *a, const char *b, size_t n) {
+    uint64_t x, y;
+    for (; n >= 8; a += 8, b += 8, n -= 8) {
+        memcpy(&x, a, 8);
+        memcpy(&y, b, 8);
+        if (x != y)
+            return false;
+    }
+    for (; n; a++, b++, n--)
+        if (*a != (uint8_t)*b)
+            return false;
+    return true;
+}
+
+/* Index of the first byte in p[i:n] that is not in 0x21..0x7E (so may be, or start, Python
+ * white space), or n: 8 bytes at a time (a byte b fails when b - 0x21 borrows or b >= 0x80,
+ * or is DEL: harmless, it is checked one by one after). */
+static inline size_t so_skip_printable(const uint8_t *p, size_t i, size_t n) {
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    while (n - i >= 8) {
+        uint64_t x;
+        memcpy(&x, p + i, 8);
+        if (((x - 0x21 * ones) | x) & highs)
+            break;
+        i += 8;
+    }
+    while (i < n && p[i] >= 0x21 && p[i] < 0x7F)
+        i++;
+    return i;
+}
+
+/* memchr for the short spans of a header (a name, a parameter, a line): 8 bytes at a time
+ * inline, no call. Returns the index of the first c in p[i:n], or n. */
+static inline size_t so_find_byte(const uint8_t *p, size_t i, size_t n, uint8_t c) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    const uint64_t pat = ones * c;
+    while (n - i >= 8) {
+        uint64_t x;
+        memcpy(&x, p + i, 8);
+        x ^= pat; /* a zero byte where c is */
+        uint64_t hit = (x - ones) & ~x & highs; /* lowest set bit: the first zero byte */
+        if (hit)
+            return i + ((size_t)__builtin_ctzll(hit) >> 3);
+        i += 8;
+    }
+#endif
+    while (i < n && p[i] != c)
+        i++;
+    return i;
+}
+
+/* so_py_strip (str.strip()): ASCII white space inline, non-ASCII ends by so_py_strip. */
+static inline __attribute__((always_inline)) so_slice so_strip(so_slice s) {
+    while (s.n && so_py_space_start[s.p[0]] == 1)
+        s.p++, s.n--;
+    while (s.n && s.p[s.n - 1] < 0x80 && so_py_ascii_space(s.p[s.n - 1]))
+        s.n--;
+    if (s.n && (so_py_space_start[s.p[0]] == 2 || s.p[s.n - 1] >= 0x80))
+        return so_py_strip(s);
+    return s;
+}
+
 /* ---- Header names (RFC 3261 §7.3.3, §20; compact forms from the IANA registry) -------------
  * Codes of the headers whose values the parser keeps (0: known but not needed). The two
  * headers whose every value is kept come first (code > SO_H_REASON: first occurrence wins). */
@@ -91,6 +167,9 @@ extern const char *const so_compact_forms[26];
  * of the exact-case table: canonical, lower-case, ``alt``, or a compact letter in either case
  * (such a name is recognised even without a colon after it). */
 int so_header_lookup(const uint8_t *p, size_t n, bool *exact);
+/* so_header_names[so_header_lookup(p, n)].code, SO_H_IGNORED for unknown names; most ignored
+ * names are told apart by length and first letter, without a lookup. */
+unsigned so_header_code(const uint8_t *p, size_t n);
 
 /* ---- Value grammars ---------------------------------------------------------------------
  * Leniency: values are read the way a passive monitor needs them (find the URI, the tag, the
@@ -109,6 +188,7 @@ size_t so_skip_quoted(const uint8_t *p, size_t n, size_t i);
 size_t so_value_end(so_slice v, size_t i);
 uint32_t so_count_values(so_slice v);
 so_slice so_first_value(so_slice v);
+uint32_t so_count_values_first(so_slice v, so_slice *first); /* both in one pass */
 
 /* Value of ``;name=value`` in a parameter string (``name``: lower-case ASCII): true with
  * ``*out`` (stripped; empty for ``;name``) or false if absent. The first exact ``;name=`` wins;
