@@ -6,10 +6,11 @@ of ``parse_message``, next to a naive baseline (split lines, dict of all headers
 ``--capture FILE`` adds parse_payload over all SIP payloads of a capture (e.g. one written by
 ``benchmarks/gen_capture.py``): many distinct, cache-cold messages, as in the pipeline.
 
-The two fixed messages repeat, so the parser's memos (start line, CSeq, Content-Length,
-Content-Type, Contact) always hit and the CPU caches stay warm: a best case, like a burst of
-retransmissions. The capture figure is the one to compare with the pipeline. This machine is
-noisy: compare A/B runs made in the same minute, or interleave the variants in one process.
+The parser is compiled C; these figures include the Python facade (a SipMessage per message,
+which costs more than the parse). The two fixed messages repeat, so the CPU caches and branch
+predictors stay warm: a best case, like a burst of retransmissions. The capture figure is the
+one to compare with the pipeline. This machine is noisy: compare A/B runs made in the same
+minute, or interleave the variants in one process.
 """
 
 from __future__ import annotations
