@@ -6,10 +6,10 @@ FROM debian:12-slim
 ENV DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 python3-venv python3-pip python3-bpfcc \
-        linux-headers-amd64 iproute2 ca-certificates \
+        python3-dev gcc libc6-dev linux-headers-amd64 iproute2 ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /opt/sip-otel
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY src ./src
 COPY bpf ./bpf
 RUN python3 -m venv /opt/venv \

@@ -21,15 +21,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from sip_otel.capture.pcapfile import PcapWriter
 from sip_otel.net.types import LINKTYPE_ETHERNET
 
-UAC = (10, 0, 0, 1)
-UAS = (10, 0, 0, 2)
+# Loopback addresses only: generated load never carries private or public ranges.
+UAC = (127, 0, 0, 1)
+UAS = (127, 0, 0, 2)
 MAC_UAC = bytes.fromhex("020000000001")
 MAC_UAS = bytes.fromhex("020000000002")
 T0_NS = 1_767_225_600 * 1_000_000_000  # 2026-01-01T00:00:00Z
 
 SDP = (
-    "v=0\r\no=user1 53655765 2353687637 IN IP4 10.0.0.{h}\r\ns=-\r\n"
-    "c=IN IP4 10.0.0.{h}\r\nt=0 0\r\nm=audio {port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+    "v=0\r\no=user1 53655765 2353687637 IN IP4 127.0.0.{h}\r\ns=-\r\n"
+    "c=IN IP4 127.0.0.{h}\r\nt=0 0\r\nm=audio {port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
 )
 
 
@@ -48,35 +49,35 @@ def _frame(src_mac: bytes, dst_mac: bytes, ip: bytes) -> bytes:
 
 def call_messages(i: int) -> list[tuple[int, bool, str]]:
     """(offset_ns, from_uac, text) for call i."""
-    cid = f"{i}-4242@10.0.0.1"
+    cid = f"{i}-4242@127.0.0.1"
     ftag = f"{i}SIPpTag00"
     ttag = f"{i}SIPpTag01"
     br1 = f"z9hG4bK-4242-{i}-0"
     br_ack = f"z9hG4bK-4242-{i}-5"
     br_bye = f"z9hG4bK-4242-{i}-6"
-    via = "Via: SIP/2.0/UDP 10.0.0.1:5060;branch={b}\r\n"
+    via = "Via: SIP/2.0/UDP 127.0.0.1:5060;branch={b}\r\n"
     base_req = (
-        "{m} sip:service@10.0.0.2:5060 SIP/2.0\r\n" + via +
-        "From: sipp <sip:sipp@10.0.0.1:5060>;tag=" + ftag + "\r\n"
-        "To: service <sip:service@10.0.0.2:5060>{tt}\r\n"
+        "{m} sip:service@127.0.0.2:5060 SIP/2.0\r\n" + via +
+        "From: sipp <sip:sipp@127.0.0.1:5060>;tag=" + ftag + "\r\n"
+        "To: service <sip:service@127.0.0.2:5060>{tt}\r\n"
         "Call-ID: " + cid + "\r\n"
         "CSeq: {cseq} {m}\r\n"
-        "Contact: sip:sipp@10.0.0.1:5060\r\n"
+        "Contact: sip:sipp@127.0.0.1:5060\r\n"
         "Max-Forwards: 70\r\n"
         "Subject: Performance Test\r\n"
         "{extra}Content-Length: {cl}\r\n\r\n{body}"
     )
     base_resp = (
         "SIP/2.0 {code} {reason}\r\n" + via +
-        "From: sipp <sip:sipp@10.0.0.1:5060>;tag=" + ftag + "\r\n"
-        "To: service <sip:service@10.0.0.2:5060>{tt}\r\n"
+        "From: sipp <sip:sipp@127.0.0.1:5060>;tag=" + ftag + "\r\n"
+        "To: service <sip:service@127.0.0.2:5060>{tt}\r\n"
         "Call-ID: " + cid + "\r\n"
         "CSeq: {cseq} {m}\r\n"
         "{extra}Content-Length: {cl}\r\n\r\n{body}"
     )
     sdp_a = SDP.format(h=1, port=6000 + i % 1000)
     sdp_b = SDP.format(h=2, port=7000 + i % 1000)
-    contact_b = "Contact: <sip:10.0.0.2:5060;transport=UDP>\r\n"
+    contact_b = "Contact: <sip:127.0.0.2:5060;transport=UDP>\r\n"
     tt = ";tag=" + ttag
     msgs = [
         (0, True, base_req.format(m="INVITE", b=br1, tt="", cseq=1,

@@ -6,6 +6,7 @@
 //   RING_PAGES  ring buffer size in pages (power of two)
 //   LO_IFINDEX  ifindex of "lo" in the agent's network namespace (outgoing copies dropped there)
 //   ALL_PORTS   if defined, any UDP/TCP port passes (the port map is not consulted)
+//   WAKEUP_PACKETS  records per CPU between wakeups of the reader (sip_record.h)
 //
 // Theory of operation
 //   The program parses from the start of the frame (the MAC header on Ethernet-like devices and
@@ -28,6 +29,9 @@
 #include <uapi/linux/if_packet.h>
 #include <uapi/linux/in.h>
 #include <uapi/linux/in6.h>
+
+#define SIP_RECORD_BPF 1
+#include "sip_record.h"
 
 #ifndef NCPU
 #define NCPU 128
@@ -55,19 +59,8 @@
 #define C_TRUNCATED 3    // packet longer than MAX_CAPLEN, copied truncated
 #define C_LO_OUTGOING 4  // loopback outgoing copies skipped (not drops)
 #define C_RING_RETRY 5   // first bpf_ringbuf_output failed, the retry succeeded (not a drop)
-#define N_COUNTERS 6
-
-struct rec_hdr {
-    u64 ts_ns;       // bpf_ktime_get_ns(): CLOCK_MONOTONIC; userspace adds a realtime offset
-    u32 ifindex;
-    u32 len;         // skb->len (bytes on the wire from the MAC header, minus stripped tags)
-    u32 caplen;      // bytes that follow this header
-    u16 pkt_type;    // PACKET_HOST, PACKET_OUTGOING, ...
-    u16 vlan_tci;    // valid when vlan_proto != 0 (tag stripped into metadata)
-    u16 vlan_proto;  // host order; 0 = no stripped tag
-    u16 reserved0;
-    u32 reserved1;
-};
+#define C_SINCE_WAKEUP 6 // records since this CPU last woke the reader (not exported)
+#define N_COUNTERS 7
 
 struct slot {
     struct rec_hdr hdr;
@@ -205,10 +198,20 @@ int sip_filter(struct __sk_buff *skb) {
     // a lock timeout/deadlock verdict with the ring nearly empty -- seen a few times in 45k
     // packets at 10k packets/s on a 2-core VM, sometimes twice in a row. A full ring fails
     // every attempt just as fast, so the bound only costs time when the lock misbehaves.
+    // Wakeups: the reader polls with a timeout (its latency cap) and is woken early only every
+    // WAKEUP_PACKETS records of this CPU, so a low packet rate costs a few wakeups per second
+    // instead of one per packet.
+    u64 flags = BPF_RB_NO_WAKEUP;
+    int wake_idx = C_SINCE_WAKEUP;
+    u64 *since = counters.lookup(&wake_idx);
+    if (since && ++*since >= WAKEUP_PACKETS) {
+        *since = 0;
+        flags = BPF_RB_FORCE_WAKEUP;
+    }
     u32 size = sizeof(struct rec_hdr) + caplen;
     #pragma unroll
     for (int i = 0; i < RING_ATTEMPTS; i++) {
-        if (events.ringbuf_output(s, size, 0) == 0) {
+        if (events.ringbuf_output(s, size, flags) == 0) {
             if (i > 0)
                 count(C_RING_RETRY);
             count(C_PASSED);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install everything sip-otel needs on Debian 12 (run as root). Idempotent: when everything is
 # already there it only checks, in about a second.
-#   - Debian packages: bcc (python3-bpfcc, bpfcc-tools), kernel headers, SIPp, tshark, Prometheus
+#   - Debian packages: bcc (python3-bpfcc, bpfcc-tools), kernel headers, SIPp, tshark, Prometheus,
+#     a C compiler and the Python headers (the compiled core is built by pip from the sources)
 #   - /lib/modules/$(uname -r)/{build,source} links when the running kernel has no headers
 #   - .venv (from the system Python, which is where bcc lives) with sip-otel and its test extras
 set -euo pipefail
@@ -16,8 +17,8 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # --- Debian packages ---------------------------------------------------------------------------
-packages=(python3 python3-venv python3-pip python3-bpfcc bpfcc-tools linux-headers-amd64
-          sip-tester tshark prometheus iproute2 libcap2-bin procps)
+packages=(python3 python3-venv python3-pip python3-dev gcc libc6-dev python3-bpfcc bpfcc-tools
+          linux-headers-amd64 sip-tester tshark prometheus iproute2 libcap2-bin procps)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
@@ -71,7 +72,9 @@ if [ -d /usr/lib/python3/dist-packages/bcc ] && [ ! -e "$site/bcc" ]; then
     say "venv sees bcc via $site/bcc -> /usr/lib/python3/dist-packages/bcc"
 fi
 stamp="$venv/.sip-otel-installed"
-want="$(cat pyproject.toml | sha256sum | cut -c1-16)"
+# Reinstall (and so rebuild the compiled core) when the dependencies or the core's sources change.
+want="$(cat pyproject.toml setup.py src/sip_otel/_core.pyx src/sip_otel/*.pxi src/sip_otel/_c/*.[ch] \
+        bpf/*.h | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     say "installing sip-otel with test extras into $venv"
     "$venv/bin/python" -m pip install -q --upgrade pip >/dev/null

@@ -8,7 +8,7 @@
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from os import urandom as _os_urandom
 
-from sip_otel.errors import DecodeError as _DecodeError
+from sip_otel.errors import DecodeError as _NetDecodeError
 from sip_otel.net.types import Frame as _Frame
 from sip_otel.net.types import SipPayload as _SipPayload
 
@@ -317,7 +317,7 @@ def link_decode(uint32_t linktype, const uint8_t[::1] data):
     cdef so_l3 l
     r = so_link_decode(linktype, _buf_ptr(data), data.shape[0], &l)
     if r != SO_NET_OK:
-        raise _DecodeError(REASON_SLUGS[r])
+        raise _NetDecodeError(REASON_SLUGS[r])
     return (l.etype, l.off, l.end)
 
 

@@ -1,1 +1,263 @@
-# (filled in by the pipeline part of the binding)
+# The pipeline part of the binding (so_pipeline.h) and the live capture adapters that feed it
+# (so_ring.h): whole batches of frames per call, no Python object per packet.
+
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE, PyBUF_WRITABLE
+
+cdef extern from "so_pipeline.h":
+    ctypedef struct so_pipeline_config:
+        so_net_limits limits
+        uint8_t sip_ports[8192]
+        bint all_ports
+        so_track_config track
+    ctypedef struct so_pipeline:
+        uint64_t reasons[SO_N_REASONS]
+        uint64_t evictions[SO_N_EVICTIONS]
+        so_stats stats
+        so_net *net
+        so_track *track
+        int64_t last_ts, next_timer
+    so_pipeline *so_pipeline_new(const so_pipeline_config *cfg)
+    void so_pipeline_free(so_pipeline *p)
+    void so_pipeline_frame(so_pipeline *p, int64_t ts_ns, uint32_t linktype, const uint8_t *data,
+                           size_t len)
+    so_pcap_status so_pipeline_pcap(so_pipeline *p, so_pcap *pc, size_t max_frames)
+    void so_pipeline_timer(so_pipeline *p, int64_t now_ns)
+    void so_pipeline_finish(so_pipeline *p, int64_t now_ns)
+
+cdef extern from "so_track.h":
+    void so_track_set_want_records(so_track *t, bint want)
+
+cdef extern from "so_ring.h":
+    ctypedef void (*so_live_frame_fn)(void *ctx, int64_t ts_ns, const uint8_t *data, size_t len,
+                                      uint32_t ifindex, uint16_t pkt_type)
+    ctypedef struct so_ring:
+        uint64_t max_backlog
+        uint64_t bad_records
+    void so_ring_init(so_ring *r, uint64_t *cons_pos, const uint64_t *prod_pos,
+                      const uint8_t *data, uint64_t size, int64_t offset_ns)
+    bint so_ring_pending(const so_ring *r)
+    size_t so_ring_drain(so_ring *r, size_t max_frames, so_live_frame_fn fn, void *ctx)
+    ctypedef struct so_tpacket:
+        uint8_t *base
+        size_t block_size
+        uint32_t nblocks
+        uint32_t block
+        uint64_t bad_packets
+    size_t so_tpacket_read(so_tpacket *r, size_t max_frames, so_live_frame_fn fn, void *ctx)
+
+from dataclasses import asdict as _asdict
+
+from sip_otel.net.types import Frame as _Frame
+
+
+cdef class PipelineCore:
+    """The compiled pipeline: frames in, counters and records out (see pipeline.py)."""
+    cdef so_pipeline *p
+    cdef bint want_records
+    cdef list records
+
+    def __cinit__(self):
+        self.p = NULL
+
+    def __init__(self, config, bint want_records=False):
+        """``config``: a pipeline.PipelineConfig."""
+        cdef so_pipeline_config cfg
+        memset(&cfg, 0, sizeof(cfg))
+        _limits_from(&cfg.limits, _asdict(config.net_limits))
+        for port in config.sip_ports:
+            if 0 <= port <= 0xFFFF:
+                cfg.sip_ports[port >> 3] |= <uint8_t>(1 << (port & 7))
+        cfg.all_ports = config.all_ports
+        track_config(&cfg.track, config.tracker, want_records)
+        self.p = so_pipeline_new(&cfg)
+        if self.p == NULL:
+            raise MemoryError()
+        self.want_records = want_records
+        self.records = []
+
+    def __dealloc__(self):
+        if self.p != NULL:
+            so_pipeline_free(self.p)
+
+    cdef void _collect(self):
+        """Finished records into Python objects (only when spans want them)."""
+        cdef size_t n, i
+        cdef so_record *recs = so_track_records(self.p.track, &n)
+        if n:
+            for i in range(n):
+                self.records.append(make_record(&recs[i]))
+            so_track_clear_records(self.p.track)
+
+    def take_records(self):
+        out = self.records
+        self.records = []
+        return out
+
+    def feed_frames(self, frames):
+        """A batch of Frame tuples (live AF_PACKET path, tools, tests)."""
+        cdef const uint8_t[:] view
+        cdef bytes data
+        for frame in frames:
+            data = frame[2]
+            so_pipeline_frame(self.p, frame[0], frame[1], <const uint8_t *>PyBytes_AS_STRING(data),
+                              len(data))
+        if self.want_records:
+            self._collect()
+
+    def feed_pcap(self, PcapCursor cursor, size_t max_frames):
+        """Up to ``max_frames`` frames of a capture file straight into the pipeline; returns the
+        cursor's state afterwards (0 more, 1 end, 2 error: PcapReader turns it into
+        CaptureFileError)."""
+        if cursor.status == SO_PCAP_MORE:
+            cursor.status = so_pipeline_pcap(self.p, &cursor.pc, max_frames)
+            if self.want_records:
+                self._collect()
+        return <int>cursor.status
+
+    def set_want_records(self, bint want):
+        self.want_records = want
+        so_track_set_want_records(self.p.track, want)
+
+    def feed_ring(self, RingCursor ring, size_t max_frames):
+        """Up to ``max_frames`` packets waiting in the eBPF ring; returns how many."""
+        n = so_ring_drain(&ring.r, max_frames, _to_pipeline, self.p)
+        if self.want_records:
+            self._collect()
+        return n
+
+    def feed_tpacket(self, TpacketCursor ring, size_t max_frames):
+        """Up to ``max_frames`` packets of handed-over TPACKET_V3 blocks; returns how many."""
+        n = so_tpacket_read(&ring.r, max_frames, _to_pipeline, self.p)
+        if self.want_records:
+            self._collect()
+        return n
+
+    def handle_timer(self, int64_t now_ns):
+        so_pipeline_timer(self.p, now_ns)
+        if self.want_records:
+            self._collect()
+
+    def finish(self, int64_t now_ns):
+        so_pipeline_finish(self.p, now_ns)
+        if self.want_records:
+            self._collect()
+
+    @property
+    def last_ts_ns(self):
+        return self.p.last_ts
+
+    def sync(self, stats, reasons):
+        """The counters into a PipelineStats and the reason counts into a Reasons (replacing
+        what the pipeline counts; fields the pipeline does not own are left alone)."""
+        stats_out(&self.p.stats, stats, True)
+        stats.evictions = counts_dict(self.p.evictions, SO_N_EVICTIONS, EVICTION_SLUGS)
+        core = counts_dict(self.p.reasons, SO_N_REASONS, REASON_SLUGS)
+        for slug, n in core.items():
+            reasons.counts[slug] = n
+
+    def gauges(self):
+        cdef so_track_gauges g
+        so_track_gauges_get(self.p.track, &g)
+        return {
+            "sessions": g.sessions, "early_dialogs": g.early_dialogs,
+            "registrations": g.registrations, "transactions": g.transactions,
+            "transactions_tracked": g.transactions_tracked,
+            "invite_attempts": g.invite_attempts, "register_attempts": g.register_attempts,
+            "table.fragments": so_net_fragment_sets(self.p.net),
+            "table.tcp_flows": so_net_tcp_flows(self.p.net),
+        }
+
+
+cdef void _to_pipeline(void *ctx, int64_t ts, const uint8_t *data, size_t len, uint32_t ifindex,
+                       uint16_t pkt_type) noexcept:
+    so_pipeline_frame(<so_pipeline *>ctx, ts, 1, data, len)  # LINKTYPE_ETHERNET
+
+
+cdef void _to_list(void *ctx, int64_t ts, const uint8_t *data, size_t len, uint32_t ifindex,
+                   uint16_t pkt_type) noexcept:
+    (<list>ctx).append(_Frame(ts, 1, (<const char *>data)[:len], ifindex, pkt_type))
+
+
+cdef class RingCursor:
+    """Consumer state of the eBPF filter's ring buffer over mappings owned by the caller:
+    ``cons`` (the read-write consumer page) and ``data`` (producer page + data area twice)."""
+    cdef so_ring r
+    cdef Py_buffer cons_buf, data_buf
+    cdef bint have_bufs
+
+    def __cinit__(self):
+        self.have_bufs = False
+
+    def __init__(self, cons, data, uint64_t size, int64_t offset_ns, size_t page):
+        PyObject_GetBuffer(cons, &self.cons_buf, PyBUF_WRITABLE)
+        try:
+            PyObject_GetBuffer(data, &self.data_buf, PyBUF_SIMPLE)
+        except BaseException:
+            PyBuffer_Release(&self.cons_buf)
+            raise
+        self.have_bufs = True
+        if self.cons_buf.len < 8 or self.data_buf.len < <Py_ssize_t>(page + 2 * size):
+            raise ValueError("ring mappings smaller than the ring")
+        so_ring_init(&self.r, <uint64_t *>self.cons_buf.buf, <const uint64_t *>self.data_buf.buf,
+                     (<const uint8_t *>self.data_buf.buf) + page, size, offset_ns)
+
+    def __dealloc__(self):
+        if self.have_bufs:
+            PyBuffer_Release(&self.cons_buf)
+            PyBuffer_Release(&self.data_buf)
+
+    def release(self):
+        """Let go of the mappings (before they are closed)."""
+        if self.have_bufs:
+            PyBuffer_Release(&self.cons_buf)
+            PyBuffer_Release(&self.data_buf)
+            self.have_bufs = False
+
+    def pending(self):
+        return self.have_bufs and so_ring_pending(&self.r)
+
+    def read(self, size_t max_frames):
+        """Waiting packets as Frame tuples (tests, tools; the agent feeds the pipeline)."""
+        out = []
+        if self.have_bufs:
+            so_ring_drain(&self.r, max_frames, _to_list, <void *>out)
+        return out
+
+    @property
+    def max_backlog(self):
+        return self.r.max_backlog
+
+
+cdef class TpacketCursor:
+    """Reader state of one TPACKET_V3 ring over a read-write mapping owned by the caller."""
+    cdef so_tpacket r
+    cdef Py_buffer buf
+    cdef bint have_buf
+
+    def __cinit__(self):
+        self.have_buf = False
+
+    def __init__(self, ring_map, size_t block_size, uint32_t nblocks):
+        PyObject_GetBuffer(ring_map, &self.buf, PyBUF_WRITABLE)
+        self.have_buf = True
+        if self.buf.len < <Py_ssize_t>(block_size * nblocks) or block_size < 64 or nblocks == 0:
+            raise ValueError("TPACKET_V3 mapping smaller than its blocks")
+        self.r.base = <uint8_t *>self.buf.buf
+        self.r.block_size = block_size
+        self.r.nblocks = nblocks
+        self.r.block = 0
+
+    def __dealloc__(self):
+        if self.have_buf:
+            PyBuffer_Release(&self.buf)
+
+    def release(self):
+        if self.have_buf:
+            PyBuffer_Release(&self.buf)
+            self.have_buf = False
+
+    def read(self, size_t max_frames):
+        out = []
+        if self.have_buf:
+            so_tpacket_read(&self.r, max_frames, _to_list, <void *>out)
+        return out

@@ -1,8 +1,10 @@
 """``sip-otel run``: live capture -> pipeline -> telemetry, until SIGTERM/SIGINT.
 
 Main loop (one thread; OTel's exporters and the HTTP server run their own):
-  poll(capture fd, signal pipe, timeout = time to the next tick)
-  -> drain the capture in batches into :meth:`Pipeline.feed` (packet time drives the timers there)
+  poll(capture fd, signal pipe, timeout = :data:`MAX_WAIT_MS` at most, the latency cap: the eBPF
+  filter wakes the reader only every few hundred packets)
+  -> the capture hands what waits to the compiled pipeline in one call per
+     :data:`MAX_FRAMES_PER_CALL` frames (packet time drives the timers there)
   -> every tick: copy the kernel drop count into ``stats.capture_drops`` and, when no packet has
      moved packet time forward, advance it with the idle clock.
 Idle clock: ``time.monotonic_ns() + offset`` -- the same mapping the capture applies to kernel
@@ -43,8 +45,14 @@ log = logging.getLogger("sip_otel.agent")
 # A timer may expire a transaction whose answer is already in the ring but not yet read; running
 # the idle clock this far behind wall time makes that impossible at any sane load.
 IDLE_GRACE_NS = 200_000_000
-# Batches drained per wake-up before timers get a turn (x DEFAULT_BATCH frames).
-MAX_BATCHES_PER_WAKE = 64
+# Frames handed to the pipeline per call (a call holds the GIL, so a scrape waits for it: 4096
+# frames are a few milliseconds of compiled work), and calls per wake-up before timers get a
+# turn.
+MAX_FRAMES_PER_CALL = 4096
+MAX_CALLS_PER_WAKE = 16
+# Longest sleep in poll(): the latency cap of a packet waiting in the ring (the filter wakes the
+# reader early only every WAKEUP_PACKETS packets per CPU, bpf/sip_record.h).
+MAX_WAIT_MS = 20
 # SIGTERM to exit: the issue allows 5 s; keep a margin for interpreter teardown.
 SHUTDOWN_BUDGET_S = 3.5
 
@@ -145,7 +153,7 @@ def _make_telemetry(settings: Settings, pipeline: Any, capture_path: str) -> Any
     )
     return Telemetry(
         pipeline.stats, pipeline.reasons, pipeline.gauges, options, capture_path=capture_path,
-        evictions=pipeline.evictions,
+        evictions=pipeline.evictions, refresh=pipeline.sync,
     )
 
 
@@ -210,7 +218,8 @@ def _run(settings: Settings, stop: _Stop) -> int:
     try:
         telemetry = _make_telemetry(settings, pipeline, capture.path)
         if telemetry is not None:
-            pipeline.set_record_sink(telemetry.on_record)
+            if telemetry.wants_records:
+                pipeline.set_record_sink(telemetry.on_record)
             telemetry.start_http()
     except OSError as exc:
         capture.close()
@@ -235,22 +244,18 @@ def _loop(capture: Capture, pipeline: Any, stop: _Stop, tick_ns: int) -> None:
     poller = select.poll()
     poller.register(capture.fileno(), select.POLLIN)
     poller.register(stop.rfd, select.POLLIN)
-    stats = pipeline.stats
-    read = capture.read
-    feed = pipeline.feed
+    feed = capture.feed
     next_tick = time.monotonic_ns() + tick_ns
     last_seen_ts = 0
     while not stop.requested:
-        timeout_ms = max(0, (next_tick - time.monotonic_ns()) // 1_000_000)
+        timeout_ms = max(0, min(MAX_WAIT_MS, (next_tick - time.monotonic_ns()) // 1_000_000))
         poller.poll(timeout_ms)
-        for _ in range(MAX_BATCHES_PER_WAKE):
-            frames = read()
-            if not frames:
+        for _ in range(MAX_CALLS_PER_WAKE):
+            if feed(pipeline, MAX_FRAMES_PER_CALL) < MAX_FRAMES_PER_CALL:
                 break
-            feed(frames)
         now = time.monotonic_ns()
         if now >= next_tick:
-            stats.capture_drops = capture.drops()
+            pipeline.stats.capture_drops = capture.drops()
             idle_now = now + offset - IDLE_GRACE_NS
             if pipeline.last_ts_ns == last_seen_ts and idle_now > pipeline.last_ts_ns:
                 pipeline.handle_timer(idle_now)
@@ -263,11 +268,9 @@ def _loop(capture: Capture, pipeline: Any, stop: _Stop, tick_ns: int) -> None:
 def _shutdown(capture: Capture, pipeline: Any, telemetry: Any) -> None:
     started = time.monotonic()
     try:
-        for _ in range(MAX_BATCHES_PER_WAKE):
-            frames = capture.read()
-            if not frames:
+        for _ in range(MAX_CALLS_PER_WAKE):
+            if capture.feed(pipeline, MAX_FRAMES_PER_CALL) < MAX_FRAMES_PER_CALL:
                 break
-            pipeline.feed(frames)
         pipeline.stats.capture_drops = capture.drops()
         counters = capture.counters()
         log.info("capture counters: %s", ", ".join(f"{k}={v}" for k, v in counters.items()))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import logging
 import os
@@ -14,7 +13,11 @@ from typing import Any
 
 from . import __version__
 
-__all__ = ["main"]
+__all__ = ["REPLAY_CHUNK", "main"]
+
+# Frames per call into the compiled core during a replay: ~30 ms of work, so progress lines and
+# Ctrl-C stay responsive.
+REPLAY_CHUNK = 32768
 
 
 def _ports(text: str) -> frozenset[int]:
@@ -77,8 +80,9 @@ def _replay(args: argparse.Namespace) -> int:
     if args.format == "prometheus" or getattr(args, "otlp", False):
         from .telemetry.replay import make_replay_telemetry
 
-        telemetry = make_replay_telemetry(args, pipeline.stats, pipeline.reasons, pipeline.gauges)
-        if telemetry is not None:
+        telemetry = make_replay_telemetry(args, pipeline.stats, pipeline.reasons, pipeline.gauges,
+                                          refresh=pipeline.sync)
+        if telemetry is not None and telemetry.wants_records:
             pipeline.set_record_sink(telemetry.on_record)
 
     show = args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty())
@@ -92,16 +96,17 @@ def _replay(args: argparse.Namespace) -> int:
     with reader:
         next_progress = started + 1.0
         try:
-            for batch in reader.batches():
-                pipeline.feed(batch)
+            # The compiled core reads the file region by region (no Python object per frame).
+            while pipeline.feed_capture(reader, REPLAY_CHUNK):
                 if show:
                     now = time.perf_counter()
                     if now >= next_progress:
                         next_progress = now + 1.0
                         pct = 100.0 * reader.progress / reader.size
-                        rate = pipeline.stats.messages / (now - started)
-                        print(f"\rreplay: {pct:5.1f}%  {pipeline.stats.frames:,} frames  "
-                              f"{pipeline.stats.messages:,} SIP messages  {rate:,.0f} msg/s",
+                        stats = pipeline.stats
+                        rate = stats.messages / (now - started)
+                        print(f"\rreplay: {pct:5.1f}%  {stats.frames:,} frames  "
+                              f"{stats.messages:,} SIP messages  {rate:,.0f} msg/s",
                               end="", file=sys.stderr, flush=True)
         except CaptureFileError as e:
             error = str(e)
@@ -140,19 +145,6 @@ def _log_level(name: str) -> str:
     return _LEVELS.get(name.strip().lower(), "INFO")
 
 
-def _tune_gc() -> None:
-    """Process policy for a long-running packet loop (not the sans-IO core's business).
-
-    The pipeline allocates a few short-lived, acyclic objects per message while its tables hold
-    many long-lived ones; CPython's default thresholds then spend ~40% of the time in the cyclic
-    collector (measured with benchmarks/bench_replay.py). Freeze what start-up created and collect
-    young objects less often; reference counting still frees the acyclic majority at once.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 50, 100)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
@@ -164,7 +156,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    _tune_gc()
     try:
         if args.command == "replay":
             return _replay(args)

@@ -125,6 +125,12 @@ class FakeCapture:
         out, self.frames = self.frames, []
         return out
 
+    def feed(self, pipeline: FakePipeline, max_frames: int) -> int:
+        frames = self.read(max_frames)
+        if frames:
+            pipeline.feed(frames)
+        return len(frames)
+
     def drops(self) -> int:  # called once per tick
         self.ticks -= 1
         if self.ticks <= 0:

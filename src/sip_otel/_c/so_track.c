@@ -518,6 +518,8 @@ void so_track_finish(so_track *t, int64_t now_ns) {
     so_reg_finish(t, now_ns);
 }
 
+void so_track_set_want_records(so_track *t, bool want) { t->cfg.want_records = want; }
+
 void so_track_gauges_get(const so_track *t, so_track_gauges *g) {
     g->sessions = so_tab_len(&t->dialogs);
     g->early_dialogs = t->early_count;

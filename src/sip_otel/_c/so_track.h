@@ -134,6 +134,8 @@ void so_track_free(so_track *t);
 void so_track_handle(so_track *t, const so_msg *msg);
 void so_track_timer(so_track *t, int64_t now_ns);
 void so_track_finish(so_track *t, int64_t now_ns);
+/* Keep strings for records from now on (attempts already open have none). */
+void so_track_set_want_records(so_track *t, bool want);
 
 /* Events appended since the last so_track_clear(); records they refer to. */
 const so_event *so_track_events(const so_track *t, size_t *n);

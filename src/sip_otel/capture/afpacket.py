@@ -7,9 +7,10 @@ source or destination port, over IPv4 or IPv6 (IPv6 extension headers other than
 header are not walked here), and drops the outgoing copy on loopback.
 
 Ring: blocks of :data:`BLOCK_SIZE` bytes; the kernel fills a block with packets and hands it over
-(``TP_STATUS_USER``) when full or after :data:`BLOCK_TIMEOUT_MS`; we read every packet and give the
-block back (``TP_STATUS_KERNEL``). Each packet: ``tpacket3_hdr`` (timestamp in CLOCK_REALTIME,
-snaplen, wire len, MAC offset, VLAN metadata) then ``sockaddr_ll`` (ifindex, pkttype).
+(``TP_STATUS_USER``) when full or after :data:`BLOCK_TIMEOUT_MS`; the compiled core
+(``_c/so_ring.c``) reads every packet and gives the block back (``TP_STATUS_KERNEL``). Each
+packet: ``tpacket3_hdr`` (timestamp in CLOCK_REALTIME, snaplen, wire len, MAC offset, VLAN
+metadata) then ``sockaddr_ll`` (ifindex, pkttype).
 Drops come from ``PACKET_STATISTICS`` (reading it resets the kernel counter: we accumulate).
 """
 
@@ -20,17 +21,18 @@ import select
 import socket
 import struct
 from collections.abc import Sequence
+from typing import Any
 
+from sip_otel import _core
 from sip_otel.capture.base import (
     DEFAULT_BATCH,
     SO_ATTACH_FILTER,
     CaptureError,
     Interface,
-    insert_vlan,
     loopback_ifindex,
     open_packet_socket,
 )
-from sip_otel.net.types import LINKTYPE_ETHERNET, Frame
+from sip_otel.net.types import Frame
 
 __all__ = ["AfPacketCapture", "Insn", "build_filter"]
 
@@ -39,11 +41,6 @@ PACKET_RX_RING = 5
 PACKET_STATISTICS = 6
 PACKET_VERSION = 10
 TPACKET_V3 = 2
-TP_STATUS_KERNEL = 0
-TP_STATUS_USER = 1
-TP_STATUS_VLAN_VALID = 1 << 4
-TP_STATUS_VLAN_TPID_VALID = 1 << 6
-ETH_P_8021Q = 0x8100
 
 # A block must hold the largest packet (64 KiB on loopback) plus headers: 128 KiB. Not larger: a
 # block is handed over when full *or* at the timeout, so at modest rates each block carries only
@@ -55,11 +52,6 @@ BLOCK_SIZE = 128 << 10
 BLOCK_TIMEOUT_MS = 20
 SNAPLEN = 0x40000  # cBPF accept length: whole packets (above the 64 KiB IP maximum)
 
-_BLOCK = struct.Struct("<IIIII")  # version, offset_to_priv, block_status, num_pkts, first_pkt
-_PKT = struct.Struct("<IIIIIIHHIIH")  # next, sec, nsec, snaplen, len, status, mac, net, rxhash,
-#                                     vlan_tci, vlan_tpid
-_SLL = struct.Struct("<HHiHBB")  # family, protocol, ifindex, hatype, pkttype, halen
-_SLL_OFF = 48  # TPACKET_ALIGN(sizeof(struct tpacket3_hdr))
 _STATS = struct.Struct("<III")  # tpacket_stats_v3: packets, drops, freeze_q_cnt
 
 # --- classic BPF -------------------------------------------------------------------------------
@@ -201,32 +193,10 @@ class _Ring:
         sock.setsockopt(SOL_PACKET, PACKET_RX_RING, req)
         self.map = mmap.mmap(sock.fileno(), BLOCK_SIZE * self.nblocks, mmap.MAP_SHARED,
                              mmap.PROT_READ | mmap.PROT_WRITE)
-        self.block = 0
+        # The compiled core walks the blocks (_c/so_ring.c): packets go to the pipeline without a
+        # Python object each; blocks go back to the kernel once read.
+        self.cursor = _core.TpacketCursor(self.map, BLOCK_SIZE, self.nblocks)
         self.drops = 0
-
-    def read(self, frames: list[Frame], max_frames: int) -> None:
-        m = self.map
-        while len(frames) < max_frames:
-            base = self.block * BLOCK_SIZE
-            _v, _p, status, npkts, first = _BLOCK.unpack_from(m, base)
-            if not status & TP_STATUS_USER:
-                return
-            pos = base + first
-            for _ in range(npkts):
-                (nxt, sec, nsec, snaplen, _wire, pstatus, mac, _net, _h, tci, tpid) = (
-                    _PKT.unpack_from(m, pos)
-                )
-                _f, _pr, ifindex, _ht, pkttype, _hl = _SLL.unpack_from(m, pos + _SLL_OFF)
-                data = m[pos + mac : pos + mac + snaplen]
-                if pstatus & TP_STATUS_VLAN_VALID:
-                    proto = tpid if pstatus & TP_STATUS_VLAN_TPID_VALID else ETH_P_8021Q
-                    data = insert_vlan(data, tci, proto)
-                frames.append(
-                    Frame(sec * 1_000_000_000 + nsec, LINKTYPE_ETHERNET, data, ifindex, pkttype)
-                )
-                pos += nxt
-            struct.pack_into("<I", m, base + 8, TP_STATUS_KERNEL)
-            self.block = (self.block + 1) % self.nblocks
 
     def poll_drops(self) -> int:
         _pk, drops, _fz = _STATS.unpack(
@@ -236,6 +206,7 @@ class _Ring:
         return self.drops
 
     def close(self) -> None:
+        self.cursor.release()
         self.map.close()
         self.sock.close()
 
@@ -277,10 +248,18 @@ class AfPacketCapture:
         return self._epoll.fileno()
 
     def read(self, max_frames: int = DEFAULT_BATCH) -> list[Frame]:
+        """Waiting packets as Frame tuples (tests, tools; the agent uses :meth:`feed`)."""
         frames: list[Frame] = []
         for ring in self._rings:
-            ring.read(frames, max_frames)
+            frames += ring.cursor.read(max(0, max_frames - len(frames)))
         return frames
+
+    def feed(self, pipeline: Any, max_frames: int) -> int:
+        """Hand up to ``max_frames`` waiting packets to the pipeline; returns how many."""
+        n = 0
+        for ring in self._rings:
+            n += int(pipeline.feed_tpacket(ring.cursor, max(0, max_frames - n)))
+        return n
 
     def drops(self) -> int:
         return sum(ring.poll_drops() for ring in self._rings)

@@ -1,4 +1,4 @@
-"""What every live capture shares: the protocol, errors, clocks, interfaces, VLAN re-insertion.
+"""What every live capture shares: the protocol, errors, clocks, interfaces.
 
 Packet time: the eBPF filter stamps packets with ``bpf_ktime_get_ns`` (``CLOCK_MONOTONIC``;
 a socket filter may not read ``skb->tstamp``); the TPACKET_V3 ring carries the skb receive time,
@@ -14,10 +14,9 @@ from __future__ import annotations
 import errno
 import os
 import socket
-import struct
 import time
 from collections.abc import Sequence
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from sip_otel.net.types import Frame
 
@@ -29,7 +28,6 @@ __all__ = [
     "Capture",
     "CaptureError",
     "Interface",
-    "insert_vlan",
     "open_packet_socket",
     "permission_error",
     "realtime_offset_ns",
@@ -72,7 +70,12 @@ class Capture(Protocol):
         ...
 
     def read(self, max_frames: int = DEFAULT_BATCH) -> list[Frame]:
-        """Frames waiting now (possibly none); never blocks."""
+        """Frames waiting now (possibly none) as Python objects; never blocks (tests, tools)."""
+        ...
+
+    def feed(self, pipeline: Any, max_frames: int) -> int:
+        """Hand up to ``max_frames`` waiting frames straight to the pipeline (compiled, no
+        Python object per frame); returns how many. Never blocks."""
         ...
 
     def drops(self) -> int:
@@ -140,11 +143,6 @@ def arphrd(ifindex: int) -> int | None:
             return int(f.read().strip())
     except (OSError, ValueError):
         return None
-
-
-def insert_vlan(data: bytes, tci: int, proto: int) -> bytes:
-    """Put back a tag the kernel moved into skb metadata (after the two MAC addresses)."""
-    return data[:12] + struct.pack("!HH", proto, tci) + data[12:]
 
 
 # What to grant, in one place (docs/capture.md explains each capability).

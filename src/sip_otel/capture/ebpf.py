@@ -1,20 +1,14 @@
-"""eBPF capture: bcc compiles ``bpf/sip_filter.c``; we read its ring buffer memory directly.
+"""eBPF capture: bcc compiles ``bpf/sip_filter.c``; the compiled core reads its ring buffer.
 
 The socket filter (see the C file's theory of operation) keeps SIP ports and IP fragments and
-writes whole packets to a ``BPF_RINGBUF_OUTPUT`` ring. bcc's own reader calls a Python callback
-per record through ctypes: 0.3-0.6 us/event doing nothing, 2.3-3.9 us once the callback copies
-the record and builds a Frame (``benchmarks/bench_ring.py``, CPU time on this shared 2-core
-VM), most of a 3 us/message budget. So, like libbpf's ``ring_buffer__consume``,
-:class:`RingReader` maps the ring itself: the consumer-position page (read-write), then the
-producer-position page and the data area mapped twice (read-only), so a record that wraps is
-contiguous. Each record is an 8-byte kernel header (``len | BUSY | DISCARD``, page offset)
-followed by our ``rec_hdr`` and the packet, padded to 8 bytes. The reader unpacks both headers
-in one call, copies the packet out with one slice and publishes the new consumer position once
-per batch: 1.1-2.0 us/event on the same machine.
-Memory ordering: the kernel writes a record, then clears BUSY with release semantics; we read
-the producer position, then each header, then its body. Plain loads keep that order on x86
-(TSO); on weakly ordered CPUs (arm64) Python offers no acquire barrier, so there the capture
-uses bcc's reader (:class:`BccRingReader`) instead.
+writes whole packets to a ``BPF_RINGBUF_OUTPUT`` ring (record layout: ``bpf/sip_record.h``).
+bcc's own reader calls a Python callback per record; instead, like libbpf's
+``ring_buffer__consume``, this module maps the ring itself -- the consumer-position page
+read-write, then the producer-position page and the data area mapped twice read-only, so a
+record that wraps is contiguous -- and the compiled core (``_c/so_ring.c``) walks the records
+and feeds the pipeline without a Python object per packet, with acquire/release ordering on
+the positions (correct on any CPU). The filter wakes the reader only every
+``WAKEUP_PACKETS`` records per CPU; the agent's poll timeout bounds the latency.
 """
 
 from __future__ import annotations
@@ -24,30 +18,28 @@ import ctypes
 import logging
 import mmap
 import os
-import platform
 import socket
-import struct
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from sip_otel import _core
 from sip_otel.capture.base import (
     DEFAULT_BATCH,
     SO_ATTACH_BPF,
     CaptureError,
     Interface,
-    insert_vlan,
     loopback_ifindex,
     missing_bpf_caps,
     open_packet_socket,
     permission_error,
     realtime_offset_ns,
 )
-from sip_otel.net.types import LINKTYPE_ETHERNET, Frame
+from sip_otel.net.types import Frame
 
-__all__ = ["COUNTERS", "BccRingReader", "EbpfCapture", "RingReader", "filter_source"]
+__all__ = ["COUNTERS", "EbpfCapture", "RingMap", "filter_source"]
 
 log = logging.getLogger(__name__)
 
@@ -57,22 +49,8 @@ _DROP_COUNTERS = (1, 2)
 
 # Fault the ring pages in at start, not on the hot path (Linux; 0 elsewhere).
 _POPULATE = getattr(mmap, "MAP_POPULATE", 0)
-# Where RingReader's plain loads are ordered enough (x86 TSO); elsewhere bcc's reader is used.
-_MMAP_READER_MACHINES = frozenset(("x86_64", "AMD64", "i686"))
 # Receive queue of the (never read) capture sockets: the kernel's minimum is enough.
 _RCVBUF = 256
-_BUSY = 1 << 31
-_DISCARD = 1 << 30
-_LEN_MASK = _DISCARD - 1
-_RINGBUF_HDR = 8
-# struct rec_hdr in sip_filter.c: ts_ns, ifindex, len, caplen, pkt_type, vlan_tci, vlan_proto,
-# two reserved fields -> 32 bytes.
-# The kernel's record header (len | flags, page offset) followed by rec_hdr, in one unpack.
-# Pad bytes ("x") skip the fields we do not use: fewer int objects per record.
-_RECORD = struct.Struct("<I4xQI4xIHHH6x")
-_DATA_OFF = _RECORD.size  # 40 = 8 (kernel header) + 32 (rec_hdr)
-_REC_HDR = struct.Struct("<QI4xIHHH6x")  # rec_hdr alone (what bcc's callback receives)
-_U64 = struct.Struct("<Q")
 
 
 def filter_source() -> Path:
@@ -91,97 +69,28 @@ def filter_source() -> Path:
     return Path(sys.prefix) / "share" / "sip-otel" / "bpf" / "sip_filter.c"
 
 
-class RingReader:
-    """Consumer of a BPF ring buffer map through ``mmap`` (one consumer only)."""
+class RingMap:
+    """The ring buffer's mappings and the compiled consumer over them (one consumer only)."""
 
     def __init__(self, map_fd: int, size: int, offset_ns: int) -> None:
         page = mmap.PAGESIZE
-        self._page = page
-        self._mask = size - 1
-        self._offset_ns = offset_ns
         self._cons_map = mmap.mmap(
             map_fd, page, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE, offset=0
         )
         self._data_map = mmap.mmap(
             map_fd, page + 2 * size, mmap.MAP_SHARED | _POPULATE, mmap.PROT_READ, offset=page
         )
-        self._cons = _U64.unpack_from(self._cons_map, 0)[0]
-        self.max_backlog = 0  # most bytes ever waiting in the ring at a read (diagnostics)
+        self.cursor = _core.RingCursor(self._cons_map, self._data_map, size, offset_ns, page)
 
-    def pending(self) -> bool:
-        return bool(_U64.unpack_from(self._data_map, 0)[0] > self._cons)
-
-    def read(self, max_frames: int = DEFAULT_BATCH) -> list[Frame]:
-        dm = self._data_map
-        prod = _U64.unpack_from(dm, 0)[0]
-        cons = self._cons
-        if cons >= prod:
-            return []
-        if prod - cons > self.max_backlog:
-            self.max_backlog = prod - cons
-        page = self._page
-        mask = self._mask
-        offset_ns = self._offset_ns
-        unpack = _RECORD.unpack_from
-        new = tuple.__new__  # Frame(...) without the generated __new__'s Python frame
-        frames: list[Frame] = []
-        append = frames.append
-        n = 0
-        while cons < prod and n < max_frames:
-            pos = page + (cons & mask)
-            hlen, ts, ifindex, caplen, pkt_type, tci, vproto = unpack(dm, pos)
-            if hlen & _BUSY:
-                break
-            if not hlen & _DISCARD:
-                start = pos + _DATA_OFF
-                data = dm[start : start + caplen]
-                if vproto:
-                    data = insert_vlan(data, tci, vproto)
-                append(new(Frame, (ts + offset_ns, LINKTYPE_ETHERNET, data, ifindex, pkt_type)))
-                n += 1
-            cons += ((hlen & _LEN_MASK) + _RINGBUF_HDR + 7) & ~7
-        if cons != self._cons:
-            self._cons = cons
-            _U64.pack_into(self._cons_map, 0, cons)
-        return frames
+    @property
+    def max_backlog(self) -> int:
+        """Most bytes ever waiting in the ring at a read (diagnostics)."""
+        return int(self.cursor.max_backlog)
 
     def close(self) -> None:
+        self.cursor.release()
         self._cons_map.close()
         self._data_map.close()
-
-
-class BccRingReader:
-    """bcc's callback reader, for CPUs where :class:`RingReader`'s ordering is not validated."""
-
-    def __init__(self, bpf: Any, offset_ns: int) -> None:
-        self._bpf = bpf
-        self._offset_ns = offset_ns
-        self._frames: list[Frame] = []
-        self.max_backlog = 0
-        bpf[b"events"].open_ring_buffer(self._on_event)
-
-    def _on_event(self, _ctx: Any, data: Any, size: int) -> int:
-        raw = ctypes.string_at(data, size)
-        ts, ifindex, caplen, pkt_type, tci, vproto = _REC_HDR.unpack_from(raw)
-        pkt = raw[_REC_HDR.size : _REC_HDR.size + caplen]
-        if vproto:
-            pkt = insert_vlan(pkt, tci, vproto)
-        self._frames.append(
-            Frame(ts + self._offset_ns, LINKTYPE_ETHERNET, pkt, ifindex, pkt_type)
-        )
-        return 0
-
-    def pending(self) -> bool:
-        return bool(self._frames)
-
-    def read(self, max_frames: int = DEFAULT_BATCH) -> list[Frame]:
-        if not self._frames:
-            self._bpf.ring_buffer_consume()
-        frames, self._frames = self._frames, []
-        return frames
-
-    def close(self) -> None:
-        self._frames = []
 
 
 @contextlib.contextmanager
@@ -220,7 +129,7 @@ class EbpfCapture:
     ) -> None:
         self._sockets: list[socket.socket] = []
         self._bpf: Any = None
-        self._ring: RingReader | BccRingReader | None = None
+        self._ring: RingMap | None = None
         src = source or filter_source()
         if not src.is_file():
             raise CaptureError(
@@ -235,6 +144,7 @@ class EbpfCapture:
             f"-DNCPU={ncpu}",
             f"-DRING_PAGES={ring_bytes // mmap.PAGESIZE}",
             f"-DLO_IFINDEX={loopback_ifindex()}",
+            f"-I{src.parent}",  # bpf/sip_record.h, the record layout shared with the reader
         ]
         if all_ports:
             cflags.append("-DALL_PORTS=1")
@@ -262,10 +172,7 @@ class EbpfCapture:
                 table[ctypes.c_int(port)] = ctypes.c_uint8(1)
             self._counters = self._bpf[b"counters"]
             ring = self._bpf[b"events"]
-            if platform.machine() in _MMAP_READER_MACHINES:
-                self._ring = RingReader(ring.map_fd, ring_bytes, realtime_offset_ns())
-            else:
-                self._ring = BccRingReader(self._bpf, realtime_offset_ns())
+            self._ring = RingMap(ring.map_fd, ring_bytes, realtime_offset_ns())
             for iface in interfaces:
                 sock = open_packet_socket(iface, rcvbuf=_RCVBUF)
                 self._sockets.append(sock)
@@ -287,10 +194,15 @@ class EbpfCapture:
         return int(self._map_fd)
 
     def read(self, max_frames: int = DEFAULT_BATCH) -> list[Frame]:
-        return self._ring.read(max_frames) if self._ring else []
+        """Waiting packets as Frame tuples (tests, tools; the agent uses :meth:`feed`)."""
+        return self._ring.cursor.read(max_frames) if self._ring else []
+
+    def feed(self, pipeline: Any, max_frames: int) -> int:
+        """Hand up to ``max_frames`` waiting packets to the pipeline; returns how many."""
+        return int(pipeline.feed_ring(self._ring.cursor, max_frames)) if self._ring else 0
 
     def pending(self) -> bool:
-        return self._ring.pending() if self._ring else False
+        return bool(self._ring.cursor.pending()) if self._ring else False
 
     def counters(self) -> dict[str, int]:
         if self._bpf is None:

@@ -16,7 +16,7 @@ import os
 import stat
 import struct
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from .._core import PcapCursor
 from ..net.types import Frame
@@ -67,6 +67,7 @@ class PcapReader:
             os.close(self._fd)
             raise CaptureFileError(f"{path}: cannot map the file: {e.strerror}") from None
         self._cursors: list[PcapCursor] = []  # each holds the map: released before it closes
+        self._feed_cursor: PcapCursor | None = None
         head = self._map[:4]
         if head in _PCAP_MAGICS:
             self.format = "pcap"
@@ -118,6 +119,27 @@ class PcapReader:
             if frames:
                 yield frames
             raise CaptureFileError(cursor.error_text(self.path))
+
+
+    def feed(self, pipeline: Any, max_frames: int) -> bool:
+        """Hand up to ``max_frames`` frames straight to a compiled pipeline
+        (``_core.PipelineCore.feed_pcap``: no Python object per frame); False once the whole
+        file was read. A corruption raises CaptureFileError after the frames before it."""
+        if self._feed_cursor is None:
+            self._feed_cursor = PcapCursor(self._map)
+            self._cursors.append(self._feed_cursor)
+        cursor = self._feed_cursor
+        state = pipeline.feed_pcap(cursor, max_frames)
+        if state == 0:
+            self.progress = cursor.offset
+            return True
+        if state == 1:
+            self.progress = self.size
+            return False
+        progress = cursor.error_progress
+        if progress is not None:
+            self.progress = progress
+        raise CaptureFileError(cursor.error_text(self.path))
 
 
 def read_frames(path: str, batch: int = BATCH) -> Iterator[list[Frame]]:

@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from typing import Final
 
-from .events import REINVITE, AttemptEnded, DialogEvent, ForkedDialogConfirmed, Reinvite, SessionEnded
+from .events import (
+    REINVITE,
+    AttemptEnded,
+    DialogEvent,
+    ForkedDialogConfirmed,
+    Reinvite,
+    SessionEnded,
+)
 
 __all__ = [
     "DEFAULT_MAX_ATTEMPTS",

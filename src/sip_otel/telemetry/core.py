@@ -72,6 +72,7 @@ class Telemetry:
         capture_path: str = "",
         *,
         evictions: Callable[[], dict[str, int]] | None = None,
+        refresh: Callable[[], None] | None = None,
     ) -> None:
         self.options = options
         self.stats = stats
@@ -88,7 +89,8 @@ class Telemetry:
             owner_evictions = getattr(getattr(gauges, "__self__", None), "evictions", None)
             if callable(owner_evictions):
                 evictions = owner_evictions
-        source = SnapshotSource(stats, reasons, gauges, evictions, __version__, capture_path)
+        source = SnapshotSource(stats, reasons, gauges, evictions, __version__, capture_path,
+                                refresh)
         self._scope = SnapshotScope(source)
         self.resource = make_resource(options.service_name)
 
@@ -128,6 +130,12 @@ class Telemetry:
         self._record_error_logged = False
 
     # -- spans ---------------------------------------------------------------------------------
+
+    @property
+    def wants_records(self) -> bool:
+        """Whether finished dialogs/registrations become spans (a trace exporter is set): the
+        pipeline keeps the strings a record needs only then."""
+        return self._tracer is not None
 
     def _count_dropped(self, n: int) -> None:
         with self._drop_lock:

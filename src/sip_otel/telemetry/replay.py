@@ -53,6 +53,7 @@ def make_replay_telemetry(
     gauges: Callable[[], dict[str, int]],
     *,
     evictions: Callable[[], dict[str, int]] | None = None,
+    refresh: Callable[[], None] | None = None,
 ) -> Telemetry | None:
     """None when neither ``--otlp`` nor ``--format prometheus`` was asked for."""
     want_otlp = bool(getattr(args, "otlp", False))
@@ -72,4 +73,5 @@ def make_replay_telemetry(
         hash_call_id=not getattr(args, "raw_call_id", False),
         include_uris=bool(getattr(args, "include_uris", False)),
     )
-    return Telemetry(stats, reasons, gauges, options, CAPTURE_PATH, evictions=evictions)
+    return Telemetry(stats, reasons, gauges, options, CAPTURE_PATH, evictions=evictions,
+                     refresh=refresh)

@@ -70,7 +70,9 @@ class SnapshotSource:
         evictions: Callable[[], dict[str, int]] | None,
         version: str,
         capture_path: str,
+        refresh: Callable[[], None] | None = None,
     ) -> None:
+        self.refresh = refresh  # brings ``stats``/``reasons`` up to date (the compiled core)
         self.stats = stats
         self.reasons = reasons
         self.gauges = gauges
@@ -79,6 +81,8 @@ class SnapshotSource:
         self.capture_path = capture_path
 
     def take(self) -> Snapshot:
+        if self.refresh is not None:
+            self.refresh()
         s = self.stats
         r = s.rfc6076
         rfc = dataclasses.replace(r)

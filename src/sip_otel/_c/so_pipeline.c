@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * The one pipeline (so_pipeline.h): the layers wired together, counting as messages pass.
+ */
+#include "so_pipeline.h"
+
+/* The tracker's events are folded into the counters as soon as a call returns; records stay
+ * for the binding (spans). */
+static void fold(so_pipeline *p) {
+    size_t n;
+    const so_event *ev = so_track_events(p->track, &n);
+    for (size_t i = 0; i < n; i++)
+        so_stats_event(&p->stats, &ev[i]);
+    so_track_clear_events(p->track);
+}
+
+static void on_msg(void *ctx, so_msg *m) {
+    so_pipeline *p = (so_pipeline *)ctx;
+    so_stats_message(&p->stats, m);
+    so_track_handle(p->track, m);
+    fold(p);
+}
+
+static void on_payload(void *ctx, const so_payload *payload) {
+    so_pipeline *p = (so_pipeline *)ctx;
+    so_parse_payload(p->parser, payload, p->reasons, on_msg, p);
+}
+
+so_pipeline *so_pipeline_new(const so_pipeline_config *cfg) {
+    so_pipeline *p = (so_pipeline *)calloc(1, sizeof(so_pipeline));
+    if (!p)
+        return NULL;
+    so_stats_init(&p->stats, cfg->track.seed);
+    so_net_config nc;
+    memset(&nc, 0, sizeof(nc));
+    nc.limits = cfg->limits;
+    memcpy(nc.sip_ports, cfg->sip_ports, sizeof(nc.sip_ports));
+    nc.all_ports = cfg->all_ports;
+    nc.seed = cfg->track.seed;
+    nc.looks_like_sip = so_looks_like_sip; /* net/ knows no SIP: sniff and framer passed in */
+    nc.sip_framer = &so_sip_framer_ops;
+    nc.on_payload = on_payload;
+    nc.ctx = p;
+    nc.reasons = p->reasons;
+    nc.evictions = p->evictions;
+    p->net = so_net_new(&nc);
+    p->parser = so_parser_new();
+    p->track = so_track_new(&cfg->track, p->reasons, p->evictions);
+    if (!p->net || !p->parser || !p->track) {
+        so_pipeline_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+void so_pipeline_free(so_pipeline *p) {
+    if (!p)
+        return;
+    so_net_free(p->net);
+    so_parser_free(p->parser);
+    so_track_free(p->track);
+    so_stats_free(&p->stats);
+    free(p);
+}
+
+static void run_timers(so_pipeline *p, int64_t now) {
+    so_net_handle_timer(p->net, now);
+    so_track_timer(p->track, now);
+    fold(p);
+}
+
+void so_pipeline_frame(so_pipeline *p, int64_t ts, uint32_t linktype, const uint8_t *data,
+                       size_t len) {
+    p->stats.frames++;
+    p->stats.bytes += len;
+    if (ts > p->last_ts) {
+        p->last_ts = ts;
+        if (ts >= p->next_timer) {
+            if (p->next_timer)
+                run_timers(p, ts);
+            p->next_timer = so_sat_add(ts, SO_TIMER_TICK_NS);
+        }
+    }
+    so_net_feed(p->net, ts, linktype, data, len);
+}
+
+static void on_frame(void *ctx, int64_t ts, uint32_t linktype, const uint8_t *data, size_t len,
+                     uint32_t ifindex) {
+    so_pipeline_frame((so_pipeline *)ctx, ts, linktype, data, len);
+}
+
+so_pcap_status so_pipeline_pcap(so_pipeline *p, so_pcap *pc, size_t max_frames) {
+    return so_pcap_next(pc, max_frames, on_frame, p);
+}
+
+void so_pipeline_timer(so_pipeline *p, int64_t now) {
+    if (now > p->last_ts)
+        p->last_ts = now;
+    run_timers(p, now);
+    p->next_timer = so_sat_add(now, SO_TIMER_TICK_NS);
+}
+
+void so_pipeline_finish(so_pipeline *p, int64_t now) {
+    run_timers(p, now);
+    so_track_finish(p->track, now);
+    fold(p);
+}

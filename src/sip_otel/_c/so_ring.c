@@ -1,0 +1,139 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Capture adapters: BPF ring buffer consumer and TPACKET_V3 block walker (so_ring.h).
+ */
+#include "so_ring.h"
+
+#include "sip_record.h"
+
+#define RB_BUSY (1U << 31)
+#define RB_DISCARD (1U << 30)
+#define RB_LEN_MASK (RB_DISCARD - 1)
+#define RB_HDR 8
+
+void so_ring_init(so_ring *r, uint64_t *cons_pos, const uint64_t *prod_pos, const uint8_t *data,
+                  uint64_t size, int64_t offset_ns) {
+    r->cons_pos = cons_pos;
+    r->prod_pos = prod_pos;
+    r->data = data;
+    r->size = size;
+    r->offset_ns = offset_ns;
+    r->cons = __atomic_load_n(cons_pos, __ATOMIC_ACQUIRE);
+    r->max_backlog = 0;
+    r->bad_records = 0;
+}
+
+bool so_ring_pending(const so_ring *r) {
+    return __atomic_load_n(r->prod_pos, __ATOMIC_ACQUIRE) > r->cons;
+}
+
+/* Put back a tag the kernel moved into skb metadata (after the two MAC addresses). */
+static size_t insert_vlan(uint8_t *out, const uint8_t *frame, size_t len, uint16_t tci,
+                          uint16_t proto) {
+    if (len < 12) {
+        memcpy(out, frame, len);
+        return len;
+    }
+    memcpy(out, frame, 12);
+    out[12] = (uint8_t)(proto >> 8);
+    out[13] = (uint8_t)proto;
+    out[14] = (uint8_t)(tci >> 8);
+    out[15] = (uint8_t)tci;
+    memcpy(out + 16, frame + 12, len - 12);
+    return len + 4;
+}
+
+size_t so_ring_drain(so_ring *r, size_t max_frames, so_live_frame_fn fn, void *ctx) {
+    uint64_t prod = __atomic_load_n(r->prod_pos, __ATOMIC_ACQUIRE);
+    uint64_t cons = r->cons;
+    if (cons >= prod)
+        return 0;
+    if (prod - cons > r->max_backlog)
+        r->max_backlog = prod - cons;
+    uint64_t mask = r->size - 1;
+    size_t n = 0;
+    while (cons < prod && n < max_frames) {
+        const uint8_t *rec = r->data + (cons & mask);
+        uint32_t hlen = __atomic_load_n((const uint32_t *)rec, __ATOMIC_ACQUIRE);
+        if (hlen & RB_BUSY)
+            break; /* still being written */
+        uint32_t len = hlen & RB_LEN_MASK;
+        if (!(hlen & RB_DISCARD)) {
+            /* the data area is mapped twice: a record (<= size) is contiguous from ``rec`` */
+            struct rec_hdr h;
+            if (len >= sizeof(h) && len <= r->size) {
+                memcpy(&h, rec + RB_HDR, sizeof(h));
+                const uint8_t *pkt = rec + RB_HDR + sizeof(h);
+                size_t caplen = SO_MIN((size_t)h.caplen, (size_t)(len - sizeof(h)));
+                int64_t ts = (int64_t)h.ts_ns + r->offset_ns;
+                if (h.vlan_proto && caplen <= 65535) {
+                    size_t m = insert_vlan(r->vlan_buf, pkt, caplen, h.vlan_tci, h.vlan_proto);
+                    fn(ctx, ts, r->vlan_buf, m, h.ifindex, h.pkt_type);
+                } else {
+                    fn(ctx, ts, pkt, caplen, h.ifindex, h.pkt_type);
+                }
+                n++;
+            } else {
+                r->bad_records++;
+            }
+        }
+        cons += (len + RB_HDR + 7) & ~7ULL;
+    }
+    if (cons != r->cons) {
+        r->cons = cons;
+        __atomic_store_n(r->cons_pos, cons, __ATOMIC_RELEASE);
+    }
+    return n;
+}
+
+/* ---- TPACKET_V3 -------------------------------------------------------------------------------- */
+
+#define TP_STATUS_KERNEL 0
+#define TP_STATUS_USER 1
+#define TP_STATUS_VLAN_VALID (1 << 4)
+#define TP_STATUS_VLAN_TPID_VALID (1 << 6)
+#define TPACKET3_HDR_LEN 48 /* TPACKET_ALIGN(sizeof(struct tpacket3_hdr)): sockaddr_ll follows */
+
+size_t so_tpacket_read(so_tpacket *r, size_t max_frames, so_live_frame_fn fn, void *ctx) {
+    size_t n = 0;
+    while (n < max_frames) {
+        uint8_t *blk = r->base + (size_t)r->block * r->block_size;
+        uint32_t *status = (uint32_t *)(blk + 8);
+        if (!(__atomic_load_n(status, __ATOMIC_ACQUIRE) & TP_STATUS_USER))
+            break;
+        uint32_t npkts = so_le32(blk + 12);
+        size_t pos = so_le32(blk + 16);
+        for (uint32_t i = 0; i < npkts; i++) {
+            if (pos + TPACKET3_HDR_LEN + 20 > r->block_size) {
+                r->bad_packets++;
+                break;
+            }
+            const uint8_t *p = blk + pos;
+            uint32_t next = so_le32(p);
+            int64_t ts = (int64_t)so_le32(p + 4) * SO_NS_PER_S + so_le32(p + 8);
+            uint32_t snaplen = so_le32(p + 12);
+            uint32_t pstatus = so_le32(p + 20);
+            uint16_t mac = so_le16(p + 24);
+            uint32_t tci = so_le32(p + 32);
+            uint16_t tpid = so_le16(p + 36);
+            int32_t ifindex = (int32_t)so_le32(p + TPACKET3_HDR_LEN + 4);
+            uint8_t pkttype = p[TPACKET3_HDR_LEN + 10];
+            if (pos + mac + (size_t)snaplen > r->block_size) {
+                r->bad_packets++;
+            } else if (pstatus & TP_STATUS_VLAN_VALID && snaplen <= 65535) {
+                uint16_t proto = (pstatus & TP_STATUS_VLAN_TPID_VALID) ? tpid : 0x8100;
+                size_t m = insert_vlan(r->vlan_buf, p + mac, snaplen, (uint16_t)tci, proto);
+                fn(ctx, ts, r->vlan_buf, m, (uint32_t)ifindex, pkttype);
+                n++;
+            } else {
+                fn(ctx, ts, p + mac, snaplen, (uint32_t)ifindex, pkttype);
+                n++;
+            }
+            if (next == 0)
+                break;
+            pos += next;
+        }
+        __atomic_store_n(status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
+        r->block = (r->block + 1) % r->nblocks;
+    }
+    return n;
+}
