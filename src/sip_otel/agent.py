@@ -37,8 +37,9 @@ from sip_otel.capture.base import (
     resolve_interfaces,
 )
 from sip_otel.config import ConfigError, Settings, load_settings
+from sip_otel.runflags import _FLAGS, _SWITCHES, add_run_arguments
 
-__all__ = ["add_run_arguments", "open_capture", "run"]
+__all__ = ["add_run_arguments", "open_capture", "run"]  # add_run_arguments: runflags.py
 
 log = logging.getLogger("sip_otel.agent")
 
@@ -55,46 +56,6 @@ MAX_CALLS_PER_WAKE = 16
 MAX_WAIT_MS = 20
 # SIGTERM to exit: the issue allows 5 s; keep a margin for interpreter teardown.
 SHUTDOWN_BUDGET_S = 3.5
-
-_FLAGS: tuple[tuple[str, str], ...] = (
-    ("interface", "interface(s) to capture on, comma list; unset = all [SIP_EXPORTER_INTERFACE]"),
-    ("http_port", "Prometheus /metrics port [SIP_EXPORTER_HTTP_PORT, 2112]"),
-    ("http_host", "address /metrics listens on [SIP_EXPORTER_HTTP_HOST, 0.0.0.0]"),
-    ("logger_level", "debug|info|warn|error [SIP_EXPORTER_LOGGER_LEVEL, info]"),
-    ("sip_port", "SIP port [SIP_EXPORTER_SIP_PORT, 5060]"),
-    ("sips_port", "SIPS port [SIP_EXPORTER_SIPS_PORT, 5061]"),
-    ("sip_ports", "SIP port list, replaces the two above [SIP_EXPORTER_SIP_PORTS]"),
-    ("object_file_path", "accepted for sip-exporter compatibility and ignored"),
-    ("capture_mode", "auto|ebpf|afpacket [SIP_EXPORTER_CAPTURE_MODE, auto]"),
-    ("ring_size", "capture ring bytes, power of two [SIP_EXPORTER_RING_SIZE, 16 MiB]"),
-    ("otlp_endpoint", "OTLP endpoint for metrics and spans [SIP_EXPORTER_OTLP_ENDPOINT]"),
-    ("otlp_protocol", "grpc|http/protobuf [SIP_EXPORTER_OTLP_PROTOCOL]"),
-    ("service_name", "OTel service.name [SIP_EXPORTER_SERVICE_NAME, sip-otel]"),
-    ("tick_ms", "timer tick period in ms [SIP_EXPORTER_TICK_MS, 100]"),
-    ("span_queue", "finished spans waiting for export, bounded [SIP_EXPORTER_SPAN_QUEUE, 2048]"),
-)
-
-
-# On/off flags (the environment variable takes true/false).
-_SWITCHES = (
-    ("all_ports", "capture and decode every UDP/TCP port as possible SIP"),
-    ("scope_labels", "add otel_scope_* labels to every Prometheus series"),
-    ("target_info", "serve the target_info series"),
-    ("raw_call_id", "put the raw Call-ID on spans (default: a hash of it)"),
-    ("span_uris", "put From/To URIs on spans (privacy: off by default)"),
-)
-
-
-def add_run_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags matching the ``SIP_EXPORTER_*`` variables (flags win over the environment)."""
-    for name, help_text in _FLAGS:
-        parser.add_argument("--" + name.replace("_", "-"), dest=name, default=None, help=help_text)
-    for name, help_text in _SWITCHES:
-        parser.add_argument(
-            "--" + name.replace("_", "-"), dest=name, action="store_const", const=True,
-            default=None, help=f"{help_text} [SIP_EXPORTER_{name.upper()}]",
-        )
-
 
 def _settings_from_args(args: argparse.Namespace) -> Settings:
     names = [n for n, _ in _FLAGS] + [n for n, _ in _SWITCHES]

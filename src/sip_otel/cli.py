@@ -39,7 +39,7 @@ def _build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command")
 
     run = sub.add_parser("run", help="capture live SIP and export metrics/spans (default)")
-    from .agent import add_run_arguments
+    from .runflags import add_run_arguments
 
     add_run_arguments(run)
 

@@ -18,10 +18,12 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from opentelemetry.sdk.metrics.export import MetricExporter
-from opentelemetry.sdk.trace.export import SpanExporter
+if TYPE_CHECKING:  # the exporters are imported when one is made (``replay --format json``
+    # never loads OpenTelemetry)
+    from opentelemetry.sdk.metrics.export import MetricExporter
+    from opentelemetry.sdk.trace.export import SpanExporter
 
 __all__ = ["PROTOCOLS", "OtlpSignal", "metric_exporter", "resolve", "span_exporter"]
 

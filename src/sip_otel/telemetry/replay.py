@@ -11,11 +11,14 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ..errors import Reasons
 from ..stats import PipelineStats
-from .core import Telemetry, TelemetryOptions
 from .otlp import DEFAULT_ENDPOINTS, PROTOCOLS
+
+if TYPE_CHECKING:
+    from .core import Telemetry
 
 __all__ = ["add_replay_arguments", "make_replay_telemetry"]
 
@@ -56,6 +59,8 @@ def make_replay_telemetry(
     refresh: Callable[[], None] | None = None,
 ) -> Telemetry | None:
     """None when neither ``--otlp`` nor ``--format prometheus`` was asked for."""
+    from .core import Telemetry, TelemetryOptions
+
     want_otlp = bool(getattr(args, "otlp", False))
     if not want_otlp and getattr(args, "format", None) != "prometheus":
         return None
