@@ -36,6 +36,10 @@ _PCAP_MAGICS = {
 _PCAPNG_SHB = 0x0A0D0D0A
 
 
+# Granularity of giving read pages back during a replay (a multiple of any page size).
+_DROP_STEP = 4 << 20
+
+
 class CaptureFileError(Exception):
     """The capture file is unreadable, truncated or corrupt (message is one line)."""
 
@@ -68,6 +72,7 @@ class PcapReader:
             raise CaptureFileError(f"{path}: cannot map the file: {e.strerror}") from None
         self._cursors: list[PcapCursor] = []  # each holds the map: released before it closes
         self._feed_cursor: PcapCursor | None = None
+        self._dropped = 0  # bytes at the front already given back (madvise)
         head = self._map[:4]
         if head in _PCAP_MAGICS:
             self.format = "pcap"
@@ -130,6 +135,7 @@ class PcapReader:
             self._cursors.append(self._feed_cursor)
         cursor = self._feed_cursor
         state = pipeline.feed_pcap(cursor, max_frames)
+        self._drop_read_pages(cursor.offset)
         if state == 0:
             self.progress = cursor.offset
             return True
@@ -140,6 +146,18 @@ class PcapReader:
         if progress is not None:
             self.progress = progress
         raise CaptureFileError(cursor.error_text(self.path))
+
+
+    def _drop_read_pages(self, offset: int) -> None:
+        """Unmap the pages behind the reader: a replay's resident memory stays flat instead of
+        growing with the file (the page cache still holds them for the next run)."""
+        end = offset - offset % _DROP_STEP
+        if end > self._dropped and hasattr(mmap, "MADV_DONTNEED"):
+            try:
+                self._map.madvise(mmap.MADV_DONTNEED, self._dropped, end - self._dropped)
+            except (OSError, ValueError):
+                return
+            self._dropped = end
 
 
 def read_frames(path: str, batch: int = BATCH) -> Iterator[list[Frame]]:
