@@ -95,6 +95,19 @@ class Agent:
             last = now
         return last
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU the agent has used so far (/proc/PID/stat; ``ip netns exec``
+        execs the agent in place, so the pid is the agent's)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def rss_peak_kib(self) -> int:
+        """Peak resident set size so far (VmHWM)."""
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+        return 0
+
     def stop(self) -> tuple[int, float]:
         """SIGTERM; (exit code, seconds to exit)."""
         t0 = time.monotonic()
@@ -148,7 +161,8 @@ def uas(ns: NetNs, tmp: Path, scenario: str, port: int = 5060, *args: str,
 
 
 def uac(ns: NetNs, tmp: Path, scenario: str, calls: int, port: int = 5060, *args: str,
-        ip: str = "127.0.0.1", rate: int = 200, local_ip: str | None = None) -> None:
+        ip: str = "127.0.0.1", rate: int = 200, local_ip: str | None = None,
+        timeout_s: float = 60.0) -> None:
     remote = f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
     Sipp(ns, tmp, scenario, remote, "-i", local_ip or ip, "-p", "5070", "-m", str(calls),
-         "-r", str(rate), "-rp", "1000", *args).run()
+         "-r", str(rate), "-rp", "1000", *args).run(timeout_s)
