@@ -200,6 +200,30 @@ bool so_map_put(so_map *m, so_h128 k, uint32_t val) {
     }
 }
 
+uint32_t so_map_get_or_put(so_map *m, so_h128 k, uint32_t val, bool *failed) {
+    *failed = false;
+    if (!m->slots || (m->count + 1) * 2 > m->mask + 1) {
+        if (!so_map_grow(m)) {
+            *failed = true;
+            return SO_NIL;
+        }
+    }
+    uint32_t i = (uint32_t)k.a & m->mask;
+    for (;;) {
+        so_map_slot *s = &m->slots[i];
+        if (s->val == SO_NIL) {
+            s->ka = k.a;
+            s->kb = k.b;
+            s->val = val;
+            m->count++;
+            return SO_NIL;
+        }
+        if (s->ka == k.a && s->kb == k.b)
+            return s->val;
+        i = (i + 1) & m->mask;
+    }
+}
+
 uint32_t so_map_del(so_map *m, so_h128 k) {
     if (!m->slots)
         return SO_NIL;

@@ -47,6 +47,13 @@ static inline void so_hasher_u64(so_hasher *h, uint64_t v) { so_hasher_word(h, v
 
 static inline void so_hasher_bytes(so_hasher *h, const uint8_t *p, size_t n) {
     so_hasher_word(h, (uint64_t)n);
+    while (n >= 16) { /* 16 bytes per step: one multiply per lane */
+        uint64_t w0 = so_le64(p), w1 = so_le64(p + 8);
+        h->a = so_mum(h->a ^ w0, w1 ^ SO_HK3);
+        h->b = so_mum(h->b ^ w1, w0 ^ SO_HK4);
+        p += 16;
+        n -= 16;
+    }
     while (n >= 8) {
         so_hasher_word(h, so_le64(p));
         p += 8;

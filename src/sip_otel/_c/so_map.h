@@ -36,6 +36,9 @@ void so_map_clear(so_map *m);
 uint32_t so_map_get(const so_map *m, so_h128 k);
 /* Insert or replace; false only when memory runs out. */
 bool so_map_put(so_map *m, so_h128 k, uint32_t val);
+/* The value stored under ``k`` if present (nothing inserted); else inserts ``val`` and returns
+ * SO_NIL -- one probe for "look up, insert if new". SO_NIL with *failed when memory runs out. */
+uint32_t so_map_get_or_put(so_map *m, so_h128 k, uint32_t val, bool *failed);
 /* Remove ``k`` if present; returns its value or SO_NIL. */
 uint32_t so_map_del(so_map *m, so_h128 k);
 

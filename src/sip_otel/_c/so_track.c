@@ -109,17 +109,15 @@ void so_tab_free(so_tab *t) {
 uint32_t so_tab_get(const so_tab *t, so_h128 key) { return so_map_get(&t->index, key); }
 
 uint32_t so_tab_put(so_tab *t, so_h128 key, bool *created) {
-    uint32_t slot = so_map_get(&t->index, key);
-    if (slot != SO_NIL) {
-        *created = false;
-        return slot;
-    }
-    slot = so_pool_alloc(&t->pool);
+    *created = false;
+    uint32_t slot = so_pool_alloc(&t->pool);
     if (slot == SO_NIL)
-        return SO_NIL;
-    if (!so_map_put(&t->index, key, slot)) {
+        return so_map_get(&t->index, key); /* no memory for a new one: an existing one only */
+    bool failed;
+    uint32_t old = so_map_get_or_put(&t->index, key, slot, &failed);
+    if (old != SO_NIL || failed) {
         so_pool_release(&t->pool, slot);
-        return SO_NIL;
+        return old;
     }
     ((so_tab_head *)so_pool_entry(&t->pool, slot))->key = key;
     *created = true;

@@ -122,15 +122,22 @@ static void evict_oldest(so_track *t) {
     so_count_eviction(t, SO_E_TRANSACTIONS_FULL);
 }
 
-static uint32_t txn_open(so_track *t, so_h128 key, uint8_t method, int64_t now, int64_t se) {
-    if (so_tab_len(&t->txns) >= t->cfg.max_transactions)
-        evict_oldest(t);
+/* Open a transaction under ``key`` (one table probe); *existed when the key is taken (a
+ * retransmission: nothing changes). A full table loses its oldest entry. */
+static uint32_t txn_open(so_track *t, so_h128 key, uint8_t method, int64_t now, int64_t se,
+                         bool *existed) {
     bool created;
     uint32_t slot = so_tab_put(&t->txns, key, &created);
+    *existed = slot != SO_NIL && !created;
+    if (*existed)
+        return slot;
     if (slot == SO_NIL) {
         so_count_reason(t, SO_R_INTERNAL_NO_MEMORY);
         return SO_NIL;
     }
+    /* (the new entry is the newest: the oldest other one goes) */
+    while (so_tab_len(&t->txns) > t->cfg.max_transactions && t->txns.pool.head != slot)
+        evict_oldest(t);
     so_txn *x = so_txn_at(t, slot);
     x->method = method;
     x->start_ns = now;
@@ -173,9 +180,10 @@ so_verdict so_txn_request(so_track *t, const so_msg *m, uint32_t *txn, uint32_t 
             }
         }
         /* ACK for a 2xx: its own "transaction" only to catch its retransmissions. */
-        if (so_tab_get(&t->txns, key) != SO_NIL)
+        bool existed;
+        uint32_t slot = txn_open(t, key, SO_M_ACK, m->ts_ns, -1, &existed);
+        if (existed)
             return SO_V_RETRANSMISSION;
-        uint32_t slot = txn_open(t, key, SO_M_ACK, m->ts_ns, -1);
         if (slot == SO_NIL)
             return SO_V_ORPHAN;
         so_txn_at(t, slot)->state = SO_TXN_COMPLETED;
@@ -184,9 +192,10 @@ so_verdict so_txn_request(so_track *t, const so_msg *m, uint32_t *txn, uint32_t 
         *txn = slot;
         return SO_V_NEW;
     }
-    if (so_tab_get(&t->txns, key) != SO_NIL)
+    bool existed;
+    uint32_t slot = txn_open(t, key, m->method, m->ts_ns, m->session_expires, &existed);
+    if (existed)
         return SO_V_RETRANSMISSION;
-    uint32_t slot = txn_open(t, key, m->method, m->ts_ns, m->session_expires);
     if (slot == SO_NIL)
         return SO_V_ORPHAN;
     push_deadline(t, slot, m->ts_ns + t->timeout_ns, true);
