@@ -48,6 +48,7 @@ cdef extern from "so_sip.h":
     const size_t so_n_header_names
     const char *const so_compact_forms[26]
     int so_header_lookup(const uint8_t *p, size_t n, c_bool *exact)
+    unsigned so_header_code(const uint8_t *p, size_t n)
 
     c_bool so_is_token(const uint8_t *p, size_t n)
     c_bool so_uint(so_slice s, int64_t *out)
@@ -405,3 +406,10 @@ def sip_header_lookup(str name):
     if idx < 0:
         return None
     return so_header_names[idx].name.decode(), so_header_names[idx].code, bool(exact)
+
+
+def sip_header_code(str name):
+    """The code the parser gives a header name followed by a colon (SIP_H_IGNORED: a header it
+    does not keep, or an unknown name)."""
+    cdef bytes b = _enc_checked(name)
+    return so_header_code(<const uint8_t *><const char *>b, len(b))

@@ -72,6 +72,15 @@ def test_header_table_is_sorted_by_length_and_every_spelling_is_found() -> None:
             assert _core.sip_header_lookup(alt) == (name, code, True)
 
 
+def test_header_code_of_every_name_in_any_case() -> None:
+    # The parser's fast path for "name: value" lines must agree with the full lookup.
+    for lower, code in HEADER_CODES_LOWER.items():
+        for spelling in (lower, lower.upper(), lower.title(), lower.swapcase()):
+            assert _core.sip_header_code(spelling) == code, spelling
+    for other in ("", "g", "Q", "Vi", "Viaa", "Via-", "Call_ID", "Call\rID", "Contact\x00", "Tos"):
+        assert _core.sip_header_code(other) == 0, other
+
+
 def test_python_tables_agree_with_the_c_lookup() -> None:
     for spelling, code in HEADER_CODES.items():
         found = _core.sip_header_lookup(spelling)

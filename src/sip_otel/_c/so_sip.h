@@ -167,8 +167,9 @@ extern const char *const so_compact_forms[26];
  * of the exact-case table: canonical, lower-case, ``alt``, or a compact letter in either case
  * (such a name is recognised even without a colon after it). */
 int so_header_lookup(const uint8_t *p, size_t n, bool *exact);
-/* so_header_names[so_header_lookup(p, n)].code, SO_H_IGNORED for unknown names; most ignored
- * names are told apart by length and first letter, without a lookup. */
+/* so_header_names[so_header_lookup(p, n)].code, SO_H_IGNORED for unknown names: the question a
+ * "name: value" line asks, answered by comparing with the few kept names of that length (two
+ * masked words each), without a lookup. */
 unsigned so_header_code(const uint8_t *p, size_t n);
 
 /* ---- Value grammars ---------------------------------------------------------------------
@@ -231,7 +232,7 @@ typedef void (*so_msg_fn)(void *ctx, so_msg *msg);
 
 /* All messages in one transport payload, in order, each handed to ``on_msg`` (valid during the
  * call only); problems are counted in ``reasons`` (defects of kept messages included), never
- * returned. */
+ * returned. A scratch overflow (a bug) counts internal.no_memory and drops the rest. */
 void so_parse_payload(so_parser *parser, const so_payload *payload, uint64_t *reasons,
                       so_msg_fn on_msg, void *ctx);
 
