@@ -13,8 +13,8 @@ cdef extern from "so_reasons.h":
     enum:
         SO_N_REASONS
         SO_N_EVICTIONS
-    const char *so_reason_slugs[]
-    const char *so_eviction_slugs[]
+    const char * const so_reason_slugs[]
+    const char * const so_eviction_slugs[]
 
 cdef extern from "so_types.h":
     enum:
@@ -80,7 +80,7 @@ cdef extern from "so_types.h":
         uint8_t defects[24]
 
 # Reason and eviction slugs, in enum order (index = C code).
-cdef tuple _slugs(const char **table, int n):
+cdef tuple _slugs(const char * const *table, int n):
     cdef int i
     return tuple([table[i].decode() for i in range(n)])
 

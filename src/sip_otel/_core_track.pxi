@@ -153,7 +153,7 @@ cdef extern from "so_track_int.h":
         SO_V_RETRANSMISSION
         SO_V_ORPHAN
     so_verdict so_txn_request(so_track *t, const so_msg *m, uint32_t *txn, uint32_t *related)
-    so_verdict so_txn_response(so_track *t, const so_msg *m, uint32_t *txn, bint *first_final)
+    so_verdict so_txn_response(so_track *t, const so_msg *m, uint32_t *txn, c_bool *first_final)
 
 import os as _os
 
@@ -509,6 +509,14 @@ cdef class TrackerCore:
             "invite_attempts": g.invite_attempts, "register_attempts": g.register_attempts,
         }
 
+    def machine_hits(self):
+        """How often each state-machine row was taken: {(machine, state, input): count}."""
+        cdef so_track_hits h
+        cdef int i
+        so_track_hits_get(self.t, &h)
+        rows = machine_rows()
+        return {(r[0], r[1], r[2]): h.hits[i] for i, r in enumerate(rows)}
+
     def take_evictions(self):
         """Eviction counts since the last call."""
         out = {}
@@ -543,7 +551,7 @@ cdef class TrackerCore:
         """(verdict, txn view, first final) of a response: 0 new, 1 retransmission, 2 orphan."""
         cdef MsgIn m = MsgIn(msg)
         cdef uint32_t txn = 0xFFFFFFFF
-        cdef bint first_final = False
+        cdef c_bool first_final = False
         v = so_txn_response(self.t, &m.m, &txn, &first_final)
         return v, self._view(txn), first_final
 
@@ -742,3 +750,31 @@ cdef class DeadlineQueue:
                 raise MemoryError()
         finally:
             free(buf)
+
+
+cdef extern from "so_track_int.h":
+    ctypedef struct so_sm_row:
+        signed char next
+        uint8_t action
+        const char *rule
+    const so_sm_row *so_sm_rows_flat(int i, int *machine, int *state, int *input)
+    int so_sm_n_rows()
+    const char *so_sm_name(int machine, int kind, int i)
+    ctypedef struct so_track_hits:
+        uint64_t hits[256]
+    void so_track_hits_get(const so_track *t, so_track_hits *out)
+
+
+def machine_rows():
+    """Every row of the four state machines: (machine, state, input, next state or None,
+    action, rule); action 0 = the input is ignored in that state."""
+    cdef int i, m, st, inp
+    cdef const so_sm_row *row
+    names = ("transaction", "attempt", "dialog", "registration")
+    out = []
+    for i in range(so_sm_n_rows()):
+        row = so_sm_rows_flat(i, &m, &st, &inp)
+        nxt = so_sm_name(m, 0, row.next).decode() if row.next >= 0 else None
+        out.append((names[m], so_sm_name(m, 0, st).decode(), so_sm_name(m, 1, inp).decode(),
+                    nxt, row.action, row.rule.decode() if row.rule != NULL else None))
+    return out

@@ -239,7 +239,7 @@ static void park(so_track *t, so_h128 pkey, int64_t now, bool carry, uint32_t at
         if (!old_carry) {
             so_attempt *oa = so_att_at(t, old_att);
             if (oa->state == SO_AS_CHALLENGED &&
-                so_sm_step(&so_att_table[oa->state][SO_AI_EVICT], &oa->state, t->reasons,
+                so_sm_step(&so_att_table[oa->state][SO_AI_EVICT], &oa->state, t,
                            SO_R_INTERNAL_ATTEMPT_TRANSITION) > 0)
                 so_att_end(t, old_att, SO_AS_CHALLENGED, now, 0, SO_OUT_EVICTED, 0);
             so_att_decref(t, old_att); /* the pending entry's reference */
@@ -281,7 +281,7 @@ void so_att_response(so_track *t, uint32_t att, const so_msg *m) {
     uint64_t tag = so_key64(t, SO_DOMAIN_TAG, m->to_tag, 0);
     bool want = t->cfg.want_records;
     if (status < 200) {
-        if (so_sm_step(&so_att_table[a->state][SO_AI_1XX], &a->state, t->reasons,
+        if (so_sm_step(&so_att_table[a->state][SO_AI_1XX], &a->state, t,
                        SO_R_INTERNAL_ATTEMPT_TRANSITION) <= 0)
             return;
         uint64_t st = so_key64(t, SO_DOMAIN_SEEN, m->to_tag, status);
@@ -319,7 +319,7 @@ void so_att_response(so_track *t, uint32_t att, const so_msg *m) {
         if (so_set_has(&a->confirmed, tag))
             return; /* the same 2xx on another hop */
         uint8_t prev = a->state;
-        if (so_sm_step(&so_att_table[a->state][SO_AI_2XX], &a->state, t->reasons,
+        if (so_sm_step(&so_att_table[a->state][SO_AI_2XX], &a->state, t,
                        SO_R_INTERNAL_ATTEMPT_TRANSITION) <= 0)
             return;
         bool in_early;
@@ -361,7 +361,7 @@ void so_att_response(so_track *t, uint32_t att, const so_msg *m) {
     bool challenge = (status == 401 || status == 407) && !t->cfg.challenge_retry_is_new_attempt;
     uint8_t prev = a->state;
     if (so_sm_step(&so_att_table[a->state][challenge ? SO_AI_CHALLENGE : SO_AI_FINAL], &a->state,
-                   t->reasons, SO_R_INTERNAL_ATTEMPT_TRANSITION) <= 0)
+                   t, SO_R_INTERNAL_ATTEMPT_TRANSITION) <= 0)
         return;
     if (challenge) {
         a->final_status = status;
@@ -440,7 +440,7 @@ void so_att_initial_invite(so_track *t, const so_msg *m, uint32_t txn) {
             pending_remove(t, ps);
             if (!carry) {
                 so_attempt *a = so_att_at(t, pend);
-                if (so_sm_step(&so_att_table[a->state][SO_AI_RETRY], &a->state, t->reasons,
+                if (so_sm_step(&so_att_table[a->state][SO_AI_RETRY], &a->state, t,
                                SO_R_INTERNAL_ATTEMPT_TRANSITION) > 0) {
                     /* the credentialed retry resumes the attempt */
                     a->cseq = m->cseq;
@@ -473,7 +473,7 @@ void so_att_initial_invite(so_track *t, const so_msg *m, uint32_t txn) {
         so_tab_del(&t->attempts, old_slot);
         so_att_decref(t, old); /* the table's reference */
         uint8_t st = so_att_at(t, old)->state, prev = st;
-        if (so_sm_step(&so_att_table[st][SO_AI_EVICT], &st, t->reasons,
+        if (so_sm_step(&so_att_table[st][SO_AI_EVICT], &st, t,
                        SO_R_INTERNAL_ATTEMPT_TRANSITION) > 0)
             so_att_end(t, old, prev, m->ts_ns, 0, SO_OUT_EVICTED, 0);
         so_att_decref(t, old);
@@ -498,7 +498,7 @@ void so_att_initial_invite(so_track *t, const so_msg *m, uint32_t txn) {
 void so_att_note(so_track *t, uint32_t att, const so_msg *m, so_att_input in, uint8_t name) {
     so_attempt *a = so_att_at(t, att);
     if (in == SO_AI_CANCEL &&
-        so_sm_step(&so_att_table[a->state][SO_AI_CANCEL], &a->state, t->reasons,
+        so_sm_step(&so_att_table[a->state][SO_AI_CANCEL], &a->state, t,
                    SO_R_INTERNAL_ATTEMPT_TRANSITION) <= 0)
         return;
     if (t->cfg.want_records)
@@ -511,7 +511,7 @@ void so_att_timeout(so_track *t, uint32_t att, const so_timeout_ev *ev) {
     if (a->txn.slot != ev->txn.slot || a->txn.gen != ev->txn.gen)
         return; /* another hop's transaction */
     uint8_t prev = a->state;
-    if (so_sm_step(&so_att_table[a->state][SO_AI_TIMEOUT], &a->state, t->reasons,
+    if (so_sm_step(&so_att_table[a->state][SO_AI_TIMEOUT], &a->state, t,
                    SO_R_INTERNAL_ATTEMPT_TRANSITION) <= 0)
         return;
     so_att_end(t, att, prev, ev->ts_ns, 0, SO_OUT_TIMED_OUT, ev->timer);
@@ -524,7 +524,7 @@ void so_att_wait_over(so_track *t, const so_dq_item *it) {
         so_attempt *a = so_att_at(t, att);
         if (a->state == SO_AS_CHALLENGED && a->deadline_ns == it->deadline) {
             uint8_t prev = a->state;
-            if (so_sm_step(&so_att_table[a->state][SO_AI_ABANDON], &a->state, t->reasons,
+            if (so_sm_step(&so_att_table[a->state][SO_AI_ABANDON], &a->state, t,
                            SO_R_INTERNAL_ATTEMPT_TRANSITION) > 0)
                 so_att_end(t, att, prev, it->deadline, a->final_status, SO_OUT_FAILED_4XX, 0);
         }
@@ -567,7 +567,7 @@ void so_att_finish(so_track *t, int64_t now) {
         for (uint32_t i = 0; i < k; i++) {
             so_attempt *a = so_att_at(t, snap[i]);
             uint8_t prev = a->state;
-            if (so_sm_step(&so_att_table[a->state][SO_AI_OPEN], &a->state, t->reasons,
+            if (so_sm_step(&so_att_table[a->state][SO_AI_OPEN], &a->state, t,
                            SO_R_INTERNAL_ATTEMPT_TRANSITION) > 0)
                 so_att_end(t, snap[i], prev, now, 0, SO_OUT_OPEN, 0);
         }

@@ -143,7 +143,7 @@ static void end_dialog(so_track *t, uint32_t slot, uint8_t outcome, int64_t now,
 
 static bool dlg_step(so_track *t, uint32_t slot, so_dlg_input in) {
     so_dialog *d = dlg_at(t, slot);
-    return so_sm_step(&so_dlg_table[d->state][in], &d->state, t->reasons,
+    return so_sm_step(&so_dlg_table[d->state][in], &d->state, t,
                       SO_R_INTERNAL_DIALOG_TRANSITION) > 0;
 }
 

@@ -90,7 +90,7 @@ static void reg_end(so_track *t, uint32_t att, int64_t now, uint8_t outcome, uin
 
 static bool reg_step(so_track *t, uint32_t att, so_reg_input in) {
     so_regatt *r = so_regatt_at(t, att);
-    return so_sm_step(&so_reg_table[r->state][in], &r->state, t->reasons,
+    return so_sm_step(&so_reg_table[r->state][in], &r->state, t,
                       SO_R_INTERNAL_REGISTRATION_TRANSITION) > 0;
 }
 

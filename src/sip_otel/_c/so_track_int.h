@@ -135,6 +135,9 @@ typedef enum so_reg_input {
     SO_RI_EVICT, SO_RI_OPEN, SO_REG_N_INPUTS
 } so_reg_input;
 
+#define SO_SM_ROWS (SO_TXN_N_STATES * SO_TXN_N_INPUTS + SO_ATT_N_STATES * SO_ATT_N_INPUTS + \
+                    SO_DLG_N_STATES * SO_DLG_N_INPUTS + SO_REG_N_STATES * SO_REG_N_INPUTS)
+
 #define SO_MAX_EARLY_PER_ATTEMPT 16
 #define SO_MAX_CONFIRMED_PER_ATTEMPT 256 /* forked 2xx confirming dialogs of one attempt */
 #define SO_MAX_DIALOG_SEEN 32            /* recent requests remembered for hop de-duplication */
@@ -261,6 +264,7 @@ struct so_track {
     size_t n_events, cap_events;
     so_record *records;
     size_t n_records, cap_records;
+    uint64_t sm_hits[SO_SM_ROWS]; /* rows of the state machines taken (so_sm_row_index) */
     so_event *side; /* registration events held back while timers run */
     size_t n_side, cap_side;
     bool divert_reg;
@@ -290,8 +294,19 @@ extern const char *const so_dlg_input_names[SO_DLG_N_INPUTS];
 extern const char *const so_reg_state_names[SO_REG_N_STATES];
 extern const char *const so_reg_input_names[SO_REG_N_INPUTS];
 
-/* Apply (state, input): returns the row's action and updates *state, or -1 (counted). */
-int so_sm_step(const so_sm_row *row, uint8_t *state, uint64_t *reasons, so_reason missing);
+/* Apply (state, input): returns the row's action and updates *state, or -1 (counted). Each
+ * row taken is counted in the tracker's ``sm_hits`` (tests check that scenarios walk them). */
+int so_sm_step(const so_sm_row *row, uint8_t *state, so_track *t, so_reason missing);
+/* Row index of a table row in the concatenation txn | attempt | dialog | registration. */
+int so_sm_row_index(const so_sm_row *row);
+/* For tests: row i of the concatenation with its machine (0-3), state and input; names. */
+int so_sm_n_rows(void);
+const so_sm_row *so_sm_rows_flat(int i, int *machine, int *state, int *input);
+const char *so_sm_name(int machine, int kind /* 0 state, 1 input */, int i);
+typedef struct so_track_hits {
+    uint64_t hits[256];
+} so_track_hits;
+void so_track_hits_get(const so_track *t, so_track_hits *out);
 
 /* ---- shared helpers ------------------------------------------------------------------------ */
 

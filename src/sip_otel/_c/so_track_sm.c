@@ -201,11 +201,67 @@ const so_sm_row so_reg_table[SO_REG_N_STATES][SO_REG_N_INPUTS] = {
     },
 };
 
-int so_sm_step(const so_sm_row *row, uint8_t *state, uint64_t *reasons, so_reason missing) {
+int so_sm_row_index(const so_sm_row *row) {
+    const so_sm_row *bases[4] = {&so_txn_table[0][0], &so_att_table[0][0], &so_dlg_table[0][0],
+                                 &so_reg_table[0][0]};
+    const int sizes[4] = {SO_TXN_N_STATES * SO_TXN_N_INPUTS, SO_ATT_N_STATES * SO_ATT_N_INPUTS,
+                          SO_DLG_N_STATES * SO_DLG_N_INPUTS, SO_REG_N_STATES * SO_REG_N_INPUTS};
+    int offset = 0;
+    for (int i = 0; i < 4; i++) {
+        if (row >= bases[i] && row < bases[i] + sizes[i])
+            return offset + (int)(row - bases[i]);
+        offset += sizes[i];
+    }
+    return -1;
+}
+
+int so_sm_step(const so_sm_row *row, uint8_t *state, so_track *t, so_reason missing) {
+    int i = so_sm_row_index(row);
+    if (i >= 0)
+        t->sm_hits[i]++;
     if (row->rule == NULL || row->next < 0) {
-        reasons[missing]++;
+        t->reasons[missing]++;
         return -1;
     }
     *state = (uint8_t)row->next;
     return row->action;
+}
+
+static const int sm_states[4] = {SO_TXN_N_STATES, SO_ATT_N_STATES, SO_DLG_N_STATES, SO_REG_N_STATES};
+static const int sm_inputs[4] = {SO_TXN_N_INPUTS, SO_ATT_N_INPUTS, SO_DLG_N_INPUTS, SO_REG_N_INPUTS};
+
+int so_sm_n_rows(void) { return SO_SM_ROWS; }
+
+const so_sm_row *so_sm_rows_flat(int i, int *machine, int *state, int *input) {
+    const so_sm_row *bases[4] = {&so_txn_table[0][0], &so_att_table[0][0], &so_dlg_table[0][0],
+                                 &so_reg_table[0][0]};
+    for (int m = 0; m < 4; m++) {
+        int n = sm_states[m] * sm_inputs[m];
+        if (i < n) {
+            *machine = m;
+            *state = i / sm_inputs[m];
+            *input = i % sm_inputs[m];
+            return bases[m] + i;
+        }
+        i -= n;
+    }
+    return NULL;
+}
+
+const char *so_sm_name(int machine, int kind, int i) {
+    const char *const *states[4] = {so_txn_state_names, so_att_state_names, so_dlg_state_names,
+                                    so_reg_state_names};
+    const char *const *inputs[4] = {so_txn_input_names, so_att_input_names, so_dlg_input_names,
+                                    so_reg_input_names};
+    if (machine < 0 || machine > 3 || i < 0)
+        return "?";
+    if (kind == 0)
+        return i < sm_states[machine] ? states[machine][i] : "?";
+    return i < sm_inputs[machine] ? inputs[machine][i] : "?";
+}
+
+void so_track_hits_get(const so_track *t, so_track_hits *out) {
+    memset(out, 0, sizeof(*out));
+    for (int i = 0; i < SO_SM_ROWS && i < 256; i++)
+        out->hits[i] = t->sm_hits[i];
 }

@@ -227,7 +227,7 @@ so_verdict so_txn_response(so_track *t, const so_msg *m, uint32_t *txn, bool *fi
     *txn = slot;
     uint8_t old = x->state;
     so_txn_input in = m->status < 200 ? SO_TI_PROVISIONAL : SO_TI_FINAL;
-    int action = so_sm_step(&so_txn_table[old][in], &x->state, t->reasons,
+    int action = so_sm_step(&so_txn_table[old][in], &x->state, t,
                             SO_R_INTERNAL_TRANSACTION_TRANSITION);
     if (action != SO_TA_FIRST_FINAL)
         return SO_V_NEW;
@@ -281,7 +281,7 @@ size_t so_txn_timer(so_track *t, int64_t now) {
         so_txn *x = (so_txn *)e;
         if (x->deadline_ns != deadline)
             continue; /* superseded */
-        int action = so_sm_step(&so_txn_table[x->state][SO_TI_DEADLINE], &x->state, t->reasons,
+        int action = so_sm_step(&so_txn_table[x->state][SO_TI_DEADLINE], &x->state, t,
                                 SO_R_INTERNAL_TRANSACTION_TRANSITION);
         uint8_t timer = x->method == SO_M_INVITE ? 'B' : 'F';
         if (action == SO_TA_LINGER_END) {
