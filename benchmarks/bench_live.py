@@ -6,7 +6,8 @@ Runs the agent (``sip-otel run --interface lo``) and a SIPp UAS/UAC pair in a na
 own, and reports: calls counted by the agent (``sip_exporter_invite_total``) against calls
 sent, kernel/ring drops, the agent's CPU during the traffic (% of one core, from
 /proc/PID/stat over the wall time of the SIPp run), its CPU per SIP message, idle CPU over the
-same length of time before the traffic, and its peak RSS. Needs root, bcc and sipp (as the
+same length of time before the traffic, its RSS when idle (after that idle time) and its peak
+RSS. Needs root, bcc and sipp (as the
 e2e tests).
 """
 
@@ -49,6 +50,7 @@ def main() -> int:
                     cpu0, t0 = agent.cpu_seconds(), time.monotonic()
                     time.sleep(min(traffic_s, 10.0))
                     idle_cpu = (agent.cpu_seconds() - cpu0) / (time.monotonic() - t0)
+                    idle_rss = agent.rss_kib()
                     cpu0, t0 = agent.cpu_seconds(), time.monotonic()
                     uac(ns, tmp, "uac_call.xml", args.calls, 5060, "-key", "padding", "x",
                         "-l", str(max(100, args.rate * 2)), rate=args.rate,
@@ -70,7 +72,7 @@ def main() -> int:
           f"{m.get('sip_otel_capture_drops_total', 0):.0f}")
     print(f"  agent CPU during traffic {100 * busy:.1f} % of one core over {t1 - t0:.1f} s "
           f"({1e6 * (cpu1 - cpu0) / max(msgs, 1):.1f} us CPU per message); idle "
-          f"{100 * idle_cpu:.1f} %; peak RSS {rss / 1024:.0f} MiB")
+          f"{100 * idle_cpu:.1f} %; RSS idle {idle_rss / 1024:.0f} MiB, peak {rss / 1024:.0f} MiB")
     return 0
 
 

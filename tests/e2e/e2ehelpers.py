@@ -103,8 +103,15 @@ class Agent:
 
     def rss_peak_kib(self) -> int:
         """Peak resident set size so far (VmHWM)."""
+        return self._status_kib("VmHWM:")
+
+    def rss_kib(self) -> int:
+        """Resident set size now (VmRSS)."""
+        return self._status_kib("VmRSS:")
+
+    def _status_kib(self, key: str) -> int:
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(key):
                 return int(line.split()[1])
         return 0
 
