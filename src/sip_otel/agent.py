@@ -7,6 +7,8 @@ Main loop (one thread; OTel's exporters and the HTTP server run their own):
      :data:`MAX_FRAMES_PER_CALL` frames (packet time drives the timers there)
   -> every tick: copy the kernel drop count into ``stats.capture_drops`` and, when no packet has
      moved packet time forward, advance it with the idle clock.
+  -> when the link watcher's netlink socket is readable (an interface was deleted, re-created or
+     renamed: capture/links.py), re-attach the capture on the named interfaces that changed.
 Idle clock: ``time.monotonic_ns() + offset`` -- the same mapping the capture applies to kernel
 timestamps (see capture/base.py) -- minus :data:`IDLE_GRACE_NS`, so a packet still in the ring is
 never older than the timer that just ran.
@@ -36,6 +38,7 @@ from sip_otel.capture.base import (
     realtime_offset_ns,
     resolve_interfaces,
 )
+from sip_otel.capture.links import LinkWatcher
 from sip_otel.config import ConfigError, Settings, load_settings
 from sip_otel.runflags import _FLAGS, _SWITCHES, add_run_arguments
 
@@ -57,6 +60,7 @@ MAX_WAIT_MS = 20
 # SIGTERM to exit: the issue allows 5 s; keep a margin for interpreter teardown.
 SHUTDOWN_BUDGET_S = 3.5
 
+
 def _settings_from_args(args: argparse.Namespace) -> Settings:
     names = [n for n, _ in _FLAGS] + [n for n, _ in _SWITCHES]
     return load_settings(**{n: getattr(args, n, None) for n in names})
@@ -73,7 +77,7 @@ def open_capture(settings: Settings) -> tuple[Capture, str]:
             from sip_otel.capture.ebpf import EbpfCapture
 
             cap: Capture = EbpfCapture(interfaces, ports, settings.ring_size, settings.all_ports)
-            return cap, "bcc compiled and loaded the socket filter"
+            return cap, "bcc compiled and loaded the socket filter (in a child process)"
         except CaptureError as exc:
             if mode == "ebpf":
                 raise
@@ -113,8 +117,13 @@ def _make_telemetry(settings: Settings, pipeline: Any, capture_path: str) -> Any
         max_span_queue=settings.span_queue,
     )
     return Telemetry(
-        pipeline.stats, pipeline.reasons, pipeline.gauges, options, capture_path=capture_path,
-        evictions=pipeline.evictions, refresh=pipeline.sync,
+        pipeline.stats,
+        pipeline.reasons,
+        pipeline.gauges,
+        options,
+        capture_path=capture_path,
+        evictions=pipeline.evictions,
+        refresh=pipeline.sync,
     )
 
 
@@ -191,29 +200,90 @@ def _run(settings: Settings, stop: _Stop) -> int:
     except Exception as exc:  # e.g. an OTLP endpoint the exporter rejects
         capture.close()
         return _fail(f"telemetry setup failed: {exc}; check the OTLP settings")
+    links = _watch_links(capture)
+    if links is not None:
+        pipeline.stats.capture_detached = 0
     try:
         if telemetry is not None:
             telemetry.set_ready()
-        _loop(capture, pipeline, stop, settings.tick_ms * 1_000_000)
+        _loop(capture, pipeline, stop, settings.tick_ms * 1_000_000, links)
     finally:
+        if links is not None:
+            links.close()
         _shutdown(capture, pipeline, telemetry)
     return 0
 
 
-def _loop(capture: Capture, pipeline: Any, stop: _Stop, tick_ns: int) -> None:
+def _watch_links(capture: Capture) -> LinkWatcher | None:
+    """A netlink watcher over the capture's named interfaces (None: capturing on all
+    interfaces, which needs none, or no netlink -- then an interface that is re-created is
+    not followed, and the log says so)."""
+    named = capture.interfaces()
+    if not named:
+        return None
+    try:
+        return LinkWatcher(named)
+    except OSError as exc:
+        log.warning(
+            "cannot watch interface changes (%s): a re-created interface will not be "
+            "captured again until restart",
+            exc,
+        )
+        return None
+
+
+def _relink(capture: Capture, pipeline: Any, links: LinkWatcher) -> None:
+    stats = pipeline.stats
+    for change in links.changes():
+        if not change.ifindex:
+            capture.relink(change.name, 0)
+            log.warning(
+                "interface %s went away; capture on it resumes when it comes back", change.name
+            )
+            continue
+        try:
+            capture.relink(change.name, change.ifindex)
+        except CaptureError as exc:
+            links.current[change.name] = 0  # the next event for it tries again
+            log.warning(
+                "interface %s is back (ifindex %d) but re-attaching failed: %s",
+                change.name,
+                change.ifindex,
+                exc,
+            )
+            continue
+        stats.capture_reattach[change.reason] = stats.capture_reattach.get(change.reason, 0) + 1
+        log.info(
+            "interface %s is back (ifindex %d): capture re-attached (%s)",
+            change.name,
+            change.ifindex,
+            change.reason,
+        )
+    stats.capture_detached = sum(1 for i in capture.interfaces().values() if not i)
+
+
+def _loop(
+    capture: Capture, pipeline: Any, stop: _Stop, tick_ns: int, links: LinkWatcher | None = None
+) -> None:
     offset = realtime_offset_ns()
     poller = select.poll()
     poller.register(capture.fileno(), select.POLLIN)
     poller.register(stop.rfd, select.POLLIN)
+    links_fd = -1
+    if links is not None:
+        links_fd = links.fileno()
+        poller.register(links_fd, select.POLLIN)
     feed = capture.feed
     next_tick = time.monotonic_ns() + tick_ns
     last_seen_ts = 0
     while not stop.requested:
         timeout_ms = max(0, min(MAX_WAIT_MS, (next_tick - time.monotonic_ns()) // 1_000_000))
-        poller.poll(timeout_ms)
+        ready = poller.poll(timeout_ms)
         for _ in range(MAX_CALLS_PER_WAKE):
             if feed(pipeline, MAX_FRAMES_PER_CALL) < MAX_FRAMES_PER_CALL:
                 break
+        if links is not None and any(fd == links_fd for fd, _ev in ready):
+            _relink(capture, pipeline, links)
         now = time.monotonic_ns()
         if now >= next_tick:
             pipeline.stats.capture_drops = capture.drops()

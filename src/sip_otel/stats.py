@@ -167,5 +167,8 @@ class PipelineStats:
     register_failures: dict[int, int] = field(default_factory=dict)  # final code -> n
     evictions: dict[str, int] = field(default_factory=dict)  # "<table>.<reason>" -> n
     capture_drops: int = 0
+    # reason -> sockets re-attached to a named interface that came back (see capture/links.py)
+    capture_reattach: dict[str, int] = field(default_factory=dict)
+    capture_detached: int | None = None  # named interfaces gone now (None: none are watched)
     spans_dropped: int = 0
     rfc6076: Rfc6076Counters = field(default_factory=Rfc6076Counters)

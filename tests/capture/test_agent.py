@@ -227,3 +227,32 @@ def test_filter_that_does_not_compile_falls_back(tmp_path: Path) -> None:
     assert "capture path afpacket on lo" in first, first + out
     assert "eBPF filter failed to compile or load" in first and "nonsense" in first, first
     assert rc == 0, first + out
+
+
+@pytest.mark.live
+def test_agent_never_maps_bcc_or_llvm() -> None:
+    """bcc compiles in a child that exits; the agent holds only the descriptors."""
+    reason = live_skip_reason(need_bcc=True)
+    if reason:
+        pytest.skip(reason)
+    ns = NetNs("p")
+    try:
+        proc = subprocess.Popen([*ns.exec_prefix(), str(PYTHON), "-m", "sip_otel", "run",
+                                 "--interface", "lo"], stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, cwd=REPO)
+        try:
+            assert proc.stdout is not None
+            first = proc.stdout.readline()
+            maps = Path(f"/proc/{proc.pid}/maps").read_text()
+            children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        finally:
+            proc.terminate()
+            out, _ = proc.communicate(timeout=10)
+    finally:
+        ns.close()
+    assert "capture path ebpf on lo" in first, first + out
+    assert "(in a child process)" in first
+    libs = {line.split()[-1] for line in maps.splitlines() if "/" in line}
+    assert not [lib for lib in libs if "bcc" in lib or "LLVM" in lib or "clang" in lib], libs
+    assert children == [], "the loader child is still running"
+    assert proc.returncode == 0, first + out

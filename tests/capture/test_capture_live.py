@@ -281,3 +281,46 @@ def test_comma_list_of_interfaces(make: Maker) -> None:
         a.close()
         b.close()
     assert sorted(f.data[-10:] for f in frames) == [b"L" * 10, b"V" * 10]
+
+
+def test_interface_deleted_and_recreated_is_reattached(make: Maker) -> None:
+    from sip_otel.capture.links import LinkWatcher
+
+    a, b = NetNs("a"), NetNs("b")
+
+    def link() -> None:
+        veth_pair(a, b)
+        a.ip("addr", "add", "10.79.0.1/24", "dev", "va")
+        b.ip("addr", "add", "10.79.0.2/24", "dev", "vb")
+
+    try:
+        link()
+        with a.entered():
+            cap = make(["va"])
+            watcher = LinkWatcher(cap.interfaces())
+            try:
+                first_index = cap.interfaces()["va"]
+                send_udp("10.79.0.2", 5060, b"1" * 10)
+                before = collect(cap, settle=0.5)
+                a.ip("link", "del", "va")
+                gone = watcher.changes()
+                for change in gone:
+                    cap.relink(change.name, change.ifindex)
+                assert cap.interfaces() == {"va": 0}
+                link()
+                back = watcher.changes()
+                for change in back:
+                    cap.relink(change.name, change.ifindex)
+                send_udp("10.79.0.2", 5060, b"2" * 10)
+                after = collect(cap, settle=0.5)
+            finally:
+                watcher.close()
+                cap.close()
+    finally:
+        a.close()
+        b.close()
+    assert [f.data[-10:] for f in before] == [b"1" * 10]
+    assert [(c.name, c.ifindex, c.reason) for c in gone] == [("va", 0, "netlink")]
+    assert len(back) == 1 and back[0].name == "va" and back[0].ifindex not in (0, first_index)
+    assert [f.data[-10:] for f in after] == [b"2" * 10]
+    assert after[0].ifindex == back[0].ifindex

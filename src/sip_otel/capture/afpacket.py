@@ -187,12 +187,22 @@ class _Ring:
         self.nblocks = max(2, ring_bytes // BLOCK_SIZE)
         sock.setsockopt(SOL_PACKET, PACKET_VERSION, TPACKET_V3)
         req = struct.pack(
-            "IIIIIII", BLOCK_SIZE, self.nblocks, 2048, BLOCK_SIZE // 2048 * self.nblocks,
-            BLOCK_TIMEOUT_MS, 0, 0,
+            "IIIIIII",
+            BLOCK_SIZE,
+            self.nblocks,
+            2048,
+            BLOCK_SIZE // 2048 * self.nblocks,
+            BLOCK_TIMEOUT_MS,
+            0,
+            0,
         )
         sock.setsockopt(SOL_PACKET, PACKET_RX_RING, req)
-        self.map = mmap.mmap(sock.fileno(), BLOCK_SIZE * self.nblocks, mmap.MAP_SHARED,
-                             mmap.PROT_READ | mmap.PROT_WRITE)
+        self.map = mmap.mmap(
+            sock.fileno(),
+            BLOCK_SIZE * self.nblocks,
+            mmap.MAP_SHARED,
+            mmap.PROT_READ | mmap.PROT_WRITE,
+        )
         # The compiled core walks the blocks (_c/so_ring.c): packets go to the pipeline without a
         # Python object each; blocks go back to the kernel once read.
         self.cursor = _core.TpacketCursor(self.map, BLOCK_SIZE, self.nblocks)
@@ -224,25 +234,56 @@ class AfPacketCapture:
         all_ports: bool = False,
     ) -> None:
         self._rings: list[_Ring] = []
+        self._names: dict[str, tuple[int, _Ring | None]] = {}
+        self._closed_drops = 0  # drops of rings closed by relink (the counter never goes back)
         self._epoll = select.epoll()
-        prog = build_filter(ports, loopback_ifindex(), all_ports)
+        self._prog = build_filter(ports, loopback_ifindex(), all_ports)
+        self._ring_bytes = ring_bytes // len(interfaces)
         try:
             for iface in interfaces:
-                sock = open_packet_socket(iface)
-                try:
-                    attach_filter(sock, prog)
-                    ring = _Ring(sock, ring_bytes // len(interfaces))
-                except BaseException:
-                    sock.close()
-                    raise
-                self._rings.append(ring)
-                self._epoll.register(sock.fileno(), select.EPOLLIN)
+                self._names[iface.name] = (iface.ifindex, self._open(iface))
         except CaptureError:
             self.close()
             raise
+
+    def _open(self, iface: Interface) -> _Ring:
+        sock = open_packet_socket(iface)
+        try:
+            attach_filter(sock, self._prog)
+            ring = _Ring(sock, self._ring_bytes)
         except OSError as exc:
-            self.close()
+            sock.close()
             raise CaptureError(f"AF_PACKET ring setup failed: {exc}") from None
+        except BaseException:
+            sock.close()
+            raise
+        self._rings.append(ring)
+        self._epoll.register(sock.fileno(), select.EPOLLIN)
+        return ring
+
+    def interfaces(self) -> dict[str, int]:
+        """Named interfaces -> the ifindex captured now (0: gone); {} for "all interfaces"."""
+        return {name: ifindex for name, (ifindex, _r) in self._names.items() if name}
+
+    def relink(self, name: str, ifindex: int) -> None:
+        """Interface ``name`` now has ``ifindex`` (0: it is gone): close its old socket and
+        ring (what is still in it is lost: read first) and open new ones."""
+        if name not in self._names:
+            return
+        old_index, old = self._names[name]
+        if old is not None and old_index == ifindex:
+            return
+        if old is not None:
+            self._epoll.unregister(old.sock.fileno())
+            self._rings.remove(old)
+            try:
+                self._closed_drops += old.poll_drops()
+            except OSError:
+                self._closed_drops += old.drops
+            old.close()
+        self._names[name] = (0, None)
+        if ifindex:
+            self._names[name] = (ifindex, self._open(Interface(name, ifindex)))
 
     def fileno(self) -> int:
         return self._epoll.fileno()
@@ -262,7 +303,7 @@ class AfPacketCapture:
         return n
 
     def drops(self) -> int:
-        return sum(ring.poll_drops() for ring in self._rings)
+        return self._closed_drops + sum(ring.poll_drops() for ring in self._rings)
 
     def counters(self) -> dict[str, int]:
         return {"drops": self.drops()}
@@ -271,4 +312,5 @@ class AfPacketCapture:
         for ring in self._rings:
             ring.close()
         self._rings.clear()
+        self._names.clear()
         self._epoll.close()

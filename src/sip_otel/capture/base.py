@@ -86,6 +86,16 @@ class Capture(Protocol):
         """Kernel-side counters by name (passed, drops, ...), for logs and tests."""
         ...
 
+    def interfaces(self) -> dict[str, int]:
+        """Named interfaces -> the ifindex captured now (0: gone); {} for "all interfaces"
+        (an unbound socket sees every interface, new ones included)."""
+        ...
+
+    def relink(self, name: str, ifindex: int) -> None:
+        """Interface ``name`` now has ``ifindex`` (0: gone): drop the old socket, attach a new
+        one. Raises :class:`CaptureError` when the new one cannot be opened."""
+        ...
+
     def close(self) -> None:
         """Detach and close everything (idempotent)."""
         ...

@@ -1,4 +1,8 @@
-"""eBPF capture: bcc compiles ``bpf/sip_filter.c``; the compiled core reads its ring buffer.
+"""eBPF capture: bcc compiles ``bpf/sip_filter.c`` in a child; the compiled core reads its ring.
+
+The filter is compiled, loaded and attached by a short-lived child process (:mod:`.bpfload`),
+which hands the program, the maps and the attached sockets over as descriptors and exits: bcc
+and its LLVM never enter this process. Counters are read with ``bpf(2)`` (:mod:`.bpfsys`).
 
 The socket filter (see the C file's theory of operation) keeps SIP ports and IP fragments and
 writes whole packets to a ``BPF_RINGBUF_OUTPUT`` ring (record layout: ``bpf/sip_record.h``).
@@ -13,17 +17,14 @@ the positions (correct on any CPU). The filter wakes the reader only every
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import logging
 import mmap
 import os
 import socket
 import sys
-import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from sip_otel import _core
 from sip_otel.capture.base import (
@@ -31,26 +32,21 @@ from sip_otel.capture.base import (
     SO_ATTACH_BPF,
     CaptureError,
     Interface,
-    loopback_ifindex,
-    missing_bpf_caps,
     open_packet_socket,
-    permission_error,
     realtime_offset_ns,
 )
+from sip_otel.capture.bpfload import COUNTERS, RCVBUF, Handover, LoadRequest, load_filter
+from sip_otel.capture.bpfsys import PerCpuCounters
 from sip_otel.net.types import Frame
 
 __all__ = ["COUNTERS", "EbpfCapture", "RingMap", "filter_source"]
 
 log = logging.getLogger(__name__)
 
-# Index -> name of the per-CPU counters in sip_filter.c (C_* defines).
-COUNTERS = ("passed", "ring_full", "load_fail", "truncated", "lo_outgoing", "ring_retry")
-_DROP_COUNTERS = (1, 2)
+_DROP_COUNTERS = (1, 2)  # ring_full, load_fail
 
 # Fault the ring pages in at start, not on the hot path (Linux; 0 elsewhere).
 _POPULATE = getattr(mmap, "MAP_POPULATE", 0)
-# Receive queue of the (never read) capture sockets: the kernel's minimum is enough.
-_RCVBUF = 256
 
 
 def filter_source() -> Path:
@@ -93,29 +89,13 @@ class RingMap:
         self._data_map.close()
 
 
-@contextlib.contextmanager
-def _captured_stderr() -> Iterator[IO[bytes]]:
-    """Collect what bcc/clang print on fd 2 so a failure becomes one log line."""
-    with tempfile.TemporaryFile(mode="w+b") as buf:
-        saved = os.dup(2)
-        try:
-            os.dup2(buf.fileno(), 2)
-            yield buf
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-
-
-def _last_error_line(buf: IO[bytes]) -> str:
-    buf.seek(0)
-    lines = [ln.strip() for ln in buf.read().decode("utf-8", "replace").splitlines()]
-    errors = [ln for ln in lines if "error" in ln.lower()]
-    first: str = (errors or [ln for ln in lines if ln] or [""])[0]
-    return first[:200]
-
-
 class EbpfCapture:
-    """Socket filter on one AF_PACKET socket per interface, ring buffer read via mmap."""
+    """Socket filter on one AF_PACKET socket per interface, ring buffer read via mmap.
+
+    bcc runs only in the loader child (:mod:`.bpfload`); this object holds what it handed over:
+    the program (kept to attach new sockets when an interface comes back), the ring, the
+    counter and port maps, and the attached sockets.
+    """
 
     path = "ebpf"
 
@@ -127,68 +107,27 @@ class EbpfCapture:
         all_ports: bool = False,
         source: Path | None = None,
     ) -> None:
-        self._sockets: list[socket.socket] = []
-        self._bpf: Any = None
         self._ring: RingMap | None = None
-        src = source or filter_source()
-        if not src.is_file():
-            raise CaptureError(
-                f"eBPF filter source {src} not found; set SIP_OTEL_BPF_DIR or SIP_OTEL_BPF_SOURCE"
-            )
+        request = LoadRequest(
+            interfaces=[(i.name, i.ifindex) for i in interfaces],
+            ports=sorted(ports),
+            ring_bytes=ring_bytes,
+            all_ports=all_ports,
+            source=str(source or filter_source()),
+        )
+        self._handover: Handover | None = load_filter(request)
+        handed = self._handover
+        self._sockets: dict[str, tuple[int, socket.socket | None]] = {
+            name: (ifindex, sock)
+            for (name, ifindex), sock in zip(handed.info.interfaces, handed.sockets, strict=True)
+        }
         try:
-            from bcc import BPF
-        except Exception as exc:
-            raise CaptureError(f"bcc not importable ({exc}); install python3-bpfcc") from None
-        ncpu = _possible_cpus()
-        cflags = [
-            f"-DNCPU={ncpu}",
-            f"-DRING_PAGES={ring_bytes // mmap.PAGESIZE}",
-            f"-DLO_IFINDEX={loopback_ifindex()}",
-            f"-I{src.parent}",  # bpf/sip_record.h, the record layout shared with the reader
-        ]
-        if all_ports:
-            cflags.append("-DALL_PORTS=1")
-        # SIP_OTEL_BPF_DEBUG=<bcc debug flags> (e.g. 4: print the preprocessed C) for debugging;
-        # bcc then writes to stderr, which is left alone.
-        debug = int(os.environ.get("SIP_OTEL_BPF_DEBUG", "0") or 0)
-        with contextlib.nullcontext(None) if debug else _captured_stderr() as err:
-            try:
-                self._bpf = BPF(src_file=str(src).encode(), cflags=cflags, debug=debug)
-                fn = self._bpf.load_func(b"sip_filter", BPF.SOCKET_FILTER)
-            except Exception as exc:
-                detail = (_last_error_line(err) if err else "") or str(exc)
-                self.close()
-                missing = missing_bpf_caps()
-                if missing:
-                    raise permission_error("loading the eBPF filter", missing) from None
-                if "not permitted" in f"{detail} {exc}".lower():
-                    raise permission_error(
-                        "loading the eBPF filter", "CAP_PERFMON or CAP_SYS_ADMIN"
-                    ) from None
-                raise CaptureError(f"eBPF filter failed to compile or load: {detail}") from None
-        try:
-            table = self._bpf[b"sip_ports"]
-            for port in ports:
-                table[ctypes.c_int(port)] = ctypes.c_uint8(1)
-            self._counters = self._bpf[b"counters"]
-            ring = self._bpf[b"events"]
-            self._ring = RingMap(ring.map_fd, ring_bytes, realtime_offset_ns())
-            for iface in interfaces:
-                sock = open_packet_socket(iface, rcvbuf=_RCVBUF)
-                self._sockets.append(sock)
-                sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_BPF, fn.fd)
-        except CaptureError:
-            self.close()
-            raise
-        except PermissionError:
-            self.close()
-            raise permission_error(
-                "attaching the eBPF filter", missing_bpf_caps() or "CAP_BPF"
-            ) from None
+            self._counters = PerCpuCounters(handed.counters_fd, handed.info.ncpu)
+            self._ring = RingMap(handed.ring_fd, ring_bytes, realtime_offset_ns())
         except OSError as exc:
             self.close()
             raise CaptureError(f"eBPF capture setup failed: {exc}") from None
-        self._map_fd = ring.map_fd
+        self._map_fd = handed.ring_fd
 
     def fileno(self) -> int:
         return int(self._map_fd)
@@ -204,40 +143,53 @@ class EbpfCapture:
     def pending(self) -> bool:
         return bool(self._ring.cursor.pending()) if self._ring else False
 
+    def interfaces(self) -> dict[str, int]:
+        """Named interfaces -> the ifindex captured now (0: gone); {} for "all interfaces"."""
+        return {name: ifindex for name, (ifindex, _s) in self._sockets.items() if name}
+
+    def relink(self, name: str, ifindex: int) -> None:
+        """Interface ``name`` now has ``ifindex`` (0: it is gone): close its old socket and
+        attach the loaded program to a new one. Raises CaptureError (the agent logs it)."""
+        if self._handover is None or name not in self._sockets:
+            return
+        old_index, old = self._sockets[name]
+        if old is not None and old_index == ifindex:
+            return
+        if old is not None:
+            old.close()
+        self._sockets[name] = (0, None)
+        if not ifindex:
+            return
+        sock = open_packet_socket(Interface(name, ifindex), rcvbuf=RCVBUF)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_BPF, self._handover.prog_fd)
+        except OSError as exc:
+            sock.close()
+            raise CaptureError(f"attaching the eBPF filter to {name!r}: {exc}") from None
+        self._sockets[name] = (ifindex, sock)
+
     def counters(self) -> dict[str, int]:
-        if self._bpf is None:
+        if self._handover is None:
             return {}
-        out = {
-            name: int(self._counters.sum(ctypes.c_int(i)).value)
-            for i, name in enumerate(COUNTERS)
-        }
+        out = {name: self._counters.sum(i) for i, name in enumerate(COUNTERS)}
         if self._ring is not None:
             out["max_backlog_bytes"] = self._ring.max_backlog
         return out
 
     def drops(self) -> int:
-        if self._bpf is None:
+        if self._handover is None:
             return 0
-        return sum(int(self._counters.sum(ctypes.c_int(i)).value) for i in _DROP_COUNTERS)
+        return sum(self._counters.sum(i) for i in _DROP_COUNTERS)
 
     def close(self) -> None:
-        for sock in self._sockets:
-            sock.close()
+        for _ifindex, sock in self._sockets.values():
+            if sock is not None:
+                sock.close()
         self._sockets.clear()
         if self._ring is not None:
             self._ring.close()
             self._ring = None
-        if self._bpf is not None:
-            with contextlib.suppress(Exception):
-                self._bpf.cleanup()
-            self._bpf = None
-
-
-def _possible_cpus() -> int:
-    try:
-        from bcc.utils import get_possible_cpus
-
-        cpus: list[int] = get_possible_cpus()
-        return max(cpus) + 1
-    except Exception:
-        return os.cpu_count() or 1
+        if self._handover is not None:
+            self._handover.sockets.clear()  # closed above
+            self._handover.close()
+            self._handover = None

@@ -203,6 +203,10 @@ def _hist(*keys: tuple[str, Attrs]) -> Callable[[Snapshot], Iterable[Point]]:
     return lambda s: [(s.hist[k], attrs) for k, attrs in keys]
 
 
+def _reattach(s: Snapshot) -> Iterable[Point]:
+    return [(n, {"reason": reason}) for reason, n in sorted(s.capture_reattach.items())]
+
+
 def _build(s: Snapshot) -> Iterable[Point]:
     return ((1, {"version": s.version, "capture": s.capture_path}),)
 
@@ -350,6 +354,15 @@ def _table() -> tuple[InstrumentSpec, ...]:
         InstrumentSpec("sip_otel_capture_drops", "counter", "{packet}",
                        "Packets the kernel/capture ring dropped before we saw them.",
                        _one(lambda s: s.capture_drops)),
+        InstrumentSpec("sip_otel_capture_reattach", "counter", "{socket}",
+                       "Capture sockets re-attached to a named interface that came back with a "
+                       "new ifindex (deleted and re-created, or renamed into place), by how it "
+                       "was noticed: netlink (a link event) or resync (after lost events).",
+                       _reattach, labels=("reason",)),
+        InstrumentSpec("sip_otel_capture_interfaces_gone", "gauge", "{interface}",
+                       "Named capture interfaces that do not exist right now (capture on them "
+                       "resumes when they come back); absent when capturing on all interfaces.",
+                       _optional(lambda s: s.capture_detached)),
         InstrumentSpec("sip_otel_spans_dropped", "counter", "{span}",
                        "Spans dropped: span queue full, or their OTLP export failed.",
                        _one(lambda s: s.spans_dropped)),

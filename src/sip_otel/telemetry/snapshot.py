@@ -50,6 +50,8 @@ class Snapshot:
     register_failures: dict[int, int]
     evictions: dict[str, int]
     capture_drops: int
+    capture_reattach: dict[str, int]
+    capture_detached: int | None
     spans_dropped: int
     rfc: Rfc6076Counters  # shallow copy: the ints are frozen here, histograms are in ``hist``
     hist: dict[str, HistogramSnapshot]
@@ -113,6 +115,8 @@ class SnapshotSource:
             register_failures=dict(s.register_failures),
             evictions=evictions,
             capture_drops=s.capture_drops,
+            capture_reattach=dict(s.capture_reattach),
+            capture_detached=s.capture_detached,
             spans_dropped=s.spans_dropped,
             rfc=rfc,
             hist=hist,

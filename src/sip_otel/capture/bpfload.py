@@ -1,0 +1,376 @@
+"""Compile and load the eBPF filter in a short-lived child process; hand its descriptors back.
+
+bcc links clang/LLVM: once it has compiled a program, ~150 MiB of code and heap stay resident in
+whatever process imported it. So the agent never imports bcc. :func:`load_filter` starts
+``python -m sip_otel.capture.bpfload --fd N`` with one end of an ``AF_UNIX``/``SOCK_SEQPACKET``
+socketpair, and the exchange is two messages:
+
+1. agent -> child: a :class:`LoadRequest` as JSON (interfaces, ports, ring size, source file);
+2. child -> agent: a :class:`Loaded` as JSON with the descriptors attached (``SCM_RIGHTS``), in
+   the order of :data:`FD_ORDER` then one attached ``AF_PACKET`` socket per interface -- or
+   ``{"error": ..., "permission": ...}`` and no descriptors.
+
+The child compiles ``bpf/sip_filter.c`` with bcc, fills the port map, opens and attaches the
+sockets (so compile, load and attach errors all come from one place), sends, and exits without
+bcc's teardown. A descriptor in flight holds its kernel object, so the program, maps and sockets
+live on in the agent alone. The child's stderr (bcc prints compile warnings) goes to a file the
+agent logs at debug level, or copies to its own stderr when ``SIP_OTEL_BPF_DEBUG`` is set.
+The wait is bounded by :data:`LOAD_TIMEOUT_S` (``SIP_OTEL_BPF_LOAD_TIMEOUT`` overrides it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import mmap
+import os
+import select
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from sip_otel.capture.base import (
+    SO_ATTACH_BPF,
+    CaptureError,
+    Interface,
+    loopback_ifindex,
+    missing_bpf_caps,
+    open_packet_socket,
+    permission_error,
+)
+
+__all__ = [
+    "COUNTERS",
+    "FD_ORDER",
+    "LOAD_TIMEOUT_S",
+    "Handover",
+    "LoadRequest",
+    "Loaded",
+    "load_filter",
+]
+
+log = logging.getLogger(__name__)
+
+# Index -> name of the per-CPU counters in sip_filter.c (C_* defines).
+COUNTERS = ("passed", "ring_full", "load_fail", "truncated", "lo_outgoing", "ring_retry")
+# Descriptors in the reply, in this order, then one socket per interface.
+FD_ORDER = ("prog", "ring", "counters", "ports")
+# Compiling takes 1-3 s on an idle machine and several times that on a busy one; anything past
+# this is a hung child (or a wedged compiler), not a slow one.
+LOAD_TIMEOUT_S = 60.0
+# Receive queue of the (never read) capture sockets: the kernel's minimum is enough.
+RCVBUF = 256
+_MAX_MESSAGE = 1 << 16
+
+
+@dataclass(frozen=True)
+class LoadRequest:
+    """What the agent asks the child to load (its settings, resolved)."""
+
+    interfaces: list[tuple[str, int]]  # (name, ifindex); ("", 0) = all interfaces
+    ports: list[int]
+    ring_bytes: int
+    all_ports: bool
+    source: str
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """The child's description of the descriptors it sends (see :data:`FD_ORDER`)."""
+
+    ncpu: int  # possible CPUs: a per-CPU map value holds this many slots
+    ring_bytes: int
+    page_size: int
+    counters: list[str]  # counter map index -> name
+    interfaces: list[tuple[str, int]]  # the sockets after the maps, in this order
+
+
+@dataclass
+class Handover:
+    """What the agent holds after a load: the description and the descriptors (it owns them)."""
+
+    info: Loaded
+    prog_fd: int
+    ring_fd: int
+    counters_fd: int
+    ports_fd: int
+    sockets: list[socket.socket]
+    stderr: str  # what the child printed (bcc warnings)
+
+    def close(self) -> None:
+        for sock in self.sockets:
+            sock.close()
+        self.sockets.clear()
+        for name in ("prog_fd", "ring_fd", "counters_fd", "ports_fd"):
+            fd = getattr(self, name)
+            if fd >= 0:
+                os.close(fd)
+                setattr(self, name, -1)
+
+
+def load_timeout() -> float:
+    try:
+        return float(os.environ.get("SIP_OTEL_BPF_LOAD_TIMEOUT", "") or LOAD_TIMEOUT_S)
+    except ValueError:
+        return LOAD_TIMEOUT_S
+
+
+# --- the agent's side --------------------------------------------------------------------------
+
+
+def load_filter(request: LoadRequest, timeout: float | None = None) -> Handover:
+    """Run the loader child and return what it handed over. Raises :class:`CaptureError` with
+    one line (the child's error, a timeout, or a child that died without answering)."""
+    timeout = load_timeout() if timeout is None else timeout
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    package_root = str(Path(__file__).resolve().parents[2])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    with ours, tempfile.TemporaryFile(mode="w+b") as err:
+        try:
+            child = subprocess.Popen(
+                [sys.executable, "-m", "sip_otel.capture.bpfload", "--fd", str(theirs.fileno())],
+                pass_fds=(theirs.fileno(),),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                env=env,
+                close_fds=True,
+            )
+        except OSError as exc:
+            theirs.close()
+            raise CaptureError(f"cannot start the eBPF loader ({exc})") from None
+        theirs.close()  # the child holds it now: EOF on ours when the child dies
+        try:
+            ours.sendall(json.dumps(asdict(request)).encode())
+            reply = _receive(ours, child, timeout, 4 + len(request.interfaces))
+        finally:
+            _reap(child)
+        err.seek(0)
+        stderr = err.read().decode("utf-8", "replace")
+    _log_child_stderr(stderr)
+    if reply is None:
+        last = _last_line(stderr)
+        raise CaptureError(
+            f"eBPF loader exited with status {child.returncode} without an answer"
+            + (f": {last}" if last else "")
+        )
+    msg, fds = reply
+    try:
+        return _handover(msg, fds, stderr)
+    except BaseException:
+        for fd in fds:
+            os.close(fd)
+        raise
+
+
+def _receive(
+    sock: socket.socket, child: subprocess.Popen[bytes], timeout: float, maxfds: int
+) -> tuple[bytes, list[int]] | None:
+    """The child's reply (bytes and descriptors), or None when it closed the socket first."""
+    deadline = time.monotonic() + timeout
+    poller = select.poll()
+    poller.register(sock.fileno(), select.POLLIN)
+    while not poller.poll(max(0, int((deadline - time.monotonic()) * 1000))):
+        if time.monotonic() >= deadline:
+            child.kill()
+            raise CaptureError(
+                f"eBPF loader did not answer within {timeout:g} s (killed); "
+                "set SIP_OTEL_BPF_LOAD_TIMEOUT on a slow machine"
+            )
+    msg, fds, flags, _addr = socket.recv_fds(sock, _MAX_MESSAGE, maxfds, socket.MSG_CMSG_CLOEXEC)
+    if flags & (socket.MSG_CTRUNC | socket.MSG_TRUNC):
+        for fd in fds:
+            os.close(fd)
+        raise CaptureError("eBPF loader reply truncated (too many descriptors?)")
+    if not msg and not fds:
+        return None
+    return msg, list(fds)
+
+
+def _reap(child: subprocess.Popen[bytes]) -> None:
+    try:
+        child.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
+
+
+def _handover(msg: bytes, fds: list[int], stderr: str) -> Handover:
+    try:
+        data: dict[str, Any] = json.loads(msg)
+    except ValueError:
+        raise CaptureError(f"eBPF loader sent a bad reply: {msg[:80]!r}") from None
+    if "error" in data:
+        if fds:
+            for fd in fds:
+                os.close(fd)
+            fds.clear()
+        raise CaptureError(str(data["error"]), bool(data.get("permission")))
+    info = Loaded(
+        ncpu=int(data["ncpu"]),
+        ring_bytes=int(data["ring_bytes"]),
+        page_size=int(data["page_size"]),
+        counters=[str(c) for c in data["counters"]],
+        interfaces=[(str(n), int(i)) for n, i in data["interfaces"]],
+    )
+    if len(fds) != len(FD_ORDER) + len(info.interfaces):
+        raise CaptureError(
+            f"eBPF loader sent {len(fds)} descriptors for {len(info.interfaces)} interfaces"
+        )
+    if info.page_size != mmap.PAGESIZE:
+        raise CaptureError(f"eBPF loader page size {info.page_size} != {mmap.PAGESIZE}")
+    prog, ring, counters, ports = fds[:4]
+    sockets = [socket.socket(fileno=fd) for fd in fds[4:]]
+    return Handover(info, prog, ring, counters, ports, sockets, stderr)
+
+
+def _log_child_stderr(stderr: str) -> None:
+    if os.environ.get("SIP_OTEL_BPF_DEBUG"):
+        sys.stderr.write(stderr)
+        return
+    for line in stderr.splitlines():
+        if line.strip():
+            log.debug("eBPF loader: %s", line)
+
+
+def _last_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return lines[-1][:200] if lines else ""
+
+
+# --- the child's side --------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _captured_stderr() -> Iterator[IO[bytes]]:
+    """Collect what bcc/clang print on fd 2 during a compile so a failure becomes one line."""
+    with tempfile.TemporaryFile(mode="w+b") as buf:
+        saved = os.dup(2)
+        try:
+            os.dup2(buf.fileno(), 2)
+            yield buf
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            buf.seek(0)
+            os.write(2, buf.read())  # the agent logs the whole output too
+            buf.seek(0)
+
+
+def _first_error_line(buf: IO[bytes]) -> str:
+    buf.seek(0)
+    lines = [ln.strip() for ln in buf.read().decode("utf-8", "replace").splitlines()]
+    errors = [ln for ln in lines if "error" in ln.lower()]
+    first: str = (errors or [ln for ln in lines if ln] or [""])[0]
+    return first[:200]
+
+
+def _load(req: LoadRequest) -> tuple[Loaded, list[int], Any]:
+    """Compile, load, fill the port map, attach: (description, descriptors, the BPF object)."""
+    src = Path(req.source)
+    if not src.is_file():
+        raise CaptureError(
+            f"eBPF filter source {src} not found; set SIP_OTEL_BPF_DIR or SIP_OTEL_BPF_SOURCE"
+        )
+    try:
+        import ctypes
+
+        from bcc import BPF
+        from bcc.utils import get_possible_cpus
+    except Exception as exc:
+        raise CaptureError(f"bcc not importable ({exc}); install python3-bpfcc") from None
+    ncpu = max(get_possible_cpus()) + 1
+    cflags = [
+        f"-DNCPU={ncpu}",
+        f"-DRING_PAGES={req.ring_bytes // mmap.PAGESIZE}",
+        f"-DLO_IFINDEX={loopback_ifindex()}",
+        f"-I{src.parent}",  # bpf/sip_record.h, the record layout shared with the reader
+    ]
+    if req.all_ports:
+        cflags.append("-DALL_PORTS=1")
+    # SIP_OTEL_BPF_DEBUG=<bcc debug flags> (e.g. 4: print the preprocessed C) for debugging.
+    debug = int(os.environ.get("SIP_OTEL_BPF_DEBUG", "0") or 0)
+    with _captured_stderr() as err:
+        try:
+            bpf = BPF(src_file=str(src).encode(), cflags=cflags, debug=debug)
+            fn = bpf.load_func(b"sip_filter", BPF.SOCKET_FILTER)
+        except Exception as exc:
+            detail = _first_error_line(err) or str(exc)
+            missing = missing_bpf_caps()
+            if missing:
+                raise permission_error("loading the eBPF filter", missing) from None
+            if "not permitted" in f"{detail} {exc}".lower():
+                raise permission_error(
+                    "loading the eBPF filter", "CAP_PERFMON or CAP_SYS_ADMIN"
+                ) from None
+            raise CaptureError(f"eBPF filter failed to compile or load: {detail}") from None
+    table = bpf[b"sip_ports"]
+    for port in req.ports:
+        table[ctypes.c_int(port)] = ctypes.c_uint8(1)
+    sockets: list[socket.socket] = []
+    try:
+        for name, ifindex in req.interfaces:
+            sock = open_packet_socket(Interface(name, ifindex), rcvbuf=RCVBUF)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_BPF, fn.fd)
+    except PermissionError:
+        raise permission_error(
+            "attaching the eBPF filter", missing_bpf_caps() or "CAP_BPF"
+        ) from None
+    except OSError as exc:
+        raise CaptureError(f"eBPF capture setup failed: {exc}") from None
+    info = Loaded(
+        ncpu, req.ring_bytes, mmap.PAGESIZE, list(COUNTERS), [(n, i) for n, i in req.interfaces]
+    )
+    fds = [fn.fd, bpf[b"events"].map_fd, bpf[b"counters"].map_fd, table.map_fd]
+    return info, fds + [s.fileno() for s in sockets], (bpf, sockets)
+
+
+def _serve(sock: socket.socket) -> int:
+    raw = sock.recv(_MAX_MESSAGE)
+    try:
+        fields = json.loads(raw)
+        fields["interfaces"] = [tuple(x) for x in fields["interfaces"]]
+        req = LoadRequest(**fields)
+    except (ValueError, TypeError, KeyError) as exc:
+        sock.send(json.dumps({"error": f"eBPF loader got a bad request ({exc})"}).encode())
+        return 2
+    try:
+        info, fds, _keep = _load(req)
+    except CaptureError as exc:
+        sock.send(json.dumps({"error": str(exc), "permission": exc.permission}).encode())
+        return 1
+    except Exception as exc:  # a bug or a bcc surprise: still one line for the agent
+        sock.send(
+            json.dumps({"error": f"eBPF loader failed: {type(exc).__name__}: {exc}"}).encode()
+        )
+        return 1
+    socket.send_fds(sock, [json.dumps(asdict(info)).encode()], fds)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="python -m sip_otel.capture.bpfload",
+        description="eBPF loader child of the sip-otel agent",
+    )
+    ap.add_argument("--fd", type=int, required=True, help="SOCK_SEQPACKET to the agent")
+    args = ap.parse_args(argv)
+    with socket.socket(fileno=args.fd) as sock:
+        rc = _serve(sock)
+    sys.stderr.flush()
+    # Skip bcc's teardown (module destructors, atexit cleanup): the agent owns the objects now.
+    os._exit(rc)
+
+
+if __name__ == "__main__":
+    main()
