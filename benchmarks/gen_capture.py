@@ -5,15 +5,25 @@ SDP bodies on the INVITE and the 200), like SIPp's built-in ``uac``/``uas`` scen
 every ``--interval-ms`` and last ``--hold-s``, so many dialogs are open at once. The output is a
 pcap with nanosecond timestamps; the same arguments always give the same bytes.
 
+``--mix`` varies the outcome by call number (of every 10 calls: 7 answered 200 and hung up,
+1 busy 486, 1 refused 503, 1 cancelled: CANCEL / 200 / 487); ``--tcp-percent N`` carries N % of
+the calls over TCP (one connection per call from its own client port, handshake included, one
+SIP message per segment). ``--counts FILE`` writes what the capture holds as JSON (frames, SIP
+messages, requests by method, responses by status code) for exact checks against a live agent.
+
     python benchmarks/gen_capture.py --messages 1000000 -o /tmp/bench-1m.pcap
+    python benchmarks/gen_capture.py --messages 50000 --mix --tcp-percent 20 \
+        --counts /tmp/mix.json -o /tmp/mix.pcap
 """
 
 from __future__ import annotations
 
 import argparse
 import heapq
+import json
 import struct
 import sys
+from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
@@ -41,6 +51,61 @@ def _ip_udp(src: tuple[int, ...], dst: tuple[int, ...], sport: int, dport: int,
     hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, total, ident & 0xFFFF, 0x4000, 64, 17, 0,
                       bytes(src), bytes(dst))
     return hdr + udp
+
+
+def _ip_tcp(src: tuple[int, ...], dst: tuple[int, ...], sport: int, dport: int, seq: int,
+            ack: int, flags: int, payload: bytes, ident: int) -> bytes:
+    tcp = struct.pack("!HHIIBBHHH", sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, 5 << 4,
+                      flags, 65535, 0, 0) + payload
+    total = 20 + len(tcp)
+    hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, total, ident & 0xFFFF, 0x4000, 64, 6, 0,
+                      bytes(src), bytes(dst))
+    return hdr + tcp
+
+
+TCP_SYN, TCP_ACK, TCP_PSH = 0x02, 0x10, 0x08
+OUTCOMES = ("200",) * 7 + ("486", "503", "cancel")
+
+
+def mixed_messages(i: int, outcome: str, hold_ns: int) -> list[tuple[int, bool, str]]:
+    """(offset_ns from the call start, from_uac, text) of call i ending with ``outcome``."""
+    full = call_messages(i)
+    invite, trying, ringing, ok, ack, bye, bye_ok = full
+    if outcome == "200":
+        msgs = [invite, trying, ringing, ok, ack]
+        after = 1_041_000_000 + hold_ns
+        return msgs + [(after + off, u, t) for off, u, t in (bye, bye_ok)]
+    text = invite[2]
+    head = text.split("\r\n")
+    call_id = next(h for h in head if h.startswith("Call-ID:"))
+    from_h = next(h for h in head if h.startswith("From:"))
+    to_h = next(h for h in head if h.startswith("To:"))
+    via = next(h for h in head if h.startswith("Via:"))
+    tag = f";tag={i}SIPpTag01"
+
+    def resp(code: int, reason: str, to: str, method: str = "INVITE", v: str = via) -> str:
+        return (f"SIP/2.0 {code} {reason}\r\n{v}\r\n{from_h}\r\n{to}\r\n{call_id}\r\n"
+                f"CSeq: 1 {method}\r\nContent-Length: 0\r\n\r\n")
+
+    def ack_for(code_branch: str) -> str:
+        return (f"ACK sip:service@127.0.0.2:5060 SIP/2.0\r\n{code_branch}\r\n{from_h}\r\n"
+                f"{to_h}{tag}\r\n{call_id}\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\n"
+                "Content-Length: 0\r\n\r\n")
+
+    if outcome in ("486", "503"):
+        code, reason = (486, "Busy Here") if outcome == "486" else (503, "Service Unavailable")
+        return [invite, trying, ringing,
+                (600_000_000, False, resp(code, reason, to_h + tag)),
+                (601_000_000, True, ack_for(via))]
+    cancel_via = via  # CANCEL carries the INVITE's branch (RFC 3261 9.1)
+    cancel = (f"CANCEL sip:service@127.0.0.2:5060 SIP/2.0\r\n{cancel_via}\r\n{from_h}\r\n"
+              f"{to_h}\r\n{call_id}\r\nCSeq: 1 CANCEL\r\nMax-Forwards: 70\r\n"
+              "Content-Length: 0\r\n\r\n")
+    return [invite, trying, ringing,
+            (500_000_000, True, cancel),
+            (501_000_000, False, resp(200, "OK", to_h + tag, "CANCEL")),
+            (502_000_000, False, resp(487, "Request Terminated", to_h + tag)),
+            (503_000_000, True, ack_for(via))]
 
 
 def _frame(src_mac: bytes, dst_mac: bytes, ip: bytes) -> bytes:
@@ -105,7 +170,11 @@ def main() -> int:
     ap.add_argument("--messages", type=int, default=1_000_000, help="about this many messages")
     ap.add_argument("--interval-ms", type=float, default=1.0, help="time between call starts")
     ap.add_argument("--hold-s", type=float, default=3.0, help="time from ACK to BYE")
+    ap.add_argument("--mix", action="store_true", help="mixed call outcomes (see above)")
+    ap.add_argument("--tcp-percent", type=int, default=0, help="calls carried over TCP, %%")
+    ap.add_argument("--counts", help="write the capture's message counts here (JSON)")
     args = ap.parse_args()
+    counts: Counter[str] = Counter()
     calls = max(1, args.messages // 7)
     hold_ns = int(args.hold_s * 1e9)
     interval_ns = int(args.interval_ms * 1e6)
@@ -125,18 +194,70 @@ def main() -> int:
                     w.write(ts, _frame(MAC_UAS, MAC_UAC, ip))
                 written += 1
 
+        def push(ts: int, from_uac: bool, ip: bytes) -> None:
+            nonlocal seq
+            heapq.heappush(heap, (ts, seq, int(from_uac), ip))
+            seq += 1
+
         for i in range(calls):
             start = T0_NS + i * interval_ns
             flush_until(start)
-            for n, (off, from_uac, text) in enumerate(call_messages(i)):
-                ts = start + off if n < 5 else start + 1_041_000_000 + hold_ns + off
+            if not args.mix and not args.tcp_percent:  # the original SIPp-style capture
+                for n, (off, from_uac, text) in enumerate(call_messages(i)):
+                    ts = start + off if n < 5 else start + 1_041_000_000 + hold_ns + off
+                    src, dst = (UAC, UAS) if from_uac else (UAS, UAC)
+                    push(ts, from_uac, _ip_udp(src, dst, 5060, 5060, text.encode(), seq))
+                    _count(counts, text)
+                continue
+            outcome = OUTCOMES[i % len(OUTCOMES)] if args.mix else "200"
+            msgs = mixed_messages(i, outcome, hold_ns)
+            tcp = i * 37 % 100 < args.tcp_percent  # spread TCP calls over the outcomes
+            if not tcp:
+                for off, from_uac, text in msgs:
+                    src, dst = (UAC, UAS) if from_uac else (UAS, UAC)
+                    push(start + off, from_uac,
+                         _ip_udp(src, dst, 5060, 5060, text.encode(), seq))
+                    _count(counts, text)
+                continue
+            cport = 20000 + i % 40000
+            nxt = {True: 1000, False: 5000}  # next sequence number by direction (from_uac)
+            for off, from_uac, flags in ((-3_000_000, True, TCP_SYN),
+                                         (-2_000_000, False, TCP_SYN | TCP_ACK),
+                                         (-1_000_000, True, TCP_ACK)):
+                sport, dport = (cport, 5060) if from_uac else (5060, cport)
                 src, dst = (UAC, UAS) if from_uac else (UAS, UAC)
-                ip = _ip_udp(src, dst, 5060, 5060, text.encode(), seq)
-                heapq.heappush(heap, (ts, seq, int(from_uac), ip))
-                seq += 1
+                ack = nxt[not from_uac] + (1 if flags & TCP_ACK else 0)
+                push(start + off, from_uac,
+                     _ip_tcp(src, dst, sport, dport, nxt[from_uac], ack, flags, b"", seq))
+                counts["frames"] += 1
+            nxt = {True: 1001, False: 5001}
+            for off, from_uac, text in msgs:
+                text = text.replace("SIP/2.0/UDP", "SIP/2.0/TCP").replace(
+                    "transport=UDP", "transport=TCP")
+                payload = text.encode()
+                sport, dport = (cport, 5060) if from_uac else (5060, cport)
+                src, dst = (UAC, UAS) if from_uac else (UAS, UAC)
+                push(start + off, from_uac,
+                     _ip_tcp(src, dst, sport, dport, nxt[from_uac], nxt[not from_uac],
+                             TCP_PSH | TCP_ACK, payload, seq))
+                nxt[from_uac] += len(payload)
+                _count(counts, text)
         flush_until(1 << 62)
-    print(f"wrote {written} messages ({calls} calls) to {args.output}", file=sys.stderr)
+    print(f"wrote {written} frames ({calls} calls) to {args.output}", file=sys.stderr)
+    if args.counts:
+        summary = {"frames": written, "messages": counts["messages"],
+                   "requests": {k[4:]: n for k, n in sorted(counts.items())
+                                if k.startswith("req ")},
+                   "responses": {k[5:]: n for k, n in sorted(counts.items())
+                                 if k.startswith("resp ")}}
+        Path(args.counts).write_text(json.dumps(summary, indent=1) + "\n")
     return 0
+
+
+def _count(counts: Counter[str], text: str) -> None:
+    first = text.split(" ", 2)
+    counts["messages"] += 1
+    counts[f"resp {first[1]}" if first[0] == "SIP/2.0" else f"req {first[0]}"] += 1
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 # Install everything sip-otel needs on Debian 12 (run as root). Idempotent: when everything is
 # already there it only checks, in about a second.
 #   - Debian packages: bcc (python3-bpfcc, bpfcc-tools), kernel headers, SIPp, tshark, Prometheus,
+#     tcpreplay (benchmarks/live_load.py),
 #     a C compiler and the Python headers (the compiled core is built by pip from the sources)
 #   - /lib/modules/$(uname -r)/{build,source} links when the running kernel has no headers
 #   - .venv (from the system Python, which is where bcc lives) with sip-otel and its test extras
@@ -18,7 +19,7 @@ fi
 
 # --- Debian packages ---------------------------------------------------------------------------
 packages=(python3 python3-venv python3-pip python3-dev gcc libc6-dev python3-bpfcc bpfcc-tools
-          linux-headers-amd64 sip-tester tshark prometheus iproute2 libcap2-bin procps)
+          linux-headers-amd64 sip-tester tshark prometheus iproute2 libcap2-bin procps tcpreplay)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
