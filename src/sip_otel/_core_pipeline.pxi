@@ -33,6 +33,7 @@ cdef extern from "so_ring.h":
     ctypedef struct so_ring:
         uint64_t max_backlog
         uint64_t bad_records
+        uint64_t wrapped
     void so_ring_init(so_ring *r, uint64_t *cons_pos, const uint64_t *prod_pos,
                       const uint8_t *data, uint64_t size, int64_t offset_ns)
     bint so_ring_pending(const so_ring *r)
@@ -180,7 +181,7 @@ cdef void _to_list(void *ctx, int64_t ts, const uint8_t *data, size_t len, uint3
 
 cdef class RingCursor:
     """Consumer state of the eBPF filter's ring buffer over mappings owned by the caller:
-    ``cons`` (the read-write consumer page) and ``data`` (producer page + data area twice)."""
+    ``cons`` (the read-write consumer page) and ``data`` (producer page + data area)."""
     cdef so_ring r
     cdef Py_buffer cons_buf, data_buf
     cdef bint have_bufs
@@ -196,7 +197,7 @@ cdef class RingCursor:
             PyBuffer_Release(&self.cons_buf)
             raise
         self.have_bufs = True
-        if self.cons_buf.len < 8 or self.data_buf.len < <Py_ssize_t>(page + 2 * size):
+        if self.cons_buf.len < 8 or self.data_buf.len < <Py_ssize_t>(page + size):
             raise ValueError("ring mappings smaller than the ring")
         so_ring_init(&self.r, <uint64_t *>self.cons_buf.buf, <const uint64_t *>self.data_buf.buf,
                      (<const uint8_t *>self.data_buf.buf) + page, size, offset_ns)
@@ -226,6 +227,11 @@ cdef class RingCursor:
     @property
     def max_backlog(self):
         return self.r.max_backlog
+
+    @property
+    def wrapped(self):
+        """Records that ran past the end of the data area (copied whole)."""
+        return self.r.wrapped
 
 
 cdef class TpacketCursor:

@@ -20,6 +20,7 @@ void so_ring_init(so_ring *r, uint64_t *cons_pos, const uint64_t *prod_pos, cons
     r->cons = __atomic_load_n(cons_pos, __ATOMIC_ACQUIRE);
     r->max_backlog = 0;
     r->bad_records = 0;
+    r->wrapped = 0;
 }
 
 bool so_ring_pending(const so_ring *r) {
@@ -52,17 +53,32 @@ size_t so_ring_drain(so_ring *r, size_t max_frames, so_live_frame_fn fn, void *c
     uint64_t mask = r->size - 1;
     size_t n = 0;
     while (cons < prod && n < max_frames) {
-        const uint8_t *rec = r->data + (cons & mask);
+        uint64_t at = cons & mask;
+        const uint8_t *rec = r->data + at;
         uint32_t hlen = __atomic_load_n((const uint32_t *)rec, __ATOMIC_ACQUIRE);
         if (hlen & RB_BUSY)
             break; /* still being written */
         uint32_t len = hlen & RB_LEN_MASK;
         if (!(hlen & RB_DISCARD)) {
-            /* the data area is mapped twice: a record (<= size) is contiguous from ``rec`` */
             struct rec_hdr h;
-            if (len >= sizeof(h) && len <= r->size) {
-                memcpy(&h, rec + RB_HDR, sizeof(h));
-                const uint8_t *pkt = rec + RB_HDR + sizeof(h);
+            /* The 8-byte kernel header never wraps (records are 8-aligned, the area is pages);
+             * a body that runs past the end of the area continues at its start: copy it. */
+            uint64_t start = (at + RB_HDR) & mask;
+            const uint8_t *body = r->data + start;
+            bool ok = len >= sizeof(h) && len <= r->size;
+            if (ok && start + len > r->size) {
+                ok = len <= sizeof(r->wrap_buf);
+                if (ok) {
+                    size_t first = (size_t)(r->size - start);
+                    memcpy(r->wrap_buf, body, first);
+                    memcpy(r->wrap_buf + first, r->data, len - first);
+                    body = r->wrap_buf;
+                    r->wrapped++;
+                }
+            }
+            if (ok) {
+                memcpy(&h, body, sizeof(h));
+                const uint8_t *pkt = body + sizeof(h);
                 size_t caplen = SO_MIN((size_t)h.caplen, (size_t)(len - sizeof(h)));
                 int64_t ts = (int64_t)h.ts_ns + r->offset_ns;
                 if (h.vlan_proto && caplen <= 65535) {

@@ -4,8 +4,10 @@
  * the mappings (I/O); these walk the mapped memory and hand frames on without Python objects.
  *
  * BPF ring buffer (like libbpf's ring_buffer__consume): the consumer-position page is mapped
- * read-write; the producer-position page and the data area, mapped twice so that a record that
- * wraps is contiguous, read-only. Each record is the kernel's 8-byte header (length | BUSY |
+ * read-write; the producer-position page and the data area read-only. The data area is mapped
+ * once (libbpf maps it twice so that a record that wraps is contiguous, but every page mapped
+ * twice counts twice in the reader's RSS: 32 MiB for a 16 MiB ring); the rare record that wraps
+ * is copied whole into ``wrap_buf``. Each record is the kernel's 8-byte header (length | BUSY |
  * DISCARD, page offset), then ``struct rec_hdr`` (bpf/sip_record.h) and the packet, padded to 8
  * bytes. The kernel writes a record, then clears BUSY with release semantics; we load the
  * producer position and each header with acquire semantics and publish the consumer position
@@ -22,13 +24,15 @@ typedef void (*so_live_frame_fn)(void *ctx, int64_t ts_ns, const uint8_t *data, 
 typedef struct so_ring {
     uint64_t *cons_pos;       /* consumer position (read-write page) */
     const uint64_t *prod_pos; /* producer position (read-only page) */
-    const uint8_t *data;      /* 2 * size bytes: the data area mapped twice */
+    const uint8_t *data;      /* size bytes: the data area */
     uint64_t size;            /* data area bytes, a power of two */
     int64_t offset_ns;        /* CLOCK_REALTIME - CLOCK_MONOTONIC */
     uint64_t cons;
     uint64_t max_backlog; /* most bytes ever waiting at a read (diagnostics) */
     uint64_t bad_records; /* records whose header does not fit (never seen; counted) */
+    uint64_t wrapped;     /* records copied because they wrapped (diagnostics) */
     uint8_t vlan_buf[65535 + 4 + 64];
+    uint8_t wrap_buf[65535 + 64]; /* one record: struct rec_hdr + MAX_CAPLEN, 8-padded */
 } so_ring;
 
 void so_ring_init(so_ring *r, uint64_t *cons_pos, const uint64_t *prod_pos, const uint8_t *data,

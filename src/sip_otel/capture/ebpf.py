@@ -8,8 +8,9 @@ The socket filter (see the C file's theory of operation) keeps SIP ports and IP 
 writes whole packets to a ``BPF_RINGBUF_OUTPUT`` ring (record layout: ``bpf/sip_record.h``).
 bcc's own reader calls a Python callback per record; instead, like libbpf's
 ``ring_buffer__consume``, this module maps the ring itself -- the consumer-position page
-read-write, then the producer-position page and the data area mapped twice read-only, so a
-record that wraps is contiguous -- and the compiled core (``_c/so_ring.c``) walks the records
+read-write, then the producer-position page and the data area read-only, once (a record that
+wraps is copied; libbpf's double mapping would count the ring twice in the agent's RSS) -- and
+the compiled core (``_c/so_ring.c``) walks the records
 and feeds the pipeline without a Python object per packet, with acquire/release ordering on
 the positions (correct on any CPU). The filter wakes the reader only every
 ``WAKEUP_PACKETS`` records per CPU; the agent's poll timeout bounds the latency.
@@ -74,7 +75,7 @@ class RingMap:
             map_fd, page, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE, offset=0
         )
         self._data_map = mmap.mmap(
-            map_fd, page + 2 * size, mmap.MAP_SHARED | _POPULATE, mmap.PROT_READ, offset=page
+            map_fd, page + size, mmap.MAP_SHARED | _POPULATE, mmap.PROT_READ, offset=page
         )
         self.cursor = _core.RingCursor(self._cons_map, self._data_map, size, offset_ns, page)
 
@@ -174,6 +175,7 @@ class EbpfCapture:
         out = {name: self._counters.sum(i) for i, name in enumerate(COUNTERS)}
         if self._ring is not None:
             out["max_backlog_bytes"] = self._ring.max_backlog
+            out["ring_wrapped"] = int(self._ring.cursor.wrapped)
         return out
 
     def drops(self) -> int:
