@@ -267,7 +267,8 @@ def _loop(
 ) -> None:
     offset = realtime_offset_ns()
     poller = select.poll()
-    poller.register(capture.fileno(), select.POLLIN)
+    capture_fd = capture.fileno()
+    poller.register(capture_fd, select.POLLIN)
     poller.register(stop.rfd, select.POLLIN)
     links_fd = -1
     if links is not None:
@@ -279,9 +280,14 @@ def _loop(
     while not stop.requested:
         timeout_ms = max(0, min(MAX_WAIT_MS, (next_tick - time.monotonic_ns()) // 1_000_000))
         ready = poller.poll(timeout_ms)
+        fed = 0
         for _ in range(MAX_CALLS_PER_WAKE):
-            if feed(pipeline, MAX_FRAMES_PER_CALL) < MAX_FRAMES_PER_CALL:
+            n = feed(pipeline, MAX_FRAMES_PER_CALL)
+            fed += n
+            if n < MAX_FRAMES_PER_CALL:
                 break
+        if not fed and any(fd == capture_fd for fd, _ev in ready):
+            capture.clear_errors()  # woken with nothing to read: a socket error (link down)
         if links is not None and any(fd == links_fd for fd, _ev in ready):
             _relink(capture, pipeline, links)
         now = time.monotonic_ns()

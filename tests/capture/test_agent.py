@@ -140,6 +140,15 @@ class FakeCapture:
     def counters(self) -> dict[str, int]:
         return {}
 
+    def interfaces(self) -> dict[str, int]:
+        return {}
+
+    def relink(self, name: str, ifindex: int) -> None:
+        pass
+
+    def clear_errors(self) -> None:
+        pass
+
     def close(self) -> None:
         os.close(self.r)
         os.close(self.w)

@@ -302,6 +302,12 @@ class AfPacketCapture:
             n += int(pipeline.feed_tpacket(ring.cursor, max(0, max_frames - n)))
         return n
 
+    def clear_errors(self) -> None:
+        """The kernel sets ENETDOWN on a socket whose interface goes down; until it is read the
+        socket polls EPOLLERR (level-triggered), which would wake the agent in a busy loop."""
+        for ring in self._rings:
+            ring.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+
     def drops(self) -> int:
         return self._closed_drops + sum(ring.poll_drops() for ring in self._rings)
 

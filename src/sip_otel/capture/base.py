@@ -96,6 +96,11 @@ class Capture(Protocol):
         one. Raises :class:`CaptureError` when the new one cannot be opened."""
         ...
 
+    def clear_errors(self) -> None:
+        """Read and forget pending socket errors (the kernel sets ENETDOWN on a packet socket
+        whose interface goes down; a polled socket would then stay readable)."""
+        ...
+
     def close(self) -> None:
         """Detach and close everything (idempotent)."""
         ...

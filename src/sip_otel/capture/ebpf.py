@@ -169,6 +169,9 @@ class EbpfCapture:
             raise CaptureError(f"attaching the eBPF filter to {name!r}: {exc}") from None
         self._sockets[name] = (ifindex, sock)
 
+    def clear_errors(self) -> None:
+        """Nothing to do: the sockets are never polled (the ring is)."""
+
     def counters(self) -> dict[str, int]:
         if self._handover is None:
             return {}
