@@ -20,8 +20,11 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE.parent / "tests" / "e2e"), str(HERE.parent / "tests" / "capture"),
-                str(HERE.parent / "tests")]
+sys.path[:0] = [
+    str(HERE.parent / "tests" / "e2e"),
+    str(HERE.parent / "tests" / "capture"),
+    str(HERE.parent / "tests"),
+]
 
 from e2ehelpers import Agent, e2e_skip_reason, uac, uas  # noqa: E402
 from livenet import NetNs  # noqa: E402
@@ -52,9 +55,20 @@ def main() -> int:
                     idle_cpu = (agent.cpu_seconds() - cpu0) / (time.monotonic() - t0)
                     idle_rss = agent.rss_kib()
                     cpu0, t0 = agent.cpu_seconds(), time.monotonic()
-                    uac(ns, tmp, "uac_call.xml", args.calls, 5060, "-key", "padding", "x",
-                        "-l", str(max(100, args.rate * 2)), rate=args.rate,
-                        timeout_s=traffic_s + 60)
+                    uac(
+                        ns,
+                        tmp,
+                        "uac_call.xml",
+                        args.calls,
+                        5060,
+                        "-key",
+                        "padding",
+                        "x",
+                        "-l",
+                        str(max(100, args.rate * 2)),
+                        rate=args.rate,
+                        timeout_s=traffic_s + 60,
+                    )
                     cpu1, t1 = agent.cpu_seconds(), time.monotonic()
                 finally:
                     server.stop()
@@ -67,12 +81,16 @@ def main() -> int:
     msgs = m.get("sip_exporter_packets_total", 0)
     busy = (cpu1 - cpu0) / (t1 - t0)
     print(f"mode {args.mode}, {args.rate} calls/s x {args.calls} calls, agent exit {rc}")
-    print(f"  counted INVITE {m.get('sip_exporter_invite_total', 0):.0f} of {args.calls}, "
-          f"SIP messages {msgs:.0f} (7 per call: {7 * args.calls}), capture drops "
-          f"{m.get('sip_otel_capture_drops_total', 0):.0f}")
-    print(f"  agent CPU during traffic {100 * busy:.1f} % of one core over {t1 - t0:.1f} s "
-          f"({1e6 * (cpu1 - cpu0) / max(msgs, 1):.1f} us CPU per message); idle "
-          f"{100 * idle_cpu:.1f} %; RSS idle {idle_rss / 1024:.0f} MiB, peak {rss / 1024:.0f} MiB")
+    print(
+        f"  counted INVITE {m.get('sip_exporter_invite_total', 0):.0f} of {args.calls}, "
+        f"SIP messages {msgs:.0f} (7 per call: {7 * args.calls}), capture drops "
+        f"{m.get('sip_otel_capture_drops_total', 0):.0f}"
+    )
+    print(
+        f"  agent CPU during traffic {100 * busy:.1f} % of one core over {t1 - t0:.1f} s "
+        f"({1e6 * (cpu1 - cpu0) / max(msgs, 1):.1f} us CPU per message); idle "
+        f"{100 * idle_cpu:.1f} %; RSS idle {idle_rss / 1024:.0f} MiB, peak {rss / 1024:.0f} MiB"
+    )
     return 0
 
 

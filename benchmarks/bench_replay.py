@@ -44,15 +44,27 @@ def timed(cmd: list[str]) -> tuple[float, float, float, str]:
 
 
 def medians(rows: list[tuple[float, float, float, str]]) -> tuple[float, float, float]:
-    return (statistics.median(r[0] for r in rows), statistics.median(r[1] for r in rows),
-            statistics.median(r[2] for r in rows))
+    return (
+        statistics.median(r[0] for r in rows),
+        statistics.median(r[1] for r in rows),
+        statistics.median(r[2] for r in rows),
+    )
 
 
 def capture(out_dir: Path, messages: int) -> Path:
     path = out_dir / f"calls-{messages}.pcap"
     if not path.exists():
-        subprocess.run([sys.executable, str(HERE / "gen_capture.py"), "--messages",
-                        str(messages), "-o", str(path)], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                str(HERE / "gen_capture.py"),
+                "--messages",
+                str(messages),
+                "-o",
+                str(path),
+            ],
+            check=True,
+        )
     return path
 
 
@@ -66,8 +78,7 @@ def main() -> int:
     args.out_dir.mkdir(parents=True, exist_ok=True)
     big = capture(args.out_dir, args.messages)
     small = capture(args.out_dir, args.small)
-    replay = [sys.executable, "-m", "sip_otel", "replay", "--format", "json", "--progress",
-              "never"]
+    replay = [sys.executable, "-m", "sip_otel", "replay", "--format", "json", "--progress", "never"]
 
     timed([*replay, str(big)])  # warm-up (page cache)
     rows = [timed([*replay, str(big)]) for _ in range(args.runs)]
@@ -75,8 +86,10 @@ def main() -> int:
     wall, cpu, rss = medians(rows)
     print(f"replay {big.name}: {n_big:,} SIP messages, median of {args.runs} runs")
     print(f"  wall {wall:.3f} s  cpu {cpu:.3f} s  peak RSS {rss:.0f} MiB")
-    print(f"  {1e6 * wall / n_big:.2f} us/message  {n_big / wall:,.0f} messages/s "
-          f"(whole process: start-up and file reading included)")
+    print(
+        f"  {1e6 * wall / n_big:.2f} us/message  {n_big / wall:,.0f} messages/s "
+        f"(whole process: start-up and file reading included)"
+    )
 
     tshark = shutil.which("tshark")
     if tshark:
@@ -89,11 +102,15 @@ def main() -> int:
         tw, _tc, trss = medians(theirs)
         print(f"{small.name}: {n_small:,} SIP messages, median of {args.runs} runs each")
         print(f"  sip-otel replay      wall {ow:.3f} s  peak RSS {orss:.0f} MiB")
-        print(f"  tshark -z sip,stat   wall {tw:.3f} s  peak RSS {trss:.0f} MiB  "
-              f"({1e6 * tw / n_small:.1f} us/message)")
+        print(
+            f"  tshark -z sip,stat   wall {tw:.3f} s  peak RSS {trss:.0f} MiB  "
+            f"({1e6 * tw / n_small:.1f} us/message)"
+        )
         print(f"  same file, whole process: sip-otel {tw / ow:.1f}x faster")
-        print(f"  per message (tshark here, sip-otel on {big.name}): "
-              f"{(tw / n_small) / (wall / n_big):.1f}x faster")
+        print(
+            f"  per message (tshark here, sip-otel on {big.name}): "
+            f"{(tw / n_small) / (wall / n_big):.1f}x faster"
+        )
     else:
         print("tshark not installed: no comparison")
 
@@ -101,11 +118,27 @@ def main() -> int:
     if gcc:
         exe = args.out_dir / "bench_stages"
         csrc = sorted(str(p) for p in (REPO / "src" / "sip_otel" / "_c").glob("*.c"))
-        subprocess.run([gcc, "-O2", "-std=gnu11", "-D_GNU_SOURCE",
-                        f"-I{REPO / 'src' / 'sip_otel' / '_c'}", f"-I{REPO / 'bpf'}", "-o",
-                        str(exe), str(HERE / "bench_stages.c"), *csrc], check=True)
-        print(subprocess.run([str(exe), str(big), str(args.runs)], check=True,
-                             capture_output=True, text=True).stdout, end="")
+        subprocess.run(
+            [
+                gcc,
+                "-O2",
+                "-std=gnu11",
+                "-D_GNU_SOURCE",
+                f"-I{REPO / 'src' / 'sip_otel' / '_c'}",
+                f"-I{REPO / 'bpf'}",
+                "-o",
+                str(exe),
+                str(HERE / "bench_stages.c"),
+                *csrc,
+            ],
+            check=True,
+        )
+        print(
+            subprocess.run(
+                [str(exe), str(big), str(args.runs)], check=True, capture_output=True, text=True
+            ).stdout,
+            end="",
+        )
     return 0
 
 

@@ -44,22 +44,47 @@ SDP = (
 )
 
 
-def _ip_udp(src: tuple[int, ...], dst: tuple[int, ...], sport: int, dport: int,
-            payload: bytes, ident: int) -> bytes:
+def _ip_udp(
+    src: tuple[int, ...], dst: tuple[int, ...], sport: int, dport: int, payload: bytes, ident: int
+) -> bytes:
     udp = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
     total = 20 + len(udp)
-    hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, total, ident & 0xFFFF, 0x4000, 64, 17, 0,
-                      bytes(src), bytes(dst))
+    hdr = struct.pack(
+        "!BBHHHBBH4s4s", 0x45, 0, total, ident & 0xFFFF, 0x4000, 64, 17, 0, bytes(src), bytes(dst)
+    )
     return hdr + udp
 
 
-def _ip_tcp(src: tuple[int, ...], dst: tuple[int, ...], sport: int, dport: int, seq: int,
-            ack: int, flags: int, payload: bytes, ident: int) -> bytes:
-    tcp = struct.pack("!HHIIBBHHH", sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, 5 << 4,
-                      flags, 65535, 0, 0) + payload
+def _ip_tcp(
+    src: tuple[int, ...],
+    dst: tuple[int, ...],
+    sport: int,
+    dport: int,
+    seq: int,
+    ack: int,
+    flags: int,
+    payload: bytes,
+    ident: int,
+) -> bytes:
+    tcp = (
+        struct.pack(
+            "!HHIIBBHHH",
+            sport,
+            dport,
+            seq & 0xFFFFFFFF,
+            ack & 0xFFFFFFFF,
+            5 << 4,
+            flags,
+            65535,
+            0,
+            0,
+        )
+        + payload
+    )
     total = 20 + len(tcp)
-    hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, total, ident & 0xFFFF, 0x4000, 64, 6, 0,
-                      bytes(src), bytes(dst))
+    hdr = struct.pack(
+        "!BBHHHBBH4s4s", 0x45, 0, total, ident & 0xFFFF, 0x4000, 64, 6, 0, bytes(src), bytes(dst)
+    )
     return hdr + tcp
 
 
@@ -84,28 +109,42 @@ def mixed_messages(i: int, outcome: str, hold_ns: int) -> list[tuple[int, bool, 
     tag = f";tag={i}SIPpTag01"
 
     def resp(code: int, reason: str, to: str, method: str = "INVITE", v: str = via) -> str:
-        return (f"SIP/2.0 {code} {reason}\r\n{v}\r\n{from_h}\r\n{to}\r\n{call_id}\r\n"
-                f"CSeq: 1 {method}\r\nContent-Length: 0\r\n\r\n")
+        return (
+            f"SIP/2.0 {code} {reason}\r\n{v}\r\n{from_h}\r\n{to}\r\n{call_id}\r\n"
+            f"CSeq: 1 {method}\r\nContent-Length: 0\r\n\r\n"
+        )
 
     def ack_for(code_branch: str) -> str:
-        return (f"ACK sip:service@127.0.0.2:5060 SIP/2.0\r\n{code_branch}\r\n{from_h}\r\n"
-                f"{to_h}{tag}\r\n{call_id}\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\n"
-                "Content-Length: 0\r\n\r\n")
+        return (
+            f"ACK sip:service@127.0.0.2:5060 SIP/2.0\r\n{code_branch}\r\n{from_h}\r\n"
+            f"{to_h}{tag}\r\n{call_id}\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\n"
+            "Content-Length: 0\r\n\r\n"
+        )
 
     if outcome in ("486", "503"):
         code, reason = (486, "Busy Here") if outcome == "486" else (503, "Service Unavailable")
-        return [invite, trying, ringing,
-                (600_000_000, False, resp(code, reason, to_h + tag)),
-                (601_000_000, True, ack_for(via))]
+        return [
+            invite,
+            trying,
+            ringing,
+            (600_000_000, False, resp(code, reason, to_h + tag)),
+            (601_000_000, True, ack_for(via)),
+        ]
     cancel_via = via  # CANCEL carries the INVITE's branch (RFC 3261 9.1)
-    cancel = (f"CANCEL sip:service@127.0.0.2:5060 SIP/2.0\r\n{cancel_via}\r\n{from_h}\r\n"
-              f"{to_h}\r\n{call_id}\r\nCSeq: 1 CANCEL\r\nMax-Forwards: 70\r\n"
-              "Content-Length: 0\r\n\r\n")
-    return [invite, trying, ringing,
-            (500_000_000, True, cancel),
-            (501_000_000, False, resp(200, "OK", to_h + tag, "CANCEL")),
-            (502_000_000, False, resp(487, "Request Terminated", to_h + tag)),
-            (503_000_000, True, ack_for(via))]
+    cancel = (
+        f"CANCEL sip:service@127.0.0.2:5060 SIP/2.0\r\n{cancel_via}\r\n{from_h}\r\n"
+        f"{to_h}\r\n{call_id}\r\nCSeq: 1 CANCEL\r\nMax-Forwards: 70\r\n"
+        "Content-Length: 0\r\n\r\n"
+    )
+    return [
+        invite,
+        trying,
+        ringing,
+        (500_000_000, True, cancel),
+        (501_000_000, False, resp(200, "OK", to_h + tag, "CANCEL")),
+        (502_000_000, False, resp(487, "Request Terminated", to_h + tag)),
+        (503_000_000, True, ack_for(via)),
+    ]
 
 
 def _frame(src_mac: bytes, dst_mac: bytes, ip: bytes) -> bytes:
@@ -122,8 +161,11 @@ def call_messages(i: int) -> list[tuple[int, bool, str]]:
     br_bye = f"z9hG4bK-4242-{i}-6"
     via = "Via: SIP/2.0/UDP 127.0.0.1:5060;branch={b}\r\n"
     base_req = (
-        "{m} sip:service@127.0.0.2:5060 SIP/2.0\r\n" + via +
-        "From: sipp <sip:sipp@127.0.0.1:5060>;tag=" + ftag + "\r\n"
+        "{m} sip:service@127.0.0.2:5060 SIP/2.0\r\n"
+        + via
+        + "From: sipp <sip:sipp@127.0.0.1:5060>;tag="
+        + ftag
+        + "\r\n"
         "To: service <sip:service@127.0.0.2:5060>{tt}\r\n"
         "Call-ID: " + cid + "\r\n"
         "CSeq: {cseq} {m}\r\n"
@@ -133,8 +175,11 @@ def call_messages(i: int) -> list[tuple[int, bool, str]]:
         "{extra}Content-Length: {cl}\r\n\r\n{body}"
     )
     base_resp = (
-        "SIP/2.0 {code} {reason}\r\n" + via +
-        "From: sipp <sip:sipp@127.0.0.1:5060>;tag=" + ftag + "\r\n"
+        "SIP/2.0 {code} {reason}\r\n"
+        + via
+        + "From: sipp <sip:sipp@127.0.0.1:5060>;tag="
+        + ftag
+        + "\r\n"
         "To: service <sip:service@127.0.0.2:5060>{tt}\r\n"
         "Call-ID: " + cid + "\r\n"
         "CSeq: {cseq} {m}\r\n"
@@ -145,22 +190,66 @@ def call_messages(i: int) -> list[tuple[int, bool, str]]:
     contact_b = "Contact: <sip:127.0.0.2:5060;transport=UDP>\r\n"
     tt = ";tag=" + ttag
     msgs = [
-        (0, True, base_req.format(m="INVITE", b=br1, tt="", cseq=1,
-                                  extra="Content-Type: application/sdp\r\n",
-                                  cl=len(sdp_a), body=sdp_a)),
-        (2_000_000, False, base_resp.format(code=100, reason="Trying", b=br1, tt="", cseq=1,
-                                            m="INVITE", extra="", cl=0, body="")),
-        (40_000_000, False, base_resp.format(code=180, reason="Ringing", b=br1, tt=tt, cseq=1,
-                                             m="INVITE", extra=contact_b, cl=0, body="")),
-        (1_040_000_000, False, base_resp.format(
-            code=200, reason="OK", b=br1, tt=tt, cseq=1, m="INVITE",
-            extra=contact_b + "Content-Type: application/sdp\r\n", cl=len(sdp_b), body=sdp_b)),
-        (1_041_000_000, True, base_req.format(m="ACK", b=br_ack, tt=tt, cseq=1, extra="",
-                                              cl=0, body="")),
+        (
+            0,
+            True,
+            base_req.format(
+                m="INVITE",
+                b=br1,
+                tt="",
+                cseq=1,
+                extra="Content-Type: application/sdp\r\n",
+                cl=len(sdp_a),
+                body=sdp_a,
+            ),
+        ),
+        (
+            2_000_000,
+            False,
+            base_resp.format(
+                code=100, reason="Trying", b=br1, tt="", cseq=1, m="INVITE", extra="", cl=0, body=""
+            ),
+        ),
+        (
+            40_000_000,
+            False,
+            base_resp.format(
+                code=180,
+                reason="Ringing",
+                b=br1,
+                tt=tt,
+                cseq=1,
+                m="INVITE",
+                extra=contact_b,
+                cl=0,
+                body="",
+            ),
+        ),
+        (
+            1_040_000_000,
+            False,
+            base_resp.format(
+                code=200,
+                reason="OK",
+                b=br1,
+                tt=tt,
+                cseq=1,
+                m="INVITE",
+                extra=contact_b + "Content-Type: application/sdp\r\n",
+                cl=len(sdp_b),
+                body=sdp_b,
+            ),
+        ),
+        (
+            1_041_000_000,
+            True,
+            base_req.format(m="ACK", b=br_ack, tt=tt, cseq=1, extra="", cl=0, body=""),
+        ),
     ]
     bye = base_req.format(m="BYE", b=br_bye, tt=tt, cseq=2, extra="", cl=0, body="")
-    bye_ok = base_resp.format(code=200, reason="OK", b=br_bye, tt=tt, cseq=2, m="BYE", extra="",
-                              cl=0, body="")
+    bye_ok = base_resp.format(
+        code=200, reason="OK", b=br_bye, tt=tt, cseq=2, m="BYE", extra="", cl=0, body=""
+    )
     return [*msgs, (0, True, bye), (1_000_000, False, bye_ok)]
 
 
@@ -215,41 +304,59 @@ def main() -> int:
             if not tcp:
                 for off, from_uac, text in msgs:
                     src, dst = (UAC, UAS) if from_uac else (UAS, UAC)
-                    push(start + off, from_uac,
-                         _ip_udp(src, dst, 5060, 5060, text.encode(), seq))
+                    push(start + off, from_uac, _ip_udp(src, dst, 5060, 5060, text.encode(), seq))
                     _count(counts, text)
                 continue
             cport = 20000 + i % 40000
             nxt = {True: 1000, False: 5000}  # next sequence number by direction (from_uac)
-            for off, from_uac, flags in ((-3_000_000, True, TCP_SYN),
-                                         (-2_000_000, False, TCP_SYN | TCP_ACK),
-                                         (-1_000_000, True, TCP_ACK)):
+            for off, from_uac, flags in (
+                (-3_000_000, True, TCP_SYN),
+                (-2_000_000, False, TCP_SYN | TCP_ACK),
+                (-1_000_000, True, TCP_ACK),
+            ):
                 sport, dport = (cport, 5060) if from_uac else (5060, cport)
                 src, dst = (UAC, UAS) if from_uac else (UAS, UAC)
                 ack = nxt[not from_uac] + (1 if flags & TCP_ACK else 0)
-                push(start + off, from_uac,
-                     _ip_tcp(src, dst, sport, dport, nxt[from_uac], ack, flags, b"", seq))
+                push(
+                    start + off,
+                    from_uac,
+                    _ip_tcp(src, dst, sport, dport, nxt[from_uac], ack, flags, b"", seq),
+                )
                 counts["frames"] += 1
             nxt = {True: 1001, False: 5001}
             for off, from_uac, text in msgs:
                 text = text.replace("SIP/2.0/UDP", "SIP/2.0/TCP").replace(
-                    "transport=UDP", "transport=TCP")
+                    "transport=UDP", "transport=TCP"
+                )
                 payload = text.encode()
                 sport, dport = (cport, 5060) if from_uac else (5060, cport)
                 src, dst = (UAC, UAS) if from_uac else (UAS, UAC)
-                push(start + off, from_uac,
-                     _ip_tcp(src, dst, sport, dport, nxt[from_uac], nxt[not from_uac],
-                             TCP_PSH | TCP_ACK, payload, seq))
+                push(
+                    start + off,
+                    from_uac,
+                    _ip_tcp(
+                        src,
+                        dst,
+                        sport,
+                        dport,
+                        nxt[from_uac],
+                        nxt[not from_uac],
+                        TCP_PSH | TCP_ACK,
+                        payload,
+                        seq,
+                    ),
+                )
                 nxt[from_uac] += len(payload)
                 _count(counts, text)
         flush_until(1 << 62)
     print(f"wrote {written} frames ({calls} calls) to {args.output}", file=sys.stderr)
     if args.counts:
-        summary = {"frames": written, "messages": counts["messages"],
-                   "requests": {k[4:]: n for k, n in sorted(counts.items())
-                                if k.startswith("req ")},
-                   "responses": {k[5:]: n for k, n in sorted(counts.items())
-                                 if k.startswith("resp ")}}
+        summary = {
+            "frames": written,
+            "messages": counts["messages"],
+            "requests": {k[4:]: n for k, n in sorted(counts.items()) if k.startswith("req ")},
+            "responses": {k[5:]: n for k, n in sorted(counts.items()) if k.startswith("resp ")},
+        }
         Path(args.counts).write_text(json.dumps(summary, indent=1) + "\n")
     return 0
 

@@ -7,6 +7,7 @@ cd "$here"
 bash scripts/setup.sh
 echo "test: ruff"
 .venv/bin/ruff check --no-cache src tests benchmarks
+.venv/bin/ruff format --check --no-cache src tests benchmarks
 echo "test: mypy --strict (src)"
 .venv/bin/mypy
 echo "test: pytest"

@@ -33,24 +33,40 @@ def write(path: Path, frames: list[tuple[int, bytes]]) -> Path:
 
 
 def replay(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "sip_otel", "replay", *args],
-                          capture_output=True, text=True, cwd=REPO, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "sip_otel", "replay", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
 
 
 def call_capture(tmp_path: Path, port: int = 5060) -> Path:
     inv = msg("INVITE sip:bob@example.com SIP/2.0", "1 INVITE", "z9hG4bK1")
-    return write(tmp_path / "call.pcap", [
-        (T0, eth_udp4(inv, 40000, port)),
-        (T0 + 500 * MS, eth_udp4(inv, 40000, port)),  # retransmission
-        (T0 + 600 * MS, eth_udp4(msg("SIP/2.0 180 Ringing", "1 INVITE", "z9hG4bK1", "b"),
-                                 port, 40000)),
-        (T0 + 1000 * MS, eth_udp4(msg("SIP/2.0 486 Busy Here", "1 INVITE", "z9hG4bK1", "b"),
-                                  port, 40000)),
-        (T0 + 1010 * MS, eth_udp4(msg("ACK sip:bob@example.com SIP/2.0", "1 ACK", "z9hG4bK1",
-                                      "b"), 40000, port)),
-        (T0 + 1020 * MS, ethernet(b"\x00" * 28, ethertype=0x0806)),  # ARP: skipped
-        (T0 + 1030 * MS, ethernet(ipv4(udp(b"xx", 5060, 5060, length=99)))),  # bad UDP length
-    ])
+    return write(
+        tmp_path / "call.pcap",
+        [
+            (T0, eth_udp4(inv, 40000, port)),
+            (T0 + 500 * MS, eth_udp4(inv, 40000, port)),  # retransmission
+            (
+                T0 + 600 * MS,
+                eth_udp4(msg("SIP/2.0 180 Ringing", "1 INVITE", "z9hG4bK1", "b"), port, 40000),
+            ),
+            (
+                T0 + 1000 * MS,
+                eth_udp4(msg("SIP/2.0 486 Busy Here", "1 INVITE", "z9hG4bK1", "b"), port, 40000),
+            ),
+            (
+                T0 + 1010 * MS,
+                eth_udp4(
+                    msg("ACK sip:bob@example.com SIP/2.0", "1 ACK", "z9hG4bK1", "b"), 40000, port
+                ),
+            ),
+            (T0 + 1020 * MS, ethernet(b"\x00" * 28, ethertype=0x0806)),  # ARP: skipped
+            (T0 + 1030 * MS, ethernet(ipv4(udp(b"xx", 5060, 5060, length=99)))),  # bad UDP length
+        ],
+    )
 
 
 def test_json_summary_by_hand(tmp_path: Path) -> None:
@@ -66,8 +82,13 @@ def test_json_summary_by_hand(tmp_path: Path) -> None:
     assert got["skipped"] == {"ethertype": 1}
     # one attempt answered 486: SER 0, SEER 100 (486 is effective), ISA 0, SCR 0
     rfc = got["rfc6076"]
-    assert (rfc["ser"], rfc["seer"], rfc["isa"], rfc["scr"], rfc["ira"]) == (0.0, 100.0, 0.0,
-                                                                               0.0, None)
+    assert (rfc["ser"], rfc["seer"], rfc["isa"], rfc["scr"], rfc["ira"]) == (
+        0.0,
+        100.0,
+        0.0,
+        0.0,
+        None,
+    )
     # RFC 6076 §4.3.2: the first non-100 provisional (180 at 0.6 s after the first INVITE; the
     # retransmission does not reset t1) of an attempt that fails is a failure SRD, never success
     assert rfc["srd_success"]["count"] == 0
@@ -79,8 +100,15 @@ def test_json_summary_by_hand(tmp_path: Path) -> None:
 def test_text_summary_lists_sections(tmp_path: Path) -> None:
     out = replay(str(call_capture(tmp_path)))
     assert out.returncode == 0, out.stderr
-    for needle in ("frames read     7", "SIP messages    5", "INVITE  2", "486  1",
-                   "net.bad_udp_length", "SER   0.00 %", "IRA   undefined"):
+    for needle in (
+        "frames read     7",
+        "SIP messages    5",
+        "INVITE  2",
+        "486  1",
+        "net.bad_udp_length",
+        "SER   0.00 %",
+        "IRA   undefined",
+    ):
         assert needle in out.stdout, needle
 
 
@@ -94,11 +122,23 @@ def test_sip_ports_flag(tmp_path: Path) -> None:
 
 
 def test_all_ports_skips_non_sip_payloads(tmp_path: Path) -> None:
-    cap = write(tmp_path / "x.pcap", [
-        (T0, eth_udp4(b"\x80\x00" + b"\x00" * 170, 16000, 16002)),  # RTP-like
-        (T0 + 1, ethernet(ipv4(tcp(b"GET / HTTP/1.1\r\n\r\n", 1, 0x18, 40000, 80), proto=6,
-                               src=SRC4, dst=DST4))),
-    ])
+    cap = write(
+        tmp_path / "x.pcap",
+        [
+            (T0, eth_udp4(b"\x80\x00" + b"\x00" * 170, 16000, 16002)),  # RTP-like
+            (
+                T0 + 1,
+                ethernet(
+                    ipv4(
+                        tcp(b"GET / HTTP/1.1\r\n\r\n", 1, 0x18, 40000, 80),
+                        proto=6,
+                        src=SRC4,
+                        dst=DST4,
+                    )
+                ),
+            ),
+        ],
+    )
     got = json.loads(replay(str(cap), "--format", "json", "--all-ports").stdout)
     assert got["messages"] == 0 and got["errors"] == {}
     assert sum(got["skipped"].values()) == 2

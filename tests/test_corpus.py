@@ -43,7 +43,8 @@ def _captures() -> list[str]:
     if not SHARED_PCAPS.is_dir():
         return []
     return sorted(
-        p.name for p in SHARED_PCAPS.iterdir()
+        p.name
+        for p in SHARED_PCAPS.iterdir()
         if p.is_file() and p.suffix in (".pcap", ".pcapng", ".cap")
     )
 
@@ -103,7 +104,10 @@ def test_capture_matches_tshark(name: str) -> None:
 def _replay_json(*args: str) -> dict[str, object]:
     out = subprocess.run(
         [sys.executable, "-m", "sip_otel", "replay", *args, "--format", "json"],
-        check=True, capture_output=True, text=True, cwd=REPO,
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
     )
     result: dict[str, object] = json.loads(out.stdout)
     return result
@@ -111,8 +115,9 @@ def _replay_json(*args: str) -> dict[str, object]:
 
 def test_acceptance_tcp_fragmented_port_6060() -> None:
     """Issue 2 acceptance: 406 messages, per-method/per-status counts equal to tshark's."""
-    got = _replay_json(str(SHARED_PCAPS / "heplify_sip_ipv4_tcp_fragmented.pcap"),
-                       "--sip-ports", "6060")
+    got = _replay_json(
+        str(SHARED_PCAPS / "heplify_sip_ipv4_tcp_fragmented.pcap"), "--sip-ports", "6060"
+    )
     want_req, want_resp = oracle_counts("heplify_sip_ipv4_tcp_fragmented.pcap")
     assert got["messages"] == 406
     assert got["requests"] == dict(want_req)
@@ -129,8 +134,12 @@ def test_acceptance_ipv6_fragments_all_ports() -> None:
 
 def test_corrupt_file_one_line_nonzero_exit() -> None:
     bad = SHARED_PCAPS / "bad" / "pkts_cool.pcap"
-    out = subprocess.run([sys.executable, "-m", "sip_otel", "replay", str(bad)],
-                         capture_output=True, text=True, cwd=REPO)
+    out = subprocess.run(
+        [sys.executable, "-m", "sip_otel", "replay", str(bad)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert out.returncode == 1
     err = [line for line in out.stderr.splitlines() if line.strip()]
     assert len(err) == 1 and err[0].startswith("sip-otel: ") and "corrupt record" in err[0]

@@ -48,9 +48,16 @@ def test_replay_outputs_unchanged(fmt: str, mode: str) -> None:
         if got != want:
             mismatched.append(path.name)
             if not first_diff:
-                first_diff = "\n".join(difflib.unified_diff(
-                    (want or "").splitlines(), got.splitlines(), key, "now", lineterm="", n=1,
-                ))[:4000]
+                first_diff = "\n".join(
+                    difflib.unified_diff(
+                        (want or "").splitlines(),
+                        got.splitlines(),
+                        key,
+                        "now",
+                        lineterm="",
+                        n=1,
+                    )
+                )[:4000]
     assert not mismatched, f"{len(mismatched)} outputs differ: {mismatched}\n{first_diff}"
 
 

@@ -45,16 +45,34 @@ def _build_parser() -> argparse.ArgumentParser:
 
     rp = sub.add_parser("replay", help="run the pipeline offline over a pcap/pcapng file")
     rp.add_argument("file", help="capture file (pcap or pcapng)")
-    rp.add_argument("--sip-ports", type=_ports, default=frozenset({5060, 5061}),
-                    help="comma list of SIP ports (default 5060,5061)")
-    rp.add_argument("--all-ports", action="store_true",
-                    help="treat any UDP/TCP payload that starts like a SIP message as SIP")
-    rp.add_argument("--format", choices=("text", "json", "prometheus"), default="text",
-                    help="summary format (prometheus: the /metrics text after this traffic)")
-    rp.add_argument("--progress", choices=("auto", "always", "never"), default="auto",
-                    help="progress lines on stderr (auto: when stderr is a terminal)")
-    rp.add_argument("--challenge-retry-new-attempt", action="store_true",
-                    help="count a 401/407-challenged INVITE and its retry as two attempts")
+    rp.add_argument(
+        "--sip-ports",
+        type=_ports,
+        default=frozenset({5060, 5061}),
+        help="comma list of SIP ports (default 5060,5061)",
+    )
+    rp.add_argument(
+        "--all-ports",
+        action="store_true",
+        help="treat any UDP/TCP payload that starts like a SIP message as SIP",
+    )
+    rp.add_argument(
+        "--format",
+        choices=("text", "json", "prometheus"),
+        default="text",
+        help="summary format (prometheus: the /metrics text after this traffic)",
+    )
+    rp.add_argument(
+        "--progress",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="progress lines on stderr (auto: when stderr is a terminal)",
+    )
+    rp.add_argument(
+        "--challenge-retry-new-attempt",
+        action="store_true",
+        help="count a 401/407-challenged INVITE and its retry as two attempts",
+    )
     try:
         from .telemetry.replay import add_replay_arguments
     except ImportError:  # telemetry not installed in this build
@@ -80,8 +98,9 @@ def _replay(args: argparse.Namespace) -> int:
     if args.format == "prometheus" or getattr(args, "otlp", False):
         from .telemetry.replay import make_replay_telemetry
 
-        telemetry = make_replay_telemetry(args, pipeline.stats, pipeline.reasons, pipeline.gauges,
-                                          refresh=pipeline.sync)
+        telemetry = make_replay_telemetry(
+            args, pipeline.stats, pipeline.reasons, pipeline.gauges, refresh=pipeline.sync
+        )
         if telemetry is not None and telemetry.wants_records:
             pipeline.set_record_sink(telemetry.on_record)
 
@@ -105,9 +124,13 @@ def _replay(args: argparse.Namespace) -> int:
                         pct = 100.0 * reader.progress / reader.size
                         stats = pipeline.stats
                         rate = stats.messages / (now - started)
-                        print(f"\rreplay: {pct:5.1f}%  {stats.frames:,} frames  "
-                              f"{stats.messages:,} SIP messages  {rate:,.0f} msg/s",
-                              end="", file=sys.stderr, flush=True)
+                        print(
+                            f"\rreplay: {pct:5.1f}%  {stats.frames:,} frames  "
+                            f"{stats.messages:,} SIP messages  {rate:,.0f} msg/s",
+                            end="",
+                            file=sys.stderr,
+                            flush=True,
+                        )
         except CaptureFileError as e:
             error = str(e)
         pipeline.finish()
@@ -115,12 +138,15 @@ def _replay(args: argparse.Namespace) -> int:
     if show:
         print("", file=sys.stderr)
     stats = pipeline.stats
-    summary = build_summary(pipeline, {
-        "file": args.file,
-        "elapsed_s": round(elapsed, 3),
-        "messages_per_s": round(stats.messages / elapsed, 1) if elapsed > 0 else 0.0,
-        "frames_per_s": round(stats.frames / elapsed, 1) if elapsed > 0 else 0.0,
-    })
+    summary = build_summary(
+        pipeline,
+        {
+            "file": args.file,
+            "elapsed_s": round(elapsed, 3),
+            "messages_per_s": round(stats.messages / elapsed, 1) if elapsed > 0 else 0.0,
+            "frames_per_s": round(stats.frames / elapsed, 1) if elapsed > 0 else 0.0,
+        },
+    )
     if args.format == "json":
         print(json.dumps(summary, indent=None, sort_keys=False))
     elif args.format == "text":
@@ -136,8 +162,15 @@ def _replay(args: argparse.Namespace) -> int:
     return 0
 
 
-_LEVELS = {"debug": "DEBUG", "info": "INFO", "warn": "WARNING", "warning": "WARNING",
-           "error": "ERROR", "fatal": "CRITICAL", "critical": "CRITICAL"}
+_LEVELS = {
+    "debug": "DEBUG",
+    "info": "INFO",
+    "warn": "WARNING",
+    "warning": "WARNING",
+    "error": "ERROR",
+    "fatal": "CRITICAL",
+    "critical": "CRITICAL",
+}
 
 
 def _log_level(name: str) -> str:

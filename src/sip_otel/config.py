@@ -157,9 +157,7 @@ def _one_line(exc: ValidationError) -> str:
     for err in exc.errors():
         field = str(err["loc"][0]) if err["loc"] else "?"
         msg = str(err["msg"]).removeprefix("Value error, ")
-        parts.append(
-            f"SIP_EXPORTER_{field.upper()} (--{field.replace('_', '-')}): {msg}"
-        )
+        parts.append(f"SIP_EXPORTER_{field.upper()} (--{field.replace('_', '-')}): {msg}")
     return "bad configuration: " + "; ".join(parts)
 
 

@@ -85,8 +85,10 @@ def format_text(summary: dict[str, Any]) -> str:
         table("normal events (counted, not errors)", summary["info"])
     rfc = summary.get("rfc6076")
     if rfc:
-        ratios = {k.upper(): f"{_fmt(rfc.get(k))}{'' if rfc.get(k) is None else ' %'}"
-                  for k in ("ser", "seer", "isa", "scr", "ira")}
+        ratios = {
+            k.upper(): f"{_fmt(rfc.get(k))}{'' if rfc.get(k) is None else ' %'}"
+            for k in ("ser", "seer", "isa", "scr", "ira")
+        }
         table("RFC 6076 ratios", ratios)
         delays: dict[str, str] = {}
         for k, v in rfc.items():

@@ -40,18 +40,51 @@ def is_failure_final(status: int) -> bool:
 def aggregate(counters: Rfc6076Counters, event: object) -> None:
     """Fold one tracker event into the counters (events of other types are ignored)."""
     if isinstance(event, AttemptEnded):
-        _core.fold_rfc6076(counters, _core.EV_ATTEMPT_ENDED, event.outcome, event.final_status,
-                           event.timer, event.srd_ns, None, None, False, False, None)
+        _core.fold_rfc6076(
+            counters,
+            _core.EV_ATTEMPT_ENDED,
+            event.outcome,
+            event.final_status,
+            event.timer,
+            event.srd_ns,
+            None,
+            None,
+            False,
+            False,
+            None,
+        )
     elif isinstance(event, ForkedDialogConfirmed):
-        _core.fold_rfc6076(counters, _core.EV_FORKED, "", 0, "", (event.srd_ns,), None, None,
-                           False, False, None)
+        _core.fold_rfc6076(
+            counters, _core.EV_FORKED, "", 0, "", (event.srd_ns,), None, None, False, False, None
+        )
     elif isinstance(event, SessionEnded):
-        _core.fold_rfc6076(counters, _core.EV_SESSION_ENDED, event.outcome, 0, "", (),
-                           event.sdt_ns, event.sdd_ns, event.sdd_ok, event.completes_attempt,
-                           None)
+        _core.fold_rfc6076(
+            counters,
+            _core.EV_SESSION_ENDED,
+            event.outcome,
+            0,
+            "",
+            (),
+            event.sdt_ns,
+            event.sdd_ns,
+            event.sdd_ok,
+            event.completes_attempt,
+            None,
+        )
     elif isinstance(event, RegistrationEnded):
-        _core.fold_rfc6076(counters, _core.EV_REGISTRATION_ENDED, event.outcome,
-                           event.final_status, "", (), None, None, False, False, event.rrd_ns)
+        _core.fold_rfc6076(
+            counters,
+            _core.EV_REGISTRATION_ENDED,
+            event.outcome,
+            event.final_status,
+            "",
+            (),
+            None,
+            None,
+            False,
+            False,
+            event.rrd_ns,
+        )
 
 
 def _delay(h: Histogram) -> dict[str, Any]:

@@ -45,8 +45,10 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--" + name.replace("_", "-"), dest=name, default=None, help=help_text)
     for name, help_text in _SWITCHES:
         parser.add_argument(
-            "--" + name.replace("_", "-"), dest=name, action="store_const", const=True,
-            default=None, help=f"{help_text} [SIP_EXPORTER_{name.upper()}]",
+            "--" + name.replace("_", "-"),
+            dest=name,
+            action="store_const",
+            const=True,
+            default=None,
+            help=f"{help_text} [SIP_EXPORTER_{name.upper()}]",
         )
-
-

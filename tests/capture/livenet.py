@@ -68,9 +68,10 @@ class NetNs:
     @contextlib.contextmanager
     def entered(self) -> Iterator[None]:
         """Move the calling thread into this namespace for the block (sockets keep it)."""
-        with open("/proc/thread-self/ns/net", "rb") as orig, open(
-            f"/run/netns/{self.name}", "rb"
-        ) as target:
+        with (
+            open("/proc/thread-self/ns/net", "rb") as orig,
+            open(f"/run/netns/{self.name}", "rb") as target,
+        ):
             _setns(target.fileno())
             try:
                 yield
@@ -83,8 +84,21 @@ class NetNs:
 
 def veth_pair(a: NetNs, b: NetNs, name_a: str = "va", name_b: str = "vb") -> None:
     """A veth pair between two namespaces, both ends up."""
-    sh("ip", "link", "add", name_a, "netns", a.name, "type", "veth", "peer", "name", name_b,
-       "netns", b.name)
+    sh(
+        "ip",
+        "link",
+        "add",
+        name_a,
+        "netns",
+        a.name,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        name_b,
+        "netns",
+        b.name,
+    )
     a.ip("link", "set", name_a, "up")
     b.ip("link", "set", name_b, "up")
 

@@ -15,12 +15,19 @@ from sip_otel import agent
 from sip_otel.net.types import Frame
 
 
-def run_agent(*args: str, env: dict[str, str] | None = None, prefix: tuple[str, ...] = (),
-              timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def run_agent(
+    *args: str, env: dict[str, str] | None = None, prefix: tuple[str, ...] = (), timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     full = {k: v for k, v in os.environ.items() if not k.startswith("SIP_EXPORTER_")}
     full.update(env or {})
-    return subprocess.run([*prefix, str(PYTHON), "-m", "sip_otel", "run", *args], env=full,
-                          capture_output=True, text=True, timeout=timeout, cwd=REPO)
+    return subprocess.run(
+        [*prefix, str(PYTHON), "-m", "sip_otel", "run", *args],
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+    )
 
 
 def assert_one_line_exit_2(proc: subprocess.CompletedProcess[str], *needles: str) -> None:
@@ -65,23 +72,41 @@ def test_no_capabilities_one_line_naming_them(tmp_path: Path) -> None:
     ns = NetNs("p")
     try:
         proc = subprocess.run(
-            [*ns.exec_prefix(), "capsh", "--drop=cap_bpf,cap_perfmon,cap_sys_admin,cap_net_raw",
-             "--", "-c", f"exec {PYTHON} -m sip_otel run --interface lo"],
-            capture_output=True, text=True, timeout=60, cwd=REPO)
+            [
+                *ns.exec_prefix(),
+                "capsh",
+                "--drop=cap_bpf,cap_perfmon,cap_sys_admin,cap_net_raw",
+                "--",
+                "-c",
+                f"exec {PYTHON} -m sip_otel run --interface lo",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=REPO,
+        )
     finally:
         ns.close()
-    assert_one_line_exit_2(proc, "missing privileges", "CAP_BPF", "CAP_PERFMON", "CAP_NET_RAW",
-                           "docs/capture.md")
+    assert_one_line_exit_2(
+        proc, "missing privileges", "CAP_BPF", "CAP_PERFMON", "CAP_NET_RAW", "docs/capture.md"
+    )
 
 
-def first_log_line(cmd: list[str],
-                   env: dict[str, str] | None = None) -> tuple[str, str, int | None]:
+def first_log_line(
+    cmd: list[str], env: dict[str, str] | None = None
+) -> tuple[str, str, int | None]:
     """Start the agent command in a fresh netns, read its first log line, then SIGTERM it.
     Returns (first line, the rest of its output, exit code)."""
     ns = NetNs("p")
     try:
-        proc = subprocess.Popen([*ns.exec_prefix(), *cmd], stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, cwd=REPO, env=env)
+        proc = subprocess.Popen(
+            [*ns.exec_prefix(), *cmd],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=REPO,
+            env=env,
+        )
         try:
             assert proc.stdout is not None
             first = proc.stdout.readline()
@@ -99,8 +124,14 @@ def test_without_bpf_capabilities_falls_back_to_afpacket(tmp_path: Path) -> None
     if reason:
         pytest.skip(reason)
     first, out, rc = first_log_line(
-        ["capsh", "--drop=cap_bpf,cap_perfmon,cap_sys_admin", "--", "-c",
-         f"exec {PYTHON} -m sip_otel run --interface lo"])
+        [
+            "capsh",
+            "--drop=cap_bpf,cap_perfmon,cap_sys_admin",
+            "--",
+            "-c",
+            f"exec {PYTHON} -m sip_otel run --interface lo",
+        ]
+    )
     assert "capture path afpacket on lo" in first, first + out
     assert "eBPF unavailable" in first and "CAP_BPF" in first
     assert rc == 0, first + out
@@ -232,7 +263,8 @@ def test_filter_that_does_not_compile_falls_back(tmp_path: Path) -> None:
     broken.write_text("int sip_filter(struct __sk_buff *skb) { return nonsense; }\n")
     first, out, rc = first_log_line(
         [str(PYTHON), "-m", "sip_otel", "run", "--interface", "lo"],
-        env={**os.environ, "SIP_OTEL_BPF_SOURCE": str(broken)})
+        env={**os.environ, "SIP_OTEL_BPF_SOURCE": str(broken)},
+    )
     assert "capture path afpacket on lo" in first, first + out
     assert "eBPF filter failed to compile or load" in first and "nonsense" in first, first
     assert rc == 0, first + out
@@ -246,9 +278,13 @@ def test_agent_never_maps_bcc_or_llvm() -> None:
         pytest.skip(reason)
     ns = NetNs("p")
     try:
-        proc = subprocess.Popen([*ns.exec_prefix(), str(PYTHON), "-m", "sip_otel", "run",
-                                 "--interface", "lo"], stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, cwd=REPO)
+        proc = subprocess.Popen(
+            [*ns.exec_prefix(), str(PYTHON), "-m", "sip_otel", "run", "--interface", "lo"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=REPO,
+        )
         try:
             assert proc.stdout is not None
             first = proc.stdout.readline()

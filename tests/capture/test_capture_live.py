@@ -98,8 +98,9 @@ def udp4_dport(ip: bytes) -> int:
     return int(struct.unpack_from("!H", ip, ihl + 2)[0])
 
 
-def send_udp(dst: str, port: int, payload: bytes, sport: int = 0, family: int = socket.AF_INET,
-             src: str = "") -> None:
+def send_udp(
+    dst: str, port: int, payload: bytes, sport: int = 0, family: int = socket.AF_INET, src: str = ""
+) -> None:
     with socket.socket(family, socket.SOCK_DGRAM) as s:
         if sport or src:
             s.bind((src or ("::" if family == socket.AF_INET6 else "0.0.0.0"), sport))
@@ -203,19 +204,32 @@ def test_non_ip_and_other_ports_dropped_all_ports_mode(make: Maker, ns: NetNs) -
     assert [udp4_dport(l3(f)[2]) for f in frames] == [7777]
 
 
-def tagged_frame(dst_mac: bytes, src_mac: bytes, tags: list[tuple[int, int]], dport: int,
-                 payload: bytes) -> bytes:
+def tagged_frame(
+    dst_mac: bytes, src_mac: bytes, tags: list[tuple[int, int]], dport: int, payload: bytes
+) -> bytes:
     """Ethernet + inline tags + IPv4 + UDP, built by hand (checksums zero: taps do not care)."""
     udp = struct.pack("!HHHH", 40000, dport, 8 + len(payload), 0) + payload
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 1, 0, 64, 17, 0,
-                     bytes([10, 77, 0, 2]), bytes([10, 77, 0, 1]))
+    ip = struct.pack(
+        "!BBHHHBBH4s4s",
+        0x45,
+        0,
+        20 + len(udp),
+        1,
+        0,
+        64,
+        17,
+        0,
+        bytes([10, 77, 0, 2]),
+        bytes([10, 77, 0, 1]),
+    )
     tag_bytes = b"".join(struct.pack("!HH", tpid, vid) for tpid, vid in tags)
     return dst_mac + src_mac + tag_bytes + b"\x08\x00" + ip + udp
 
 
 def mac_of(ns: NetNs, dev: str) -> bytes:
-    return bytes.fromhex(ns.run("cat", f"/sys/class/net/{dev}/address").stdout.strip()
-                         .replace(":", ""))
+    return bytes.fromhex(
+        ns.run("cat", f"/sys/class/net/{dev}/address").stdout.strip().replace(":", "")
+    )
 
 
 def raw_send(dev: str, frame: bytes) -> None:

@@ -56,8 +56,9 @@ def _idb(linktype: int, tsresol: int | None = None) -> bytes:
 
 
 def _epb(if_id: int, ts: int, data: bytes) -> bytes:
-    return _block(6, struct.pack("<IIIII", if_id, ts >> 32, ts & 0xFFFFFFFF, len(data),
-                                 len(data)) + data)
+    return _block(
+        6, struct.pack("<IIIII", if_id, ts >> 32, ts & 0xFFFFFFFF, len(data), len(data)) + data
+    )
 
 
 def test_pcapng_resolutions_and_interfaces(tmp_path: Path) -> None:

@@ -69,8 +69,9 @@ def test_flags_override_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         ("SIP_EXPORTER_INTERFACE", "a/b", "invalid interface name"),
     ],
 )
-def test_bad_values_are_one_line(monkeypatch: pytest.MonkeyPatch, env: str, value: str,
-                                 needle: str) -> None:
+def test_bad_values_are_one_line(
+    monkeypatch: pytest.MonkeyPatch, env: str, value: str, needle: str
+) -> None:
     monkeypatch.setenv(env, value)
     with pytest.raises(ConfigError) as info:
         load_settings()

@@ -53,8 +53,21 @@ def main() -> int:
                 lib.bpf_obj_pin.argtypes = [ctypes.c_int, ctypes.c_char_p]
                 if lib.bpf_obj_pin(fns[name].fd, path) != 0:
                     raise OSError(ctypes.get_errno(), f"bpf_obj_pin {path!r}")
-                subprocess.run([*tc, "filter", "add", "dev", dev, hook, "bpf", "object-pinned",
-                                path.decode(), "direct-action"], check=True)
+                subprocess.run(
+                    [
+                        *tc,
+                        "filter",
+                        "add",
+                        "dev",
+                        dev,
+                        hook,
+                        "bpf",
+                        "object-pinned",
+                        path.decode(),
+                        "direct-action",
+                    ],
+                    check=True,
+                )
         finally:
             subprocess.run(["umount", d], check=False)
     return 0

@@ -49,16 +49,23 @@ def parse_metrics(text: str) -> Metrics:
 class Agent:
     """``sip-otel run`` inside ``ns`` (stderr/stdout to a log file)."""
 
-    def __init__(self, ns: NetNs, tmp: Path, *args: str, env: dict[str, str] | None = None,
-                 prefix: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        ns: NetNs,
+        tmp: Path,
+        *args: str,
+        env: dict[str, str] | None = None,
+        prefix: Sequence[str] = (),
+    ) -> None:
         self.ns = ns
         self.log_path = tmp / "agent.log"
         self._log = self.log_path.open("wb")
         full_env = dict(os.environ)
         full_env.update(env or {})
         cmd = [*ns.exec_prefix(), *prefix, str(PYTHON), "-m", "sip_otel", "run", *args]
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT,
-                                     env=full_env, cwd=REPO)
+        self.proc = subprocess.Popen(
+            cmd, stdout=self._log, stderr=subprocess.STDOUT, env=full_env, cwd=REPO
+        )
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -133,15 +140,15 @@ class Sipp:
 
     def __init__(self, ns: NetNs, tmp: Path, scenario: str, *args: str) -> None:
         assert SIPP is not None
-        self.cmd = [*ns.exec_prefix(), SIPP, "-sf", str(SCENARIOS / scenario), "-nostdin",
-                    *args]
+        self.cmd = [*ns.exec_prefix(), SIPP, "-sf", str(SCENARIOS / scenario), "-nostdin", *args]
         self.tmp = tmp
         self.out = tmp / f"sipp-{scenario}-{time.monotonic_ns()}.out"
 
     def start(self) -> Sipp:
         self._fh = self.out.open("wb")
-        self.proc = subprocess.Popen(self.cmd, stdout=self._fh, stderr=subprocess.STDOUT,
-                                     cwd=self.tmp)
+        self.proc = subprocess.Popen(
+            self.cmd, stdout=self._fh, stderr=subprocess.STDOUT, cwd=self.tmp
+        )
         time.sleep(0.3)  # bound its port before the UAC starts
         assert self.proc.poll() is None, self.out.read_text(errors="replace")
         return self
@@ -156,20 +163,49 @@ class Sipp:
         self._fh.close()
 
     def run(self, timeout_s: float = 60.0) -> None:
-        proc = subprocess.run([*self.cmd, "-timeout", str(int(timeout_s)), "-timeout_error"],
-                              capture_output=True, text=True, cwd=self.tmp,
-                              timeout=timeout_s + 10)
+        proc = subprocess.run(
+            [*self.cmd, "-timeout", str(int(timeout_s)), "-timeout_error"],
+            capture_output=True,
+            text=True,
+            cwd=self.tmp,
+            timeout=timeout_s + 10,
+        )
         assert proc.returncode == 0, f"{self.cmd}: rc {proc.returncode}\n{proc.stdout[-3000:]}"
 
 
-def uas(ns: NetNs, tmp: Path, scenario: str, port: int = 5060, *args: str,
-        ip: str = "127.0.0.1") -> Sipp:
+def uas(
+    ns: NetNs, tmp: Path, scenario: str, port: int = 5060, *args: str, ip: str = "127.0.0.1"
+) -> Sipp:
     return Sipp(ns, tmp, scenario, "-i", ip, "-p", str(port), *args).start()
 
 
-def uac(ns: NetNs, tmp: Path, scenario: str, calls: int, port: int = 5060, *args: str,
-        ip: str = "127.0.0.1", rate: int = 200, local_ip: str | None = None,
-        timeout_s: float = 60.0) -> None:
+def uac(
+    ns: NetNs,
+    tmp: Path,
+    scenario: str,
+    calls: int,
+    port: int = 5060,
+    *args: str,
+    ip: str = "127.0.0.1",
+    rate: int = 200,
+    local_ip: str | None = None,
+    timeout_s: float = 60.0,
+) -> None:
     remote = f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
-    Sipp(ns, tmp, scenario, remote, "-i", local_ip or ip, "-p", "5070", "-m", str(calls),
-         "-r", str(rate), "-rp", "1000", *args).run(timeout_s)
+    Sipp(
+        ns,
+        tmp,
+        scenario,
+        remote,
+        "-i",
+        local_ip or ip,
+        "-p",
+        "5070",
+        "-m",
+        str(calls),
+        "-r",
+        str(rate),
+        "-rp",
+        "1000",
+        *args,
+    ).run(timeout_s)

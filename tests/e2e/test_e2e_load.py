@@ -41,8 +41,19 @@ def test_calls_at_rate_without_drops(ns: NetNs, tmp_path: Path, mode: str) -> No
         agent.wait_ready()
         server = uas(ns, tmp_path, "uas_call.xml", 5060)
         try:
-            uac(ns, tmp_path, "uac_call.xml", CALLS, 5060, "-key", "padding", "x",
-                "-l", str(max(100, RATE * 2)), rate=RATE)
+            uac(
+                ns,
+                tmp_path,
+                "uac_call.xml",
+                CALLS,
+                5060,
+                "-key",
+                "padding",
+                "x",
+                "-l",
+                str(max(100, RATE * 2)),
+                rate=RATE,
+            )
         finally:
             server.stop()
         m = agent.settled(limit_s=60)

@@ -49,8 +49,14 @@ def check_stop(agent: Agent) -> None:
     assert "Traceback" not in agent.log(), agent.log()
 
 
-def run_traffic(ns: NetNs, tmp: Path, traffic: Callable[[], None], *agent_args: str,
-                env: dict[str, str] | None = None, interface: str | None = "lo") -> Metrics:
+def run_traffic(
+    ns: NetNs,
+    tmp: Path,
+    traffic: Callable[[], None],
+    *agent_args: str,
+    env: dict[str, str] | None = None,
+    interface: str | None = "lo",
+) -> Metrics:
     iface = ("--interface", interface) if interface else ()
     agent = Agent(ns, tmp, *iface, *agent_args, env=env)
     try:
@@ -66,22 +72,33 @@ def run_traffic(ns: NetNs, tmp: Path, traffic: Callable[[], None], *agent_args: 
     return m
 
 
-def calls(ns: NetNs, tmp: Path, n: int, *uac_args: str, uac_scn: str = "uac_call.xml",
-          uas_scn: str = "uas_call.xml", uas_args: tuple[str, ...] = (), port: int = 5060,
-          ip: str = "127.0.0.1") -> Callable[[], None]:
+def calls(
+    ns: NetNs,
+    tmp: Path,
+    n: int,
+    *uac_args: str,
+    uac_scn: str = "uac_call.xml",
+    uas_scn: str = "uas_call.xml",
+    uas_args: tuple[str, ...] = (),
+    port: int = 5060,
+    ip: str = "127.0.0.1",
+) -> Callable[[], None]:
     def traffic() -> None:
         server = uas(ns, tmp, uas_scn, port, *uas_args, ip=ip)
         try:
             uac(ns, tmp, uac_scn, n, port, *uac_args, ip=ip)
         finally:
             server.stop()
+
     return traffic
 
 
-def pairs(ns: NetNs, tmp: Path,
-          runs: list[tuple[str, str, int, int, tuple[str, ...]]]) -> Callable[[], None]:
+def pairs(
+    ns: NetNs, tmp: Path, runs: list[tuple[str, str, int, int, tuple[str, ...]]]
+) -> Callable[[], None]:
     """Traffic: every (uas scenario, uac scenario, calls, port, uac args) server up, then each
     client run in order, then the servers stopped."""
+
     def traffic() -> None:
         servers = [uas(ns, tmp, uas_scn, port) for uas_scn, _, _, port, _ in runs]
         try:
@@ -90,6 +107,7 @@ def pairs(ns: NetNs, tmp: Path,
         finally:
             for server in servers:
                 server.stop()
+
     return traffic
 
 
@@ -115,21 +133,24 @@ def test_full_calls_udp(ns: NetNs, tmp_path: Path) -> None:
 
 def test_full_calls_all_interfaces(ns: NetNs, tmp_path: Path) -> None:
     # SIP_EXPORTER_INTERFACE unset: one unbound socket; lo's outgoing copies still dropped.
-    m = run_traffic(ns, tmp_path, calls(ns, tmp_path, 10, "-key", "padding", "x"),
-                    interface=None)
+    m = run_traffic(ns, tmp_path, calls(ns, tmp_path, 10, "-key", "padding", "x"), interface=None)
     assert_full_calls(m, 10)
 
 
 def test_full_calls_afpacket_fallback(ns: NetNs, tmp_path: Path) -> None:
-    m = run_traffic(ns, tmp_path, calls(ns, tmp_path, 20, "-key", "padding", "x"),
-                    "--capture-mode", "afpacket")
+    m = run_traffic(
+        ns, tmp_path, calls(ns, tmp_path, 20, "-key", "padding", "x"), "--capture-mode", "afpacket"
+    )
     assert_full_calls(m, 20)
     assert any(k.startswith("sip_otel_build_info{") and 'capture="afpacket"' in k for k in m), m
 
 
 def test_full_calls_tcp(ns: NetNs, tmp_path: Path) -> None:
-    m = run_traffic(ns, tmp_path, calls(ns, tmp_path, 10, "-t", "t1", "-key", "padding", "x",
-                                        uas_args=("-t", "t1")))
+    m = run_traffic(
+        ns,
+        tmp_path,
+        calls(ns, tmp_path, 10, "-t", "t1", "-key", "padding", "x", uas_args=("-t", "t1")),
+    )
     assert_full_calls(m, 10)
 
 
@@ -147,8 +168,11 @@ def test_invite_larger_than_mtu_is_reassembled(ns: NetNs, tmp_path: Path) -> Non
 
 @pytest.mark.parametrize("status", ["486", "302"])
 def test_all_rejected(ns: NetNs, tmp_path: Path, status: str) -> None:
-    m = run_traffic(ns, tmp_path, calls(ns, tmp_path, 10, uac_scn="uac_fail.xml",
-                                        uas_scn=f"uas_reject_{status}.xml"))
+    m = run_traffic(
+        ns,
+        tmp_path,
+        calls(ns, tmp_path, 10, uac_scn="uac_fail.xml", uas_scn=f"uas_reject_{status}.xml"),
+    )
     assert m["sip_exporter_invite_total"] == 10
     assert m[f"sip_exporter_{status}_total"] == 10
     assert m["sip_exporter_ack_total"] == 10
@@ -162,8 +186,9 @@ def test_all_rejected(ns: NetNs, tmp_path: Path, status: str) -> None:
 
 
 def test_options_only(ns: NetNs, tmp_path: Path) -> None:
-    m = run_traffic(ns, tmp_path, calls(ns, tmp_path, 10, uac_scn="uac_options.xml",
-                                        uas_scn="uas_options.xml"))
+    m = run_traffic(
+        ns, tmp_path, calls(ns, tmp_path, 10, uac_scn="uac_options.xml", uas_scn="uas_options.xml")
+    )
     assert m["sip_exporter_options_total"] == 10
     assert m["sip_exporter_200_total"] == 10
     assert m["sip_exporter_invite_total"] == 0
@@ -172,11 +197,15 @@ def test_options_only(ns: NetNs, tmp_path: Path) -> None:
 
 def test_mixed_outcomes(ns: NetNs, tmp_path: Path) -> None:
     # 20 x 200 (port 5060), 10 x 486 (5062), 10 x 500 (5064): the issue's 100/50/50 mix scaled.
-    traffic = pairs(ns, tmp_path, [
-        ("uas_call.xml", "uac_call.xml", 20, 5060, ("-key", "padding", "x")),
-        ("uas_reject_486.xml", "uac_fail.xml", 10, 5062, ()),
-        ("uas_reject_500.xml", "uac_fail.xml", 10, 5064, ()),
-    ])
+    traffic = pairs(
+        ns,
+        tmp_path,
+        [
+            ("uas_call.xml", "uac_call.xml", 20, 5060, ("-key", "padding", "x")),
+            ("uas_reject_486.xml", "uac_fail.xml", 10, 5062, ()),
+            ("uas_reject_500.xml", "uac_fail.xml", 10, 5064, ()),
+        ],
+    )
     m = run_traffic(ns, tmp_path, traffic, "--sip-ports", "5060,5062,5064")
     assert m["sip_exporter_invite_total"] == 40
     assert m["sip_exporter_486_total"] == 10
@@ -189,8 +218,11 @@ def test_mixed_outcomes(ns: NetNs, tmp_path: Path) -> None:
 
 
 def test_challenged_calls(ns: NetNs, tmp_path: Path) -> None:
-    m = run_traffic(ns, tmp_path, calls(ns, tmp_path, 10, uac_scn="uac_auth_call.xml",
-                                        uas_scn="uas_auth_call.xml"))
+    m = run_traffic(
+        ns,
+        tmp_path,
+        calls(ns, tmp_path, 10, uac_scn="uac_auth_call.xml", uas_scn="uas_auth_call.xml"),
+    )
     assert m["sip_exporter_invite_total"] == 20  # on the wire: challenged + credentialed
     assert m["sip_exporter_401_total"] == 10
     assert m["sip_exporter_ack_total"] == 20
@@ -200,8 +232,9 @@ def test_challenged_calls(ns: NetNs, tmp_path: Path) -> None:
 
 
 def test_cancelled_calls(ns: NetNs, tmp_path: Path) -> None:
-    m = run_traffic(ns, tmp_path, calls(ns, tmp_path, 10, uac_scn="uac_cancel.xml",
-                                        uas_scn="uas_cancel.xml"))
+    m = run_traffic(
+        ns, tmp_path, calls(ns, tmp_path, 10, uac_scn="uac_cancel.xml", uas_scn="uas_cancel.xml")
+    )
     assert m["sip_exporter_invite_total"] == 10
     assert m["sip_exporter_cancel_total"] == 10
     assert m["sip_exporter_487_total"] == 10
@@ -212,8 +245,11 @@ def test_cancelled_calls(ns: NetNs, tmp_path: Path) -> None:
 
 
 def test_reinvite(ns: NetNs, tmp_path: Path) -> None:
-    m = run_traffic(ns, tmp_path, calls(ns, tmp_path, 10, uac_scn="uac_reinvite.xml",
-                                        uas_scn="uas_reinvite.xml"))
+    m = run_traffic(
+        ns,
+        tmp_path,
+        calls(ns, tmp_path, 10, uac_scn="uac_reinvite.xml", uas_scn="uas_reinvite.xml"),
+    )
     assert m["sip_exporter_invite_total"] == 20
     assert m["sip_exporter_reinvite_total"] == 10
     assert m["sip_exporter_ser"] == 100  # re-INVITEs are not attempts
@@ -222,11 +258,15 @@ def test_reinvite(ns: NetNs, tmp_path: Path) -> None:
 
 
 def test_register(ns: NetNs, tmp_path: Path) -> None:
-    traffic = pairs(ns, tmp_path, [
-        ("uas_register.xml", "uac_register.xml", 1, 5060, ()),
-        ("uas_register_auth.xml", "uac_register_auth.xml", 1, 5062, ()),
-        ("uas_register_forbidden.xml", "uac_register_forbidden.xml", 1, 5064, ()),
-    ])
+    traffic = pairs(
+        ns,
+        tmp_path,
+        [
+            ("uas_register.xml", "uac_register.xml", 1, 5060, ()),
+            ("uas_register_auth.xml", "uac_register_auth.xml", 1, 5062, ()),
+            ("uas_register_forbidden.xml", "uac_register_forbidden.xml", 1, 5064, ()),
+        ],
+    )
     m = run_traffic(ns, tmp_path, traffic, "--sip-ports", "5060,5062,5064")
     assert m["sip_exporter_register_total"] == 4
     assert m["sip_exporter_200_total"] == 2
@@ -238,8 +278,10 @@ def test_register(ns: NetNs, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "tags",
-    [pytest.param([(0x8100, 100)], id="vlan"),
-     pytest.param([(0x88A8, 100), (0x8100, 200)], id="qinq")],
+    [
+        pytest.param([(0x8100, 100)], id="vlan"),
+        pytest.param([(0x88A8, 100), (0x8100, 200)], id="qinq"),
+    ],
 )
 def test_full_calls_tagged(tmp_path: Path, tags: list[tuple[int, int]]) -> None:
     # UAS and agent in namespace a, UAC in b; the veth between them carries the tags on the
@@ -254,8 +296,18 @@ def test_full_calls_tagged(tmp_path: Path, tags: list[tuple[int, int]]) -> None:
         def traffic() -> None:
             server = uas(a, tmp_path, "uas_call.xml", 5060, ip="10.80.0.1")
             try:
-                uac(b, tmp_path, "uac_call.xml", 10, 5060, "-key", "padding", "x",
-                    ip="10.80.0.1", local_ip="10.80.0.2")
+                uac(
+                    b,
+                    tmp_path,
+                    "uac_call.xml",
+                    10,
+                    5060,
+                    "-key",
+                    "padding",
+                    "x",
+                    ip="10.80.0.1",
+                    local_ip="10.80.0.2",
+                )
             finally:
                 server.stop()
 
@@ -291,22 +343,47 @@ def test_spans_reach_rotel(ns: NetNs, tmp_path: Path) -> None:
         pytest.skip("rotel (PyPI rotel) agent binary not found")
     out = (tmp_path / "rotel.out").open("wb")
     rotel = subprocess.Popen(
-        [*ns.exec_prefix(), str(binary), "start", "--otlp-grpc-endpoint", "127.0.0.1:4317",
-         "--otlp-http-endpoint", "127.0.0.1:4318", "--exporter", "blackhole",
-         "--debug-log", "traces", "--debug-log-verbosity", "detailed",
-         "--pid-file", str(tmp_path / "rotel.pid"), "--log-file", str(tmp_path / "rotel.log")],
-        stdout=out, stderr=subprocess.STDOUT)
+        [
+            *ns.exec_prefix(),
+            str(binary),
+            "start",
+            "--otlp-grpc-endpoint",
+            "127.0.0.1:4317",
+            "--otlp-http-endpoint",
+            "127.0.0.1:4318",
+            "--exporter",
+            "blackhole",
+            "--debug-log",
+            "traces",
+            "--debug-log-verbosity",
+            "detailed",
+            "--pid-file",
+            str(tmp_path / "rotel.pid"),
+            "--log-file",
+            str(tmp_path / "rotel.log"),
+        ],
+        stdout=out,
+        stderr=subprocess.STDOUT,
+    )
     try:
         time.sleep(1.0)
         assert rotel.poll() is None, (tmp_path / "rotel.out").read_text()
-        m = run_traffic(ns, tmp_path, calls(ns, tmp_path, 10, "-key", "padding", "x"),
-                        "--otlp-endpoint", "http://127.0.0.1:4317", "--otlp-protocol", "grpc")
+        m = run_traffic(
+            ns,
+            tmp_path,
+            calls(ns, tmp_path, 10, "-key", "padding", "x"),
+            "--otlp-endpoint",
+            "http://127.0.0.1:4317",
+            "--otlp-protocol",
+            "grpc",
+        )
         assert_full_calls(m, 10)
         # The agent flushed spans on SIGTERM; give rotel a moment to print them.
         text = ""
         for _ in range(50):
-            text = re.sub(r"\x1b\[[0-9;]*m", "", (tmp_path / "rotel.out").read_text(
-                errors="replace"))
+            text = re.sub(
+                r"\x1b\[[0-9;]*m", "", (tmp_path / "rotel.out").read_text(errors="replace")
+            )
             if text.count("Name           : SIP INVITE") >= 10:
                 break
             time.sleep(0.1)

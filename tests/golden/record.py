@@ -40,7 +40,8 @@ def captures() -> list[Path]:
     if not SHARED_PCAPS.is_dir():
         return []
     return sorted(
-        p for p in SHARED_PCAPS.iterdir()
+        p
+        for p in SHARED_PCAPS.iterdir()
         if p.is_file() and p.suffix in (".pcap", ".pcapng", ".cap")
     )
 

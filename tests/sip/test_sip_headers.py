@@ -30,11 +30,26 @@ from sip_otel.sip.headers import (
 
 # RFC 3261 §7.3.3 plus the IANA registry: every compact form and its full name.
 ALL_COMPACT = {
-    "i": "Call-ID", "f": "From", "t": "To", "m": "Contact", "v": "Via", "l": "Content-Length",
-    "c": "Content-Type", "k": "Supported", "s": "Subject", "e": "Content-Encoding",
-    "o": "Event", "r": "Refer-To", "u": "Allow-Events", "b": "Referred-By", "y": "Identity",
-    "a": "Accept-Contact", "j": "Reject-Contact", "d": "Request-Disposition",
-    "n": "Identity-Info", "x": "Session-Expires",
+    "i": "Call-ID",
+    "f": "From",
+    "t": "To",
+    "m": "Contact",
+    "v": "Via",
+    "l": "Content-Length",
+    "c": "Content-Type",
+    "k": "Supported",
+    "s": "Subject",
+    "e": "Content-Encoding",
+    "o": "Event",
+    "r": "Refer-To",
+    "u": "Allow-Events",
+    "b": "Referred-By",
+    "y": "Identity",
+    "a": "Accept-Contact",
+    "j": "Reject-Contact",
+    "d": "Request-Disposition",
+    "n": "Identity-Info",
+    "x": "Session-Expires",
 }
 
 
@@ -116,8 +131,11 @@ def test_first_value() -> None:
     [
         ('"Alice" <sip:alice@atlanta.com>;tag=19283', "sip:alice@atlanta.com", ";tag=19283"),
         ("Bob <sip:bob@biloxi.com>", "sip:bob@biloxi.com", ""),
-        ("<sip:carol@chicago.com;transport=tcp>;tag=x", "sip:carol@chicago.com;transport=tcp",
-         ";tag=x"),
+        (
+            "<sip:carol@chicago.com;transport=tcp>;tag=x",
+            "sip:carol@chicago.com;transport=tcp",
+            ";tag=x",
+        ),
         # addr-spec: parameters after ';' are header parameters (RFC 3261 §20.10)
         ("sip:dave@example.com;tag=88", "sip:dave@example.com", ";tag=88"),
         ("sip:dave@example.com", "sip:dave@example.com", ""),
@@ -163,16 +181,26 @@ def test_param() -> None:
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
-        ("SIP/2.0/UDP pc33.atlanta.com;branch=z9hG4bK776asdhds",
-         ("UDP", "pc33.atlanta.com", "z9hG4bK776asdhds")),
-        (" SIP/2.0/TCP Client.Example.COM:5061;rport;branch=z9hG4bKa ",
-         ("TCP", "client.example.com:5061", "z9hG4bKa")),
-        ("SIP / 2.0 / udp  192.0.2.1 : 5060 ;branch=z9hG4bKb",
-         ("UDP", "192.0.2.1:5060", "z9hG4bKb")),
-        ("SIP/2.0/UDP [2001:DB8::1]:5060;branch=z9hG4bKc",
-         ("UDP", "[2001:db8::1]:5060", "z9hG4bKc")),
-        ("SIP/2.0/WSS df7jal23ls0d.invalid;Branch=z9hG4bKd",
-         ("WSS", "df7jal23ls0d.invalid", "z9hG4bKd")),
+        (
+            "SIP/2.0/UDP pc33.atlanta.com;branch=z9hG4bK776asdhds",
+            ("UDP", "pc33.atlanta.com", "z9hG4bK776asdhds"),
+        ),
+        (
+            " SIP/2.0/TCP Client.Example.COM:5061;rport;branch=z9hG4bKa ",
+            ("TCP", "client.example.com:5061", "z9hG4bKa"),
+        ),
+        (
+            "SIP / 2.0 / udp  192.0.2.1 : 5060 ;branch=z9hG4bKb",
+            ("UDP", "192.0.2.1:5060", "z9hG4bKb"),
+        ),
+        (
+            "SIP/2.0/UDP [2001:DB8::1]:5060;branch=z9hG4bKc",
+            ("UDP", "[2001:db8::1]:5060", "z9hG4bKc"),
+        ),
+        (
+            "SIP/2.0/WSS df7jal23ls0d.invalid;Branch=z9hG4bKd",
+            ("WSS", "df7jal23ls0d.invalid", "z9hG4bKd"),
+        ),
         ("SIP/2.0/UDP host.example", ("UDP", "host.example", "")),
         ("SIP/2.0/UDP", None),
         ("garbage", None),

@@ -103,8 +103,14 @@ def minimal(method: bytes = b"OPTIONS", extra: bytes = b"", body: bytes = b"") -
         b"From: <sip:a@example.com>;tag=f\r\n"
         b"To: <sip:x@example.com>\r\n"
         b"Call-ID: c1\r\n"
-        b"CSeq: 1 " + method + b"\r\n" + extra +
-        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+        b"CSeq: 1 "
+        + method
+        + b"\r\n"
+        + extra
+        + b"Content-Length: "
+        + str(len(body)).encode()
+        + b"\r\n\r\n"
+        + body
     )
 
 
@@ -165,8 +171,22 @@ def test_request_user_agent_falls_back_to_server() -> None:
 
 @pytest.mark.parametrize(
     "method",
-    [b"INVITE", b"ACK", b"BYE", b"CANCEL", b"OPTIONS", b"REGISTER", b"PRACK", b"UPDATE",
-     b"SUBSCRIBE", b"NOTIFY", b"REFER", b"MESSAGE", b"INFO", b"PUBLISH"],
+    [
+        b"INVITE",
+        b"ACK",
+        b"BYE",
+        b"CANCEL",
+        b"OPTIONS",
+        b"REGISTER",
+        b"PRACK",
+        b"UPDATE",
+        b"SUBSCRIBE",
+        b"NOTIFY",
+        b"REFER",
+        b"MESSAGE",
+        b"INFO",
+        b"PUBLISH",
+    ],
 )
 def test_known_methods(method: bytes) -> None:
     m = one(minimal(method))
@@ -300,7 +320,7 @@ def test_repeated_and_comma_separated_via() -> None:
     data = (
         b"SIP/2.0 180 Ringing\r\n"
         b"v: SIP/2.0/TCP First.Example.com:5070;branch=z9hG4bKtop, SIP/2.0/UDP second;branch=b2\r\n"
-        b"Via: SIP/2.0/UDP third;branch=b3,SIP/2.0/UDP fourth;branch=b4;x=\"a,b\"\r\n"
+        b'Via: SIP/2.0/UDP third;branch=b3,SIP/2.0/UDP fourth;branch=b4;x="a,b"\r\n'
         b"Via: SIP/2.0/UDP fifth;branch=b5\r\n"
         b"From: <sip:a@x>;tag=1\r\nTo: <sip:b@y>;tag=2\r\nCall-ID: v\r\nCSeq: 9 INVITE\r\n"
         b"Content-Length: 0\r\n\r\n"
@@ -308,7 +328,10 @@ def test_repeated_and_comma_separated_via() -> None:
     m = one(data)
     assert m.via_count == 5
     assert (m.via_transport, m.via_sent_by, m.via_branch) == (
-        "TCP", "first.example.com:5070", "z9hG4bKtop")
+        "TCP",
+        "first.example.com:5070",
+        "z9hG4bKtop",
+    )
 
 
 def test_ipv6_via_sent_by() -> None:
@@ -317,11 +340,14 @@ def test_ipv6_via_sent_by() -> None:
 
 
 def test_repeated_and_comma_separated_contact_first_wins() -> None:
-    data = minimal(b"REGISTER", extra=(
-        b'Contact: "Doe, John" <sip:j@192.0.2.9>;expires=3600, <sip:k@192.0.2.9>;expires=10\r\n'
-        b"Contact: <sip:l@192.0.2.9>;expires=20\r\n"
-        b"Expires: 7200\r\n"
-    ))
+    data = minimal(
+        b"REGISTER",
+        extra=(
+            b'Contact: "Doe, John" <sip:j@192.0.2.9>;expires=3600, <sip:k@192.0.2.9>;expires=10\r\n'
+            b"Contact: <sip:l@192.0.2.9>;expires=20\r\n"
+            b"Expires: 7200\r\n"
+        ),
+    )
     m = one(data)
     assert m.contact_expires == 3600
     assert m.expires == 7200
@@ -336,9 +362,14 @@ def test_contact_star_and_addr_spec_params() -> None:
 
 
 def test_addr_spec_from_and_quoted_display_name() -> None:
-    data = minimal().replace(
-        b"From: <sip:a@example.com>;tag=f", b'From: "A; <b>, c" <sip:a@example.com;user=1>;tag=q'
-    ).replace(b"To: <sip:x@example.com>", b"To: sip:x@example.com;tag=z")
+    data = (
+        minimal()
+        .replace(
+            b"From: <sip:a@example.com>;tag=f",
+            b'From: "A; <b>, c" <sip:a@example.com;user=1>;tag=q',
+        )
+        .replace(b"To: <sip:x@example.com>", b"To: sip:x@example.com;tag=z")
+    )
     m = one(data)
     assert (m.from_uri, m.from_tag) == ("sip:a@example.com;user=1", "q")
     assert (m.to_uri, m.to_tag) == ("sip:x@example.com", "z")
@@ -442,8 +473,11 @@ def test_zeek_junk_before_request_shape() -> None:
     (m,) = msgs
     assert m.method == "REGISTER" and m.expires == 3600
     assert reasons == {
-        "sip.missing_via": 1, "sip.missing_call_id": 1, "sip.missing_from": 1,
-        "sip.missing_to": 1, "sip.missing_cseq": 1,
+        "sip.missing_via": 1,
+        "sip.missing_call_id": 1,
+        "sip.missing_from": 1,
+        "sip.missing_to": 1,
+        "sip.missing_cseq": 1,
     }
 
 
@@ -492,7 +526,9 @@ def test_truncated_headers_keep_complete_lines_only() -> None:
     assert m.method == "BYE" and m.cseq == -1 and m.call_id == ""  # partial line dropped
     assert m.from_tag == "a6c85cf"
     assert reasons == {
-        "sip.truncated_headers": 1, "sip.missing_call_id": 1, "sip.missing_cseq": 1,
+        "sip.truncated_headers": 1,
+        "sip.missing_call_id": 1,
+        "sip.missing_cseq": 1,
     }
 
 
@@ -514,12 +550,15 @@ FATAL_CASES = [
     (b"IN(VITE sip:a@b SIP/2.0\r\n\r\n", "sip.bad_method"),
     (b" sip:a@b SIP/2.0\r\n\r\n", "sip.bad_method"),
     (b"INVITE sip:a@b SIP/2.0", "sip.truncated_headers"),
-    (b"INVITE sip:a@b SIP/2.0\r\n" + b"X: " + b"a" * MAX_HEADER_BYTES + b"\r\n\r\n",
-     "sip.headers_too_long"),
-    (b"INVITE sip:a@b SIP/2.0\r\n" + b"X: 1\r\n" * MAX_HEADER_LINES + b"\r\n",
-     "sip.too_many_headers"),
-    (b"INVITE sip:a@b SIP/2.0\r\nX: " + b"a" * MAX_LINE_BYTES + b"\r\n\r\n",
-     "sip.line_too_long"),
+    (
+        b"INVITE sip:a@b SIP/2.0\r\n" + b"X: " + b"a" * MAX_HEADER_BYTES + b"\r\n\r\n",
+        "sip.headers_too_long",
+    ),
+    (
+        b"INVITE sip:a@b SIP/2.0\r\n" + b"X: 1\r\n" * MAX_HEADER_LINES + b"\r\n",
+        "sip.too_many_headers",
+    ),
+    (b"INVITE sip:a@b SIP/2.0\r\nX: " + b"a" * MAX_LINE_BYTES + b"\r\n\r\n", "sip.line_too_long"),
     (b"INVITE sip:" + b"a" * MAX_LINE_BYTES + b" SIP/2.0\r\n\r\n", "sip.line_too_long"),
 ]
 
@@ -557,8 +596,7 @@ DEFECT_CASES = [
     (b"Content-Length: 0\r\n", b"Content-Length: zero\r\n", ["sip.bad_content_length"]),
     (b"Content-Length: 0\r\n", b"Content-Length: -1\r\n", ["sip.bad_content_length"]),
     (b"Content-Length: 0\r\n", b"Content-Length: 1\r\n", ["sip.truncated_body"]),
-    (b"Content-Length: 0\r\n", b"Expires: soon\r\nContent-Length: 0\r\n",
-     ["sip.bad_header_value"]),
+    (b"Content-Length: 0\r\n", b"Expires: soon\r\nContent-Length: 0\r\n", ["sip.bad_header_value"]),
 ]
 
 

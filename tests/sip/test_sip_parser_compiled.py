@@ -173,7 +173,8 @@ def test_version_compares_as_python_upper_case() -> None:
 def test_case_mapping_beyond_ascii_matches_python() -> None:
     via = "Via: SIP/2.0/\u00fadp H\u00d6ST.example;branch=z9hG4bKx\r\n"
     data = request("Content-Type: TEXT/\u00c9\r\n".encode()).replace(
-        b"Via: SIP/2.0/UDP h.example.com;branch=z9hG4bK1\r\n", via.encode())
+        b"Via: SIP/2.0/UDP h.example.com;branch=z9hG4bK1\r\n", via.encode()
+    )
     m = one(data)
     assert (m.via_transport, m.via_sent_by) == ("\u00daDP", "h\u00f6st.example")
     assert m.content_type == "text/\u00e9"
@@ -240,7 +241,9 @@ def test_reasons_are_counted_in_message_order() -> None:
     msgs = parse_payload(udp(first + second + third + b"junk"), reasons)
     assert len(msgs) == 3
     assert list(reasons.counts.items()) == [
-        ("sip.missing_call_id", 1), ("sip.bad_cseq", 1), ("sip.bad_header_value", 1),
+        ("sip.missing_call_id", 1),
+        ("sip.bad_cseq", 1),
+        ("sip.bad_header_value", 1),
         ("skipped.sip_trailing_bytes", 1),
     ]
 

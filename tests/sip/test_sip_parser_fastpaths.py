@@ -17,8 +17,10 @@ from sip_otel.sip.parser import parse_payload
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
-        (" sipp <sip:sipp@10.0.0.1:5060>;tag=1SIPpTag00\r",
-         ("sip:sipp@10.0.0.1:5060", "1SIPpTag00")),
+        (
+            " sipp <sip:sipp@10.0.0.1:5060>;tag=1SIPpTag00\r",
+            ("sip:sipp@10.0.0.1:5060", "1SIPpTag00"),
+        ),
         (" <sip:b@h>\r", ("sip:b@h", "")),
         (" <sip:b@h>", ("sip:b@h", "")),
         (" <sip:b@h>;TAG=Up\r", ("sip:b@h", "Up")),
@@ -38,10 +40,14 @@ def test_uri_tag_shapes(value: str, expected: tuple[str, str]) -> None:
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
-        (" SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK-4242-1-0\r",
-         ("UDP", "10.0.0.1:5060", "z9hG4bK-4242-1-0")),
-        (" SIP/2.0/UDP h:5060;rport;branch=z9hG4bK1;received=192.0.2.1\r",
-         ("UDP", "h:5060", "z9hG4bK1")),
+        (
+            " SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK-4242-1-0\r",
+            ("UDP", "10.0.0.1:5060", "z9hG4bK-4242-1-0"),
+        ),
+        (
+            " SIP/2.0/UDP h:5060;rport;branch=z9hG4bK1;received=192.0.2.1\r",
+            ("UDP", "h:5060", "z9hG4bK1"),
+        ),
         (" SIP/2.0/UDP H;rport\r", ("UDP", "h", "")),
         (" SIP/2.0/UDP h;BRANCH=Z\r", ("UDP", "h", "Z")),
         (" SIP/2.0/SCTP h;branch=a", ("SCTP", "h", "a")),
@@ -58,8 +64,7 @@ def test_parse_via_shapes(value: str, expected: tuple[str, str, str]) -> None:
 
 def parse(vias: bytes) -> tuple[int, str, str, dict[str, int]]:
     data = (
-        b"OPTIONS sip:x@example.com SIP/2.0\r\n" + vias +
-        b"From: <sip:a@example.com>;tag=f\r\n"
+        b"OPTIONS sip:x@example.com SIP/2.0\r\n" + vias + b"From: <sip:a@example.com>;tag=f\r\n"
         b"To: <sip:x@example.com>\r\n"
         b"Call-ID: c1\r\n"
         b"CSeq: 1 OPTIONS\r\n"
@@ -77,9 +82,12 @@ def test_via_count_single_value_with_quoted_comma() -> None:
 
 def test_via_count_values_and_headers() -> None:
     assert parse(b"Via: SIP/2.0/UDP a;branch=1, SIP/2.0/UDP b;branch=2\r\n") == (2, "a", "1", {})
-    assert parse(
-        b"Via: SIP/2.0/UDP a;branch=1\r\nv: SIP/2.0/UDP b, SIP/2.0/UDP c\r\n"
-    ) == (3, "a", "1", {})
+    assert parse(b"Via: SIP/2.0/UDP a;branch=1\r\nv: SIP/2.0/UDP b, SIP/2.0/UDP c\r\n") == (
+        3,
+        "a",
+        "1",
+        {},
+    )
 
 
 def test_bad_top_via_counted() -> None:

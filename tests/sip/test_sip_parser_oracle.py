@@ -64,8 +64,21 @@ def test_fields_match_tshark(name: str) -> None:
     if not path.is_file():
         pytest.skip(f"{name} not in the corpus")
     assert TSHARK is not None
-    cmd = [TSHARK, "-r", str(path), "-Y", "sip && udp", "-E", "occurrence=f", "-T", "fields",
-           "-e", "frame.number", "-e", "udp.payload"]
+    cmd = [
+        TSHARK,
+        "-r",
+        str(path),
+        "-Y",
+        "sip && udp",
+        "-E",
+        "occurrence=f",
+        "-T",
+        "fields",
+        "-e",
+        "frame.number",
+        "-e",
+        "udp.payload",
+    ]
     for field, _ in FIELDS:
         cmd += ["-e", field]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=120).stdout
@@ -74,8 +87,9 @@ def test_fields_match_tshark(name: str) -> None:
     for row in rows:
         frame, payload, want = row[0], row[1], row[2:]
         reasons = Reasons()
-        msgs = parse_payload(SipPayload(0, PROTO_UDP, b"", 0, b"", 0, bytes.fromhex(payload)),
-                             reasons)
+        msgs = parse_payload(
+            SipPayload(0, PROTO_UDP, b"", 0, b"", 0, bytes.fromhex(payload)), reasons
+        )
         assert len(msgs) == 1, (frame, reasons.counts)
         got = [_ours(msgs[0], attr) for _, attr in FIELDS]
         assert got == want, f"{name} frame {frame}"

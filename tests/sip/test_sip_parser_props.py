@@ -39,16 +39,40 @@ VALID = (
 
 # Bytes that matter to the grammar, so that mutations hit interesting paths often.
 SPECIAL = st.sampled_from(
-    [b"\r", b"\n", b"\r\n", b" ", b"\t", b":", b";", b",", b"<", b">", b'"', b"\\", b"=", b"/",
-     b"\x00", b"\xff", b"\xc3", b"SIP/2.0", b"\r\n\r\n", b"\n\n", b"Content-Length: 99",
-     b"l: x", b"9", b"INVITE "]
+    [
+        b"\r",
+        b"\n",
+        b"\r\n",
+        b" ",
+        b"\t",
+        b":",
+        b";",
+        b",",
+        b"<",
+        b">",
+        b'"',
+        b"\\",
+        b"=",
+        b"/",
+        b"\x00",
+        b"\xff",
+        b"\xc3",
+        b"SIP/2.0",
+        b"\r\n\r\n",
+        b"\n\n",
+        b"Content-Length: 99",
+        b"l: x",
+        b"9",
+        b"INVITE ",
+    ]
 )
 
 
 def _check(data: bytes) -> list[SipMessage]:
     reasons = Reasons()
-    msgs = parse_payload(SipPayload(0, PROTO_UDP, b"\x01\x02\x03\x04", 1, b"\x01\x02\x03\x05", 2,
-                                    data), reasons)
+    msgs = parse_payload(
+        SipPayload(0, PROTO_UDP, b"\x01\x02\x03\x04", 1, b"\x01\x02\x03\x05", 2, data), reasons
+    )
     # Every slug is declared; a payload gives messages, or at least one counted reason.
     assert set(reasons.counts) <= SLUGS
     assert msgs or reasons.counts

@@ -65,7 +65,10 @@ def test_repeat_parse_gives_the_same_fields_and_defects() -> None:
         assert (msg.is_request, msg.status, msg.method) == (False, 200, "BYE")
         assert msg.via_count == 3
         assert (msg.via_transport, msg.via_sent_by, msg.via_branch) == (
-            "UDP", "a.example.com", "z9hG4bKx")
+            "UDP",
+            "a.example.com",
+            "z9hG4bKx",
+        )
         assert (msg.from_uri, msg.from_tag) == ("sip:a@example.com", "1")
         assert (msg.to_uri, msg.to_tag) == ("sip:b@example.com", "2")
         assert (msg.cseq, msg.cseq_method) == (7, "BYE")
@@ -76,8 +79,11 @@ def test_repeat_parse_gives_the_same_fields_and_defects() -> None:
 
 
 def test_unreadable_values_stay_unreadable_when_repeated() -> None:
-    data = request(1).replace(b"CSeq: 1 INVITE", b"CSeq: x INVITE").replace(
-        b"Content-Length: 0", b"Content-Length: -3")
+    data = (
+        request(1)
+        .replace(b"CSeq: 1 INVITE", b"CSeq: x INVITE")
+        .replace(b"Content-Length: 0", b"Content-Length: -3")
+    )
     for _ in range(2):
         msg, reasons = parse(data)
         assert (msg.cseq, msg.cseq_method, msg.content_length) == (-1, "", None)
@@ -102,8 +108,11 @@ def test_request_and_response_sharing_lines() -> None:
     # Same CSeq and start of headers: the request keeps its request-line method, the response
     # takes its method from CSeq.
     req, _ = parse(request(3).replace(b"CSeq: 3 INVITE", b"CSeq: 3 CANCEL"))
-    resp, _ = parse(request(3).replace(b"INVITE sip:u3@example.com SIP/2.0", b"SIP/2.0 487 Gone")
-                    .replace(b"CSeq: 3 INVITE", b"CSeq: 3 CANCEL"))
+    resp, _ = parse(
+        request(3)
+        .replace(b"INVITE sip:u3@example.com SIP/2.0", b"SIP/2.0 487 Gone")
+        .replace(b"CSeq: 3 INVITE", b"CSeq: 3 CANCEL")
+    )
     assert (req.method, req.cseq_method) == ("INVITE", "CANCEL")
     assert (resp.method, resp.status, resp.reason_phrase) == ("CANCEL", 487, "Gone")
 
@@ -111,7 +120,8 @@ def test_request_and_response_sharing_lines() -> None:
 def test_long_values_parse_right() -> None:
     user = "u" * 256  # longer than the memo tables' keys were
     data = request(4, extra=f"Content-Type: application/{user}\r\n").replace(
-        b"sip:u4@example.com SIP", f"sip:{user}@example.com SIP".encode())
+        b"sip:u4@example.com SIP", f"sip:{user}@example.com SIP".encode()
+    )
     for _ in range(2):
         msg, reasons = parse(data)
         assert reasons == {}

@@ -188,8 +188,9 @@ def test_same_message_on_two_links_is_not_a_retransmission() -> None:
     again = request("INVITE", 0.5)  # the same sender again: a retransmission
     assert tl.handle(again) == Retransmission("INVITE", True)
     r = response(copy, 180, 0.1, to_tag="t")
-    r.origin = SipPayload(ns(0.1), PROTO_UDP, bytes([10, 1, 0, 2]), 5060,
-                          bytes([10, 1, 0, 1]), 5090, b"")  # to the Via port: still matched
+    r.origin = SipPayload(
+        ns(0.1), PROTO_UDP, bytes([10, 1, 0, 2]), 5060, bytes([10, 1, 0, 1]), 5090, b""
+    )  # to the Via port: still matched
     ev = tl.handle(r)
     assert isinstance(ev, NewResponse) and ev.txn is b.txn
     assert replace(ev.msg, ts_ns=0).status == 180

@@ -33,58 +33,73 @@ def expected_samples() -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     exp: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
     for name in SEED_COUNTERS + LATER_COUNTERS:
         exp[(name, E)] = 0.0
-    exp.update({
-        ("sip_exporter_invite_total", E): 3, ("sip_exporter_ack_total", E): 1,
-        ("sip_exporter_bye_total", E): 1, ("sip_exporter_register_total", E): 2,
-        ("sip_exporter_100_total", E): 1, ("sip_exporter_180_total", E): 1,
-        ("sip_exporter_200_total", E): 3,
-        ("sip_exporter_proxy_authentication_required_total", E): 1,
-        ("sip_exporter_486_total", E): 1,
-        ("sip_exporter_packets_total", E): 8,
-        ("sip_exporter_system_error_total", E): 3,  # internal.KeyError 1 + internal.ValueError 2
-        ("sip_exporter_invite_200_total", E): 2, ("sip_exporter_invite_3xx_total", E): 1,
-        ("sip_exporter_reinvite_total", E): 1, ("sip_exporter_register_success_total", E): 1,
-        ("sip_exporter_sessions", E): 1, ("sip_exporter_active_registrations", E): 2,
-        ("sip_exporter_ser", E): 100.0 * 2 / 3,  # 2 / (4 - 1)
-        ("sip_exporter_seer", E): 100.0,  # 3 / (4 - 1)
-        ("sip_exporter_isa", E): 25.0,  # 1 / 4
-        ("sip_exporter_scr", E): 25.0,  # 1 / 4
-        ("sip_exporter_register_failure_total", L(code="403")): 1,
-        ("sip_exporter_sip_retransmission_total", L(method="INVITE")): 1,
-        ("sip_exporter_sip_retransmission_total", L(method="other")): 1,
-        ("sip_requests_total", L(method="INVITE")): 3, ("sip_requests_total", L(method="ACK")): 1,
-        ("sip_requests_total", L(method="BYE")): 1,
-        ("sip_requests_total", L(method="REGISTER")): 2,
-        ("sip_requests_total", L(method="other")): 2,
-        ("sip_responses_total", L(code="100", method="INVITE")): 1,
-        ("sip_responses_total", L(code="180", method="INVITE")): 1,
-        ("sip_responses_total", L(code="200", method="INVITE")): 2,
-        ("sip_responses_total", L(code="200", method="BYE")): 1,
-        ("sip_responses_total", L(code="407", method="INVITE")): 1,
-        ("sip_responses_total", L(code="486", method="INVITE")): 1,
-        ("sip_responses_total", L(code="200", method="other")): 2,  # FOO + XYZ
-        ("sip_responses_total", L(code="other", method="INVITE")): 1,  # 999
-        ("sip_dialogs_total", L(outcome="completed")): 1,
-        ("sip_dialogs_total", L(outcome="failed_4xx")): 1,
-        ("sip_early_dialogs", E): 3, ("sip_transactions", E): 4,
-        ("sip_rfc6076_session_attempts_total", E): 4,
-        ("sip_rfc6076_session_effective_total", E): 3,
-        ("sip_rfc6076_session_ineffective_total", E): 1,
-        ("sip_rfc6076_sessions_completed_total", E): 1,
-        ("sip_rfc6076_registration_attempts_total", E): 2,
-        ("sip_rfc6076_registration_ineffective_total", E): 1,
-        ("sip_rfc6076_ira", E): 50.0,
-        ("sip_otel_frames_total", E): 10, ("sip_otel_received_bytes_total", E): 5000,
-        ("sip_otel_errors_total", L(layer="sip", reason="bad_start_line")): 2,
-        ("sip_otel_errors_total", L(layer="internal", reason="KeyError")): 1,
-        ("sip_otel_errors_total", L(layer="internal", reason="ValueError")): 2,
-        ("sip_otel_skipped_total", L(reason="not_sip")): 5,
-        ("sip_otel_table_entries", L(table="dialogs")): 5,
-        ("sip_otel_table_entries", L(table="ip_fragments")): 6,
-        ("sip_otel_evictions_total", L(table="dialogs", reason="capacity")): 2,
-        ("sip_otel_capture_drops_total", E): 4, ("sip_otel_spans_dropped_total", E): 0,
-        ("sip_otel_build_info", L(version="0.1.0", capture="ebpf")): 1,
-    })
+    exp.update(
+        {
+            ("sip_exporter_invite_total", E): 3,
+            ("sip_exporter_ack_total", E): 1,
+            ("sip_exporter_bye_total", E): 1,
+            ("sip_exporter_register_total", E): 2,
+            ("sip_exporter_100_total", E): 1,
+            ("sip_exporter_180_total", E): 1,
+            ("sip_exporter_200_total", E): 3,
+            ("sip_exporter_proxy_authentication_required_total", E): 1,
+            ("sip_exporter_486_total", E): 1,
+            ("sip_exporter_packets_total", E): 8,
+            (
+                "sip_exporter_system_error_total",
+                E,
+            ): 3,  # internal.KeyError 1 + internal.ValueError 2
+            ("sip_exporter_invite_200_total", E): 2,
+            ("sip_exporter_invite_3xx_total", E): 1,
+            ("sip_exporter_reinvite_total", E): 1,
+            ("sip_exporter_register_success_total", E): 1,
+            ("sip_exporter_sessions", E): 1,
+            ("sip_exporter_active_registrations", E): 2,
+            ("sip_exporter_ser", E): 100.0 * 2 / 3,  # 2 / (4 - 1)
+            ("sip_exporter_seer", E): 100.0,  # 3 / (4 - 1)
+            ("sip_exporter_isa", E): 25.0,  # 1 / 4
+            ("sip_exporter_scr", E): 25.0,  # 1 / 4
+            ("sip_exporter_register_failure_total", L(code="403")): 1,
+            ("sip_exporter_sip_retransmission_total", L(method="INVITE")): 1,
+            ("sip_exporter_sip_retransmission_total", L(method="other")): 1,
+            ("sip_requests_total", L(method="INVITE")): 3,
+            ("sip_requests_total", L(method="ACK")): 1,
+            ("sip_requests_total", L(method="BYE")): 1,
+            ("sip_requests_total", L(method="REGISTER")): 2,
+            ("sip_requests_total", L(method="other")): 2,
+            ("sip_responses_total", L(code="100", method="INVITE")): 1,
+            ("sip_responses_total", L(code="180", method="INVITE")): 1,
+            ("sip_responses_total", L(code="200", method="INVITE")): 2,
+            ("sip_responses_total", L(code="200", method="BYE")): 1,
+            ("sip_responses_total", L(code="407", method="INVITE")): 1,
+            ("sip_responses_total", L(code="486", method="INVITE")): 1,
+            ("sip_responses_total", L(code="200", method="other")): 2,  # FOO + XYZ
+            ("sip_responses_total", L(code="other", method="INVITE")): 1,  # 999
+            ("sip_dialogs_total", L(outcome="completed")): 1,
+            ("sip_dialogs_total", L(outcome="failed_4xx")): 1,
+            ("sip_early_dialogs", E): 3,
+            ("sip_transactions", E): 4,
+            ("sip_rfc6076_session_attempts_total", E): 4,
+            ("sip_rfc6076_session_effective_total", E): 3,
+            ("sip_rfc6076_session_ineffective_total", E): 1,
+            ("sip_rfc6076_sessions_completed_total", E): 1,
+            ("sip_rfc6076_registration_attempts_total", E): 2,
+            ("sip_rfc6076_registration_ineffective_total", E): 1,
+            ("sip_rfc6076_ira", E): 50.0,
+            ("sip_otel_frames_total", E): 10,
+            ("sip_otel_received_bytes_total", E): 5000,
+            ("sip_otel_errors_total", L(layer="sip", reason="bad_start_line")): 2,
+            ("sip_otel_errors_total", L(layer="internal", reason="KeyError")): 1,
+            ("sip_otel_errors_total", L(layer="internal", reason="ValueError")): 2,
+            ("sip_otel_skipped_total", L(reason="not_sip")): 5,
+            ("sip_otel_table_entries", L(table="dialogs")): 5,
+            ("sip_otel_table_entries", L(table="ip_fragments")): 6,
+            ("sip_otel_evictions_total", L(table="dialogs", reason="capacity")): 2,
+            ("sip_otel_capture_drops_total", E): 4,
+            ("sip_otel_spans_dropped_total", E): 0,
+            ("sip_otel_build_info", L(version="0.1.0", capture="ebpf")): 1,
+        }
+    )
 
     expect_hist(exp, "sip_rfc6076_srd_seconds", DELAY_BUCKETS_S, [0.005, 0.3], result="success")
     expect_hist(exp, "sip_rfc6076_srd_seconds", DELAY_BUCKETS_S, [40.0], result="failure")
@@ -111,8 +126,12 @@ def test_golden_names_types_and_values(tel: Telemetry) -> None:
         assert types[name.removesuffix("_total")] == "counter", name
     for name in SEED_GAUGES + LATER_GAUGES:
         assert types[name] == "gauge", name
-    for name in ("sip_rfc6076_srd_seconds", "sip_rfc6076_sdd_seconds",
-                 "sip_rfc6076_sdt_seconds", "sip_rfc6076_rrd_seconds"):
+    for name in (
+        "sip_rfc6076_srd_seconds",
+        "sip_rfc6076_sdd_seconds",
+        "sip_rfc6076_sdt_seconds",
+        "sip_rfc6076_rrd_seconds",
+    ):
         assert types[name] == "histogram"
 
 
@@ -126,8 +145,9 @@ def test_seed_names_are_unlabelled_and_no_scope_or_target_info(tel: Telemetry) -
 
 def test_scope_labels_and_target_info_switch_on() -> None:
     stats, reasons, gauges = filled()
-    t = Telemetry(stats, reasons, lambda: gauges,
-                  TelemetryOptions(scope_labels=True, target_info=True))
+    t = Telemetry(
+        stats, reasons, lambda: gauges, TelemetryOptions(scope_labels=True, target_info=True)
+    )
     try:
         types, samples = parse(t.render_prometheus())
     finally:
@@ -144,8 +164,13 @@ def test_ratios_absent_while_undefined() -> None:
     t = Telemetry(stats, Reasons(), dict)
     try:
         text = t.render_prometheus()
-        for name in ("sip_exporter_ser", "sip_exporter_seer", "sip_exporter_isa",
-                     "sip_exporter_scr", "sip_rfc6076_ira"):
+        for name in (
+            "sip_exporter_ser",
+            "sip_exporter_seer",
+            "sip_exporter_isa",
+            "sip_exporter_scr",
+            "sip_rfc6076_ira",
+        ):
             assert name not in text
         assert "\nsip_exporter_sessions 0.0\n" in text  # seed gauge present from the start
         stats.rfc6076.invite_attempts = 1
@@ -215,8 +240,12 @@ def test_http_metrics_and_health(tel: Telemetry) -> None:
 
 
 def test_http_without_prometheus_serves_health_only() -> None:
-    t = Telemetry(PipelineStats(), Reasons(), dict, TelemetryOptions(prometheus=False, http_port=0,
-                                                                    http_host="127.0.0.1"))
+    t = Telemetry(
+        PipelineStats(),
+        Reasons(),
+        dict,
+        TelemetryOptions(prometheus=False, http_port=0, http_host="127.0.0.1"),
+    )
     try:
         t.start_http()
         t.set_ready()

@@ -66,8 +66,12 @@ def test_callbacks_directly() -> None:
     assert [(o.value, dict(o.attributes or {})) for o in obs] == [(100.0 * 2 / 3, {})]
     obs = list(_callback(by_name["sip_requests"], lambda: snap)(CallbackOptions()))
     assert sorted((o.value, tuple((o.attributes or {}).items())) for o in obs) == [
-        (1, (("method", "ACK"),)), (1, (("method", "BYE"),)), (2, (("method", "REGISTER"),)),
-        (2, (("method", "other"),)), (3, (("method", "INVITE"),))]
+        (1, (("method", "ACK"),)),
+        (1, (("method", "BYE"),)),
+        (2, (("method", "REGISTER"),)),
+        (2, (("method", "other"),)),
+        (3, (("method", "INVITE"),)),
+    ]
     for spec in INSTRUMENTS:
         if spec.kind != "histogram":
             list(_callback(spec, lambda: snap)(CallbackOptions()))
@@ -78,9 +82,27 @@ def test_docs_list_every_instrument_and_span_attribute() -> None:
     assert markdown_table() in text, "docs/metrics.md table is stale: paste markdown_table()"
     for spec in INSTRUMENTS:
         assert f"`{prometheus_name(spec)}`" in text, prometheus_name(spec)
-    for attr in ("sip.method", "sip.call_id_hash", "sip.call_id", "sip.from_tag", "sip.to_tag",
-                 "sip.from_uri", "sip.to_uri", "sip.aor", "sip.outcome", "sip.status_code",
-                 "sip.rfc6076.srd", "sip.rfc6076.sdt", "sip.rfc6076.rrd", "sip.challenged",
-                 "sip.events_dropped", "user_agent.original", "network.transport",
-                 "source.address", "source.port", "destination.address", "destination.port"):
+    for attr in (
+        "sip.method",
+        "sip.call_id_hash",
+        "sip.call_id",
+        "sip.from_tag",
+        "sip.to_tag",
+        "sip.from_uri",
+        "sip.to_uri",
+        "sip.aor",
+        "sip.outcome",
+        "sip.status_code",
+        "sip.rfc6076.srd",
+        "sip.rfc6076.sdt",
+        "sip.rfc6076.rrd",
+        "sip.challenged",
+        "sip.events_dropped",
+        "user_agent.original",
+        "network.transport",
+        "source.address",
+        "source.port",
+        "destination.address",
+        "destination.port",
+    ):
         assert f"`{attr}`" in text, attr

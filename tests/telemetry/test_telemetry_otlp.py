@@ -16,29 +16,36 @@ def test_off_without_endpoint_anywhere() -> None:
 def test_env_endpoint_left_to_the_exporter() -> None:
     env = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4317"}
     assert resolve("traces", None, None, env) == OtlpSignal("traces", "grpc", None)
-    env = {"OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": "http://c:4318/v1/metrics",
-           "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}
+    env = {
+        "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": "http://c:4318/v1/metrics",
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+    }
     assert resolve("metrics", None, None, env) == OtlpSignal("metrics", "http/protobuf", None)
     assert resolve("traces", None, None, env) is None  # only the metrics endpoint is set
 
 
 def test_per_signal_protocol_beats_generic() -> None:
-    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318",
-           "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
-           "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf"}
+    env = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318",
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf",
+    }
     assert resolve("traces", None, None, env).protocol == "http/protobuf"  # type: ignore[union-attr]
     assert resolve("metrics", None, None, env).protocol == "grpc"  # type: ignore[union-attr]
 
 
 def test_explicit_endpoint_is_a_base_url() -> None:
     assert resolve("traces", "127.0.0.1:4317", None, {}) == OtlpSignal(
-        "traces", "grpc", "http://127.0.0.1:4317")
+        "traces", "grpc", "http://127.0.0.1:4317"
+    )
     assert resolve("metrics", "http://c:4318/", "http/protobuf", {}) == OtlpSignal(
-        "metrics", "http/protobuf", "http://c:4318/v1/metrics")
+        "metrics", "http/protobuf", "http://c:4318/v1/metrics"
+    )
     # the option wins over the environment
     env = {"OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}
     assert resolve("traces", "https://c:4317", "grpc", env) == OtlpSignal(
-        "traces", "grpc", "https://c:4317")
+        "traces", "grpc", "https://c:4317"
+    )
 
 
 def test_unsupported_protocol_is_refused() -> None:

@@ -30,8 +30,12 @@ def agent() -> Iterator[tuple[Telemetry, PipelineStats]]:
     stats.requests["INVITE"] = 5
     r = stats.rfc6076
     r.invite_attempts, r.invite_3xx, r.invite_success = 4, 0, 3  # SER = 3/4 = 75 %
-    tel = Telemetry(stats, Reasons(), lambda: {"sessions": 2},
-                    TelemetryOptions(http_host="127.0.0.1", http_port=0))
+    tel = Telemetry(
+        stats,
+        Reasons(),
+        lambda: {"sessions": 2},
+        TelemetryOptions(http_host="127.0.0.1", http_port=0),
+    )
     tel.start_http()
     tel.set_ready()
     yield tel, stats
@@ -50,9 +54,15 @@ def prometheus(tmp_path: Path, agent: tuple[Telemetry, PipelineStats]) -> Iterat
     port = free_port()
     log = (tmp_path / "prometheus.log").open("wb")
     proc = subprocess.Popen(
-        [PROMETHEUS, f"--config.file={config}", f"--web.listen-address=127.0.0.1:{port}",
-         f"--storage.tsdb.path={tmp_path / 'data'}", "--log.level=warn"],
-        stdout=log, stderr=subprocess.STDOUT,
+        [
+            PROMETHEUS,
+            f"--config.file={config}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            f"--storage.tsdb.path={tmp_path / 'data'}",
+            "--log.level=warn",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         yield f"http://127.0.0.1:{port}"
@@ -103,8 +113,11 @@ def test_prometheus_scrapes_seed_metrics(
     (series,) = query(prometheus, "sip_exporter_invite_total")
     labels = series["metric"]
     assert isinstance(labels, dict)
-    assert labels == {"__name__": "sip_exporter_invite_total", "instance": labels["instance"],
-                      "job": "sip-otel"}  # unlabelled: only the target labels Prometheus adds
+    assert labels == {
+        "__name__": "sip_exporter_invite_total",
+        "instance": labels["instance"],
+        "job": "sip-otel",
+    }  # unlabelled: only the target labels Prometheus adds
     # the agent keeps counting: the next scrapes see it
     stats.requests["INVITE"] = 9
     stats.rfc6076.invite_success = 4

@@ -35,8 +35,9 @@ class ListExporter(MetricExporter):
         super().__init__()
         self.batches: list[MetricsData] = []
 
-    def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000,
-               **kwargs: object) -> MetricExportResult:
+    def export(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: object
+    ) -> MetricExportResult:
         self.batches.append(metrics_data)
         return MetricExportResult.SUCCESS
 
@@ -92,12 +93,18 @@ def test_histograms_exact_and_encodable() -> None:
     assert (ok.count, ok.sum) == (2, 0.305)
     assert list(points["failure"].bucket_counts) == [0] * 18 + [1]
     request = encode_metrics(data)
-    pb = next(m for m in request.resource_metrics[0].scope_metrics[0].metrics
-              if m.name == "sip_rfc6076_srd")
+    pb = next(
+        m
+        for m in request.resource_metrics[0].scope_metrics[0].metrics
+        if m.name == "sip_rfc6076_srd"
+    )
     dp = pb.histogram.data_points[0]
     assert (dp.min, dp.max) == (0.005, 0.3)
-    empty = next(m for m in request.resource_metrics[0].scope_metrics[0].metrics
-                 if m.name == "sip_rfc6076_rrd").histogram.data_points[0]
+    empty = next(
+        m
+        for m in request.resource_metrics[0].scope_metrics[0].metrics
+        if m.name == "sip_rfc6076_rrd"
+    ).histogram.data_points[0]
     assert empty.count == 0
     assert not empty.HasField("min") and not empty.HasField("max")
     assert list(dp.bucket_counts) == [1, 0, 0, 0, 0, 0, 1] + [0] * 12

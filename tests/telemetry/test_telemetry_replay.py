@@ -22,10 +22,22 @@ def test_flags_and_none_without_export() -> None:
     add_replay_arguments(parser)
     args = parser.parse_args([])
     assert make_replay_telemetry(args, PipelineStats(), Reasons(), dict) is None
-    args = parser.parse_args(["--otlp", "--otlp-endpoint", "http://c:4318",
-                              "--otlp-protocol", "http/protobuf", "--raw-call-id"])
+    args = parser.parse_args(
+        [
+            "--otlp",
+            "--otlp-endpoint",
+            "http://c:4318",
+            "--otlp-protocol",
+            "http/protobuf",
+            "--raw-call-id",
+        ]
+    )
     assert (args.otlp, args.otlp_endpoint, args.otlp_protocol, args.raw_call_id) == (
-        True, "http://c:4318", "http/protobuf", True)
+        True,
+        "http://c:4318",
+        "http/protobuf",
+        True,
+    )
     with pytest.raises(SystemExit):
         parser.parse_args(["--otlp-protocol", "http/json"])
     args = parser.parse_args(["--format", "prometheus"])
@@ -51,39 +63,52 @@ def test_replay_prometheus_golden(tmp_path: Path) -> None:
         return frozenset(kw.items())
 
     exp: dict[tuple[str, frozenset[tuple[str, str]]], float] = {
-        (name, E): 0 for name in [
-            *SEED_COUNTERS, *LATER_COUNTERS, "sip_rfc6076_session_ineffective_total",
-            "sip_rfc6076_registration_ineffective_total", "sip_otel_capture_drops_total",
-            "sip_otel_spans_dropped_total"]
+        (name, E): 0
+        for name in [
+            *SEED_COUNTERS,
+            *LATER_COUNTERS,
+            "sip_rfc6076_session_ineffective_total",
+            "sip_rfc6076_registration_ineffective_total",
+            "sip_otel_capture_drops_total",
+            "sip_otel_spans_dropped_total",
+        ]
     }
-    exp.update({
-        ("sip_exporter_invite_total", E): 1, ("sip_exporter_ack_total", E): 1,
-        ("sip_exporter_bye_total", E): 1, ("sip_exporter_register_total", E): 1,
-        ("sip_exporter_100_total", E): 1, ("sip_exporter_180_total", E): 1,
-        ("sip_exporter_200_total", E): 3, ("sip_exporter_packets_total", E): 9,
-        ("sip_exporter_sessions", E): 0,
-        ("sip_exporter_ser", E): 100, ("sip_exporter_seer", E): 100,
-        ("sip_exporter_isa", E): 0, ("sip_exporter_scr", E): 100,
-        ("sip_exporter_invite_200_total", E): 1,
-        ("sip_exporter_register_success_total", E): 1,
-        ("sip_requests_total", lab(method="INVITE")): 1,
-        ("sip_requests_total", lab(method="ACK")): 1,
-        ("sip_requests_total", lab(method="BYE")): 1,
-        ("sip_requests_total", lab(method="REGISTER")): 1,
-        ("sip_responses_total", lab(code="100", method="INVITE")): 1,
-        ("sip_responses_total", lab(code="180", method="INVITE")): 1,
-        ("sip_responses_total", lab(code="200", method="INVITE")): 1,
-        ("sip_responses_total", lab(code="200", method="BYE")): 1,
-        ("sip_responses_total", lab(code="200", method="REGISTER")): 1,
-        ("sip_dialogs_total", lab(outcome="completed")): 1,
-        ("sip_rfc6076_session_attempts_total", E): 1,
-        ("sip_rfc6076_session_effective_total", E): 1,
-        ("sip_rfc6076_sessions_completed_total", E): 1,
-        ("sip_rfc6076_registration_attempts_total", E): 1,
-        ("sip_rfc6076_ira", E): 0,
-        ("sip_otel_frames_total", E): 9,
-        ("sip_otel_build_info", lab(version="0.1.0", capture="file")): 1,
-    })
+    exp.update(
+        {
+            ("sip_exporter_invite_total", E): 1,
+            ("sip_exporter_ack_total", E): 1,
+            ("sip_exporter_bye_total", E): 1,
+            ("sip_exporter_register_total", E): 1,
+            ("sip_exporter_100_total", E): 1,
+            ("sip_exporter_180_total", E): 1,
+            ("sip_exporter_200_total", E): 3,
+            ("sip_exporter_packets_total", E): 9,
+            ("sip_exporter_sessions", E): 0,
+            ("sip_exporter_ser", E): 100,
+            ("sip_exporter_seer", E): 100,
+            ("sip_exporter_isa", E): 0,
+            ("sip_exporter_scr", E): 100,
+            ("sip_exporter_invite_200_total", E): 1,
+            ("sip_exporter_register_success_total", E): 1,
+            ("sip_requests_total", lab(method="INVITE")): 1,
+            ("sip_requests_total", lab(method="ACK")): 1,
+            ("sip_requests_total", lab(method="BYE")): 1,
+            ("sip_requests_total", lab(method="REGISTER")): 1,
+            ("sip_responses_total", lab(code="100", method="INVITE")): 1,
+            ("sip_responses_total", lab(code="180", method="INVITE")): 1,
+            ("sip_responses_total", lab(code="200", method="INVITE")): 1,
+            ("sip_responses_total", lab(code="200", method="BYE")): 1,
+            ("sip_responses_total", lab(code="200", method="REGISTER")): 1,
+            ("sip_dialogs_total", lab(outcome="completed")): 1,
+            ("sip_rfc6076_session_attempts_total", E): 1,
+            ("sip_rfc6076_session_effective_total", E): 1,
+            ("sip_rfc6076_sessions_completed_total", E): 1,
+            ("sip_rfc6076_registration_attempts_total", E): 1,
+            ("sip_rfc6076_ira", E): 0,
+            ("sip_otel_frames_total", E): 9,
+            ("sip_otel_build_info", lab(version="0.1.0", capture="file")): 1,
+        }
+    )
     expect_hist(exp, "sip_rfc6076_srd_seconds", DELAY_BUCKETS_S, [0.3], result="success")
     expect_hist(exp, "sip_rfc6076_srd_seconds", DELAY_BUCKETS_S, [], result="failure")
     expect_hist(exp, "sip_rfc6076_sdd_seconds", DELAY_BUCKETS_S, [0.05], result="success")
@@ -96,12 +121,25 @@ def test_replay_prometheus_golden(tmp_path: Path) -> None:
     exp[("sip_otel_received_bytes_total", E)] = 9 * 42 + payload_bytes
     # table sizes and the registration gauge depend on end-of-capture bookkeeping: present,
     # bounded, not pinned here
-    variable = {k for k in samples if k[0] in ("sip_otel_table_entries",
-                                               "sip_exporter_active_registrations",
-                                               "sip_early_dialogs", "sip_transactions")}
+    variable = {
+        k
+        for k in samples
+        if k[0]
+        in (
+            "sip_otel_table_entries",
+            "sip_exporter_active_registrations",
+            "sip_early_dialogs",
+            "sip_transactions",
+        )
+    }
     got = {k: v for k, v in samples.items() if k not in variable}
     assert set(got) == set(exp), set(got) ^ set(exp)
     assert got == pytest.approx(exp)
     assert ("sip_exporter_active_registrations", E) in samples
-    assert set(types) >= {"sip_exporter_invite", "sip_exporter_ser", "sip_rfc6076_srd_seconds",
-                          "sip_otel_build_info", "sip_exporter_proxy_authentication_required"}
+    assert set(types) >= {
+        "sip_exporter_invite",
+        "sip_exporter_ser",
+        "sip_rfc6076_srd_seconds",
+        "sip_otel_build_info",
+        "sip_exporter_proxy_authentication_required",
+    }

@@ -52,12 +52,28 @@ class Rotel:
         self.out_path = tmp / "rotel.out"
         self._out = self.out_path.open("wb")
         self.proc = subprocess.Popen(
-            [str(ROTEL), "start", "--otlp-grpc-endpoint", f"127.0.0.1:{self.grpc}",
-             "--otlp-http-endpoint", f"127.0.0.1:{self.http}", "--exporter", "blackhole",
-             "--debug-log", "metrics", "--debug-log", "traces",
-             "--debug-log-verbosity", "detailed",
-             "--pid-file", str(tmp / "rotel.pid"), "--log-file", str(tmp / "rotel.log")],
-            stdout=self._out, stderr=subprocess.STDOUT,
+            [
+                str(ROTEL),
+                "start",
+                "--otlp-grpc-endpoint",
+                f"127.0.0.1:{self.grpc}",
+                "--otlp-http-endpoint",
+                f"127.0.0.1:{self.http}",
+                "--exporter",
+                "blackhole",
+                "--debug-log",
+                "metrics",
+                "--debug-log",
+                "traces",
+                "--debug-log-verbosity",
+                "detailed",
+                "--pid-file",
+                str(tmp / "rotel.pid"),
+                "--log-file",
+                str(tmp / "rotel.log"),
+            ],
+            stdout=self._out,
+            stderr=subprocess.STDOUT,
         )
         for port in (self.grpc, self.http):
             self._wait_port(port)
@@ -105,21 +121,40 @@ def rotel(tmp_path: Path) -> Iterator[Rotel]:
 
 def _dialog() -> DialogRecord:
     return DialogRecord(
-        call_id="3848276298220188511@atlanta.example.com", from_uri="sip:alice@atlanta.example.com",
-        to_uri="sip:bob@biloxi.example.com", from_tag="9fxced76sl", to_tag="314159",
-        start_ns=T0, end_ns=T0 + 12_500_000_000, outcome="completed", final_status=200,
-        transport="udp", src="192.0.2.101:5060", dst="192.0.2.201:5060", srd_s=0.4, sdt_s=11.9,
-        events=[RecordEvent(T0 + 400_000_000, "sip.provisional", 180, "INVITE"),
-                RecordEvent(T0 + 600_000_000, "sip.2xx", 200, "INVITE"),
-                RecordEvent(T0 + 12_500_000_000, "sip.bye", 0, "BYE")],
+        call_id="3848276298220188511@atlanta.example.com",
+        from_uri="sip:alice@atlanta.example.com",
+        to_uri="sip:bob@biloxi.example.com",
+        from_tag="9fxced76sl",
+        to_tag="314159",
+        start_ns=T0,
+        end_ns=T0 + 12_500_000_000,
+        outcome="completed",
+        final_status=200,
+        transport="udp",
+        src="192.0.2.101:5060",
+        dst="192.0.2.201:5060",
+        srd_s=0.4,
+        sdt_s=11.9,
+        events=[
+            RecordEvent(T0 + 400_000_000, "sip.provisional", 180, "INVITE"),
+            RecordEvent(T0 + 600_000_000, "sip.2xx", 200, "INVITE"),
+            RecordEvent(T0 + 12_500_000_000, "sip.bye", 0, "BYE"),
+        ],
     )
 
 
 def _failed_registration() -> RegistrationRecord:
     return RegistrationRecord(
-        aor="sip:carol@chicago.example.com", call_id="reg-1@chicago", start_ns=T0 + 1_000_000_000,
-        end_ns=T0 + 1_050_000_000, outcome="failed", final_status=403, transport="tcp",
-        src="192.0.2.50:40000", dst="192.0.2.201:5060")
+        aor="sip:carol@chicago.example.com",
+        call_id="reg-1@chicago",
+        start_ns=T0 + 1_000_000_000,
+        end_ns=T0 + 1_050_000_000,
+        outcome="failed",
+        final_status=403,
+        transport="tcp",
+        src="192.0.2.50:40000",
+        dst="192.0.2.201:5060",
+    )
 
 
 def metric_blocks(text: str) -> dict[str, list[str]]:
@@ -143,17 +178,29 @@ def test_rotel_receives_spans_and_metrics(rotel: Rotel, protocol: str) -> None:
     r.invite_attempts, r.invite_success = 2, 1
     r.srd_success.observe(0.4)
     r.sdt.observe(11.9)
-    tel = Telemetry(stats, Reasons(), lambda: {"sessions": 1},
-                    TelemetryOptions(prometheus=False, otlp_endpoint=f"127.0.0.1:{port}",
-                                     otlp_protocol=protocol, service_name="sip-otel-test"))
+    tel = Telemetry(
+        stats,
+        Reasons(),
+        lambda: {"sessions": 1},
+        TelemetryOptions(
+            prometheus=False,
+            otlp_endpoint=f"127.0.0.1:{port}",
+            otlp_protocol=protocol,
+            service_name="sip-otel-test",
+        ),
+    )
     try:
         tel.on_record(_dialog())
         tel.on_record(_failed_registration())
         tel.force_flush()
     finally:
         tel.shutdown()
-    text = rotel.wait_for("Name           : SIP INVITE", "Name           : SIP REGISTER",
-                          "-> Name: sip_exporter_invite", "-> Name: sip_rfc6076_srd")
+    text = rotel.wait_for(
+        "Name           : SIP INVITE",
+        "Name           : SIP REGISTER",
+        "-> Name: sip_exporter_invite",
+        "-> Name: sip_rfc6076_srd",
+    )
     assert "service.name: Str(sip-otel-test)" in text
 
     invite = text.split("Name           : SIP INVITE")[1].split("Span #")[0]
@@ -162,16 +209,24 @@ def test_rotel_receives_spans_and_metrics(rotel: Rotel, protocol: str) -> None:
     assert "Kind           : SPAN_KIND_INTERNAL" in invite
     assert "Status code    : STATUS_CODE_UNSET" in invite
     digest = call_id_hash("3848276298220188511@atlanta.example.com")
-    for attr in (f"sip.call_id_hash: Str({digest})",
-                 "sip.outcome: Str(completed)", "sip.status_code: Int(200)",
-                 "sip.rfc6076.srd: Double(0.4)", "sip.rfc6076.sdt: Double(11.9)",
-                 "network.transport: Str(udp)", "source.address: Str(192.0.2.101)",
-                 "destination.port: Int(5060)"):
+    for attr in (
+        f"sip.call_id_hash: Str({digest})",
+        "sip.outcome: Str(completed)",
+        "sip.status_code: Int(200)",
+        "sip.rfc6076.srd: Double(0.4)",
+        "sip.rfc6076.sdt: Double(11.9)",
+        "network.transport: Str(udp)",
+        "source.address: Str(192.0.2.101)",
+        "destination.port: Int(5060)",
+    ):
         assert f"-> {attr}" in invite, attr
     assert "atlanta.example.com" not in invite  # Call-ID hashed, no URIs
     events = re.findall(r"-> Name: (sip\.\w+)\n\s+-> Timestamp: (\d+)", invite)
-    assert events == [("sip.provisional", str(T0 + 400_000_000)),
-                      ("sip.2xx", str(T0 + 600_000_000)), ("sip.bye", str(T0 + 12_500_000_000))]
+    assert events == [
+        ("sip.provisional", str(T0 + 400_000_000)),
+        ("sip.2xx", str(T0 + 600_000_000)),
+        ("sip.bye", str(T0 + 12_500_000_000)),
+    ]
 
     register = text.split("Name           : SIP REGISTER")[1].split("Span #")[0]
     assert f"Start time: {T0 + 1_000_000_000}\n" in register
@@ -203,10 +258,12 @@ def test_replay_options_reach_rotel(rotel: Rotel, monkeypatch: pytest.MonkeyPatc
 
     from sip_otel.telemetry.replay import add_replay_arguments, make_replay_telemetry
 
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-                       f"http://127.0.0.1:{rotel.http}/v1/traces")
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
-                       f"http://127.0.0.1:{rotel.http}/v1/metrics")
+    monkeypatch.setenv(
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", f"http://127.0.0.1:{rotel.http}/v1/traces"
+    )
+    monkeypatch.setenv(
+        "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", f"http://127.0.0.1:{rotel.http}/v1/metrics"
+    )
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
     monkeypatch.setenv("OTEL_SERVICE_NAME", "replay-test")
     parser = argparse.ArgumentParser()
@@ -232,9 +289,18 @@ def test_collector_down_metrics_keep_serving_and_spans_bounded(
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "1")  # seconds, per export attempt
     dead = free_port()  # nothing listens here
     stats = PipelineStats()
-    tel = Telemetry(stats, Reasons(), dict,
-                    TelemetryOptions(http_host="127.0.0.1", http_port=0, max_span_queue=16,
-                                     otlp_endpoint=f"127.0.0.1:{dead}", export_interval_ms=200))
+    tel = Telemetry(
+        stats,
+        Reasons(),
+        dict,
+        TelemetryOptions(
+            http_host="127.0.0.1",
+            http_port=0,
+            max_span_queue=16,
+            otlp_endpoint=f"127.0.0.1:{dead}",
+            export_interval_ms=200,
+        ),
+    )
     try:
         tel.start_http()
         tel.set_ready()
@@ -273,10 +339,17 @@ def test_cli_replay_otlp_pushes_capture_with_packet_times(rotel: Rotel, tmp_path
     cap = tmp_path / "call.pcap"
     write_capture(cap)
     with contextlib.redirect_stdout(io.StringIO()):
-        assert main(["replay", str(cap), "--otlp", "--otlp-endpoint",
-                     f"http://127.0.0.1:{rotel.grpc}"]) == 0
-    text = rotel.wait_for("Name           : SIP INVITE", "Name           : SIP REGISTER",
-                          "-> Name: sip_exporter_invite")
+        assert (
+            main(
+                ["replay", str(cap), "--otlp", "--otlp-endpoint", f"http://127.0.0.1:{rotel.grpc}"]
+            )
+            == 0
+        )
+    text = rotel.wait_for(
+        "Name           : SIP INVITE",
+        "Name           : SIP REGISTER",
+        "-> Name: sip_exporter_invite",
+    )
     invite = text.split("Name           : SIP INVITE")[1].split("Span #")[0]
     assert f"Start time: {CAPTURE_T0}\n" in invite  # the INVITE's packet time
     assert f"End time: {CAPTURE_T0 + 32_050_000_000}\n" in invite  # the BYE's 200 OK

@@ -20,22 +20,37 @@ T0 = 1_700_000_000_123_456_789  # packet time, ns
 
 def dialog(**kw: object) -> DialogRecord:
     fields: dict[str, object] = dict(
-        call_id="a84b4c76e66710@pc33.atlanta.example.com", from_uri="sip:alice@atlanta.example.com",
-        to_uri="sip:bob@biloxi.example.com", from_tag="1928301774", to_tag="a6c85cf",
-        start_ns=T0, end_ns=T0 + 30_000_000_000, outcome="completed", final_status=200,
-        transport="udp", src="192.0.2.10:5060", dst="[2001:db8::1]:5070", srd_s=0.25,
-        sdt_s=29.5, user_agent="softphone/1.0",
-        events=[RecordEvent(T0 + 250_000_000, "sip.provisional", 180, "INVITE"),
-                RecordEvent(T0 + 500_000_000, "sip.2xx", 200, "INVITE"),
-                RecordEvent(T0 + 510_000_000, "sip.ack", 0, "ACK"),
-                RecordEvent(T0 + 30_000_000_000, "sip.bye", 0, "BYE")],
+        call_id="a84b4c76e66710@pc33.atlanta.example.com",
+        from_uri="sip:alice@atlanta.example.com",
+        to_uri="sip:bob@biloxi.example.com",
+        from_tag="1928301774",
+        to_tag="a6c85cf",
+        start_ns=T0,
+        end_ns=T0 + 30_000_000_000,
+        outcome="completed",
+        final_status=200,
+        transport="udp",
+        src="192.0.2.10:5060",
+        dst="[2001:db8::1]:5070",
+        srd_s=0.25,
+        sdt_s=29.5,
+        user_agent="softphone/1.0",
+        events=[
+            RecordEvent(T0 + 250_000_000, "sip.provisional", 180, "INVITE"),
+            RecordEvent(T0 + 500_000_000, "sip.2xx", 200, "INVITE"),
+            RecordEvent(T0 + 510_000_000, "sip.ack", 0, "ACK"),
+            RecordEvent(T0 + 30_000_000_000, "sip.bye", 0, "BYE"),
+        ],
     )
     fields.update(kw)
     return DialogRecord(**fields)  # type: ignore[arg-type]
 
 
-def spans_of(*records: DialogRecord | RegistrationRecord, hash_call_id: bool = True,
-             include_uris: bool = False) -> list[ReadableSpan]:
+def spans_of(
+    *records: DialogRecord | RegistrationRecord,
+    hash_call_id: bool = True,
+    include_uris: bool = False,
+) -> list[ReadableSpan]:
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
@@ -52,8 +67,11 @@ def test_dialog_span_packet_times_events_attributes() -> None:
     assert span.start_time == T0
     assert span.end_time == T0 + 30_000_000_000
     assert [(e.name, e.timestamp) for e in span.events] == [
-        ("sip.provisional", T0 + 250_000_000), ("sip.2xx", T0 + 500_000_000),
-        ("sip.ack", T0 + 510_000_000), ("sip.bye", T0 + 30_000_000_000)]
+        ("sip.provisional", T0 + 250_000_000),
+        ("sip.2xx", T0 + 500_000_000),
+        ("sip.ack", T0 + 510_000_000),
+        ("sip.bye", T0 + 30_000_000_000),
+    ]
     assert dict(span.events[0].attributes or {}) == {"sip.status_code": 180, "sip.method": "INVITE"}
     assert dict(span.events[2].attributes or {}) == {"sip.method": "ACK"}
     digest = hashlib.sha256(b"a84b4c76e66710@pc33.atlanta.example.com").hexdigest()[:16]
@@ -95,17 +113,28 @@ def test_failure_outcomes_are_errors() -> None:
         dialog(outcome="redirected", final_status=302, sdt_s=None),
     )
     assert [(s.status.status_code, s.status.description) for s in spans] == [
-        (StatusCode.ERROR, "failed_4xx 486"), (StatusCode.ERROR, "timed_out"),
-        (StatusCode.UNSET, None), (StatusCode.UNSET, None)]
+        (StatusCode.ERROR, "failed_4xx 486"),
+        (StatusCode.ERROR, "timed_out"),
+        (StatusCode.UNSET, None),
+        (StatusCode.UNSET, None),
+    ]
     assert "sip.status_code" not in (spans[1].attributes or {})
 
 
 def test_registration_span() -> None:
-    rec = RegistrationRecord(aor="sip:bob@biloxi.example.com",
-                             call_id="843817637684230@998sdasdh09",
-                             start_ns=T0, end_ns=T0 + 80_000_000, outcome="registered",
-                             final_status=200, transport="tcp", src="192.0.2.4:5060",
-                             dst="192.0.2.5:5060", rrd_s=0.08, challenged=True)
+    rec = RegistrationRecord(
+        aor="sip:bob@biloxi.example.com",
+        call_id="843817637684230@998sdasdh09",
+        start_ns=T0,
+        end_ns=T0 + 80_000_000,
+        outcome="registered",
+        final_status=200,
+        transport="tcp",
+        src="192.0.2.4:5060",
+        dst="192.0.2.5:5060",
+        rrd_s=0.08,
+        challenged=True,
+    )
     (span,) = spans_of(rec)
     assert span.name == "SIP REGISTER"
     assert (span.start_time, span.end_time) == (T0, T0 + 80_000_000)
@@ -116,8 +145,9 @@ def test_registration_span() -> None:
     assert attrs["sip.rfc6076.rrd"] == 0.08
     assert attrs["network.transport"] == "tcp"
     assert "sip.aor" not in attrs
-    (span,) = spans_of(dataclasses.replace(rec, outcome="failed", final_status=403),
-                       include_uris=True)
+    (span,) = spans_of(
+        dataclasses.replace(rec, outcome="failed", final_status=403), include_uris=True
+    )
     assert span.status.status_code is StatusCode.ERROR
     assert dict(span.attributes or {})["sip.aor"] == "sip:bob@biloxi.example.com"
 
@@ -148,8 +178,9 @@ def _provider(proc: BoundedSpanProcessor) -> TracerProvider:
 def test_queue_is_bounded_and_drops_are_counted() -> None:
     dropped: list[int] = []
     exporter = BlockingExporter()
-    proc = BoundedSpanProcessor(exporter, max_queue=8, on_drop=dropped.append,
-                                schedule_delay_millis=10)
+    proc = BoundedSpanProcessor(
+        exporter, max_queue=8, on_drop=dropped.append, schedule_delay_millis=10
+    )
     provider = _provider(proc)
     tracer = provider.get_tracer("t")
     for _ in range(100):

@@ -125,7 +125,6 @@ class PcapReader:
                 yield frames
             raise CaptureFileError(cursor.error_text(self.path))
 
-
     def feed(self, pipeline: Any, max_frames: int) -> bool:
         """Hand up to ``max_frames`` frames straight to a compiled pipeline
         (``_core.PipelineCore.feed_pcap``: no Python object per frame); False once the whole
@@ -146,7 +145,6 @@ class PcapReader:
         if progress is not None:
             self.progress = progress
         raise CaptureFileError(cursor.error_text(self.path))
-
 
     def _drop_read_pages(self, offset: int) -> None:
         """Unmap the pages behind the reader: a replay's resident memory stays flat instead of

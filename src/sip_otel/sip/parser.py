@@ -67,16 +67,34 @@ KEEPALIVE_SLUG = "skipped.sip_keepalive"
 TRAILING_SLUG = "skipped.sip_trailing_bytes"
 
 # Every slug this module counts (a bounded label set for telemetry).
-FATAL_SLUGS = frozenset({  # DecodeError from parse_message: no message
-    "sip.bad_start_line", "sip.bad_version", "sip.bad_status_code", "sip.bad_method",
-    "sip.truncated_headers", "sip.headers_too_long", "sip.too_many_headers", "sip.line_too_long",
-})
-DEFECT_SLUGS = frozenset({  # SipMessage.defects: the message is kept
-    "sip.missing_via", "sip.bad_via", "sip.missing_call_id", "sip.missing_from",
-    "sip.missing_to", "sip.missing_cseq", "sip.bad_cseq", "sip.bad_header_line",
-    "sip.bad_content_length", "sip.truncated_body", "sip.truncated_headers",
-    "sip.bad_header_value",
-})
+FATAL_SLUGS = frozenset(
+    {  # DecodeError from parse_message: no message
+        "sip.bad_start_line",
+        "sip.bad_version",
+        "sip.bad_status_code",
+        "sip.bad_method",
+        "sip.truncated_headers",
+        "sip.headers_too_long",
+        "sip.too_many_headers",
+        "sip.line_too_long",
+    }
+)
+DEFECT_SLUGS = frozenset(
+    {  # SipMessage.defects: the message is kept
+        "sip.missing_via",
+        "sip.bad_via",
+        "sip.missing_call_id",
+        "sip.missing_from",
+        "sip.missing_to",
+        "sip.missing_cseq",
+        "sip.bad_cseq",
+        "sip.bad_header_line",
+        "sip.bad_content_length",
+        "sip.truncated_body",
+        "sip.truncated_headers",
+        "sip.bad_header_value",
+    }
+)
 SLUGS = FATAL_SLUGS | DEFECT_SLUGS | {KEEPALIVE_SLUG, TRAILING_SLUG}
 
 # parse_payload(payload, reasons) -> list[SipMessage]: all messages in one transport payload;

@@ -89,31 +89,42 @@ class Telemetry:
             owner_evictions = getattr(getattr(gauges, "__self__", None), "evictions", None)
             if callable(owner_evictions):
                 evictions = owner_evictions
-        source = SnapshotSource(stats, reasons, gauges, evictions, __version__, capture_path,
-                                refresh)
+        source = SnapshotSource(
+            stats, reasons, gauges, evictions, __version__, capture_path, refresh
+        )
         self._scope = SnapshotScope(source)
         self.resource = make_resource(options.service_name)
 
-        metrics_target = (otlp.resolve("metrics", options.otlp_endpoint, options.otlp_protocol)
-                          if options.otlp_metrics else None)
-        traces_target = (otlp.resolve("traces", options.otlp_endpoint, options.otlp_protocol)
-                         if options.otlp_traces else None)
+        metrics_target = (
+            otlp.resolve("metrics", options.otlp_endpoint, options.otlp_protocol)
+            if options.otlp_metrics
+            else None
+        )
+        traces_target = (
+            otlp.resolve("traces", options.otlp_endpoint, options.otlp_protocol)
+            if options.otlp_traces
+            else None
+        )
 
         self.registry = CollectorRegistry(auto_describe=False)
-        readers: list[MetricReader] = [SnapshotPrometheusReader(
-            self._scope,
-            registry=self.registry,
-            disable_target_info=not options.target_info,
-            scope_info_enabled=options.scope_labels,
-        )]
+        readers: list[MetricReader] = [
+            SnapshotPrometheusReader(
+                self._scope,
+                registry=self.registry,
+                disable_target_info=not options.target_info,
+                scope_info_enabled=options.scope_labels,
+            )
+        ]
         self._otlp_reader: SnapshotPeriodicReader | None = None
         if metrics_target is not None:
             self._otlp_reader = SnapshotPeriodicReader(
-                self._scope, otlp.metric_exporter(metrics_target), options.export_interval_ms)
+                self._scope, otlp.metric_exporter(metrics_target), options.export_interval_ms
+            )
             readers.append(self._otlp_reader)
         self.metrics_target = metrics_target
-        self._meter_provider = MeterProvider(metric_readers=readers, resource=self.resource,
-                                             shutdown_on_exit=False)
+        self._meter_provider = MeterProvider(
+            metric_readers=readers, resource=self.resource, shutdown_on_exit=False
+        )
         meter = self._meter_provider.get_meter(SCOPE_NAME, __version__)
         register_instruments(meter, self._scope.current)
 
@@ -124,7 +135,8 @@ class Telemetry:
         if traces_target is not None:
             self._tracer_provider = TracerProvider(resource=self.resource, shutdown_on_exit=False)
             self.span_processor = BoundedSpanProcessor(
-                otlp.span_exporter(traces_target), options.max_span_queue, self._count_dropped)
+                otlp.span_exporter(traces_target), options.max_span_queue, self._count_dropped
+            )
             self._tracer_provider.add_span_processor(self.span_processor)
             self._tracer = self._tracer_provider.get_tracer(SCOPE_NAME, __version__)
         self._record_error_logged = False
@@ -169,8 +181,9 @@ class Telemetry:
         if self._server is not None:
             return
         render = self._render if self.options.prometheus else None
-        self._server = MetricsServer(self.options.http_host, self.options.http_port, render,
-                                     lambda: self._ready)
+        self._server = MetricsServer(
+            self.options.http_host, self.options.http_port, render, lambda: self._ready
+        )
         log.info("serving /metrics and /health on %s:%d", self.options.http_host, self.http_port)
 
     def set_ready(self, ready: bool = True) -> None:
@@ -199,4 +212,3 @@ class Telemetry:
         if self._tracer_provider is not None:
             self._tracer_provider.shutdown()
         self._meter_provider.shutdown(timeout_millis=5000)
-

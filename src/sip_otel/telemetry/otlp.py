@@ -48,14 +48,22 @@ def resolve(
     """Where and how to export ``signal``, or None when OTLP is not configured for it."""
     env = os.environ if env is None else env
     sig = signal.upper()
-    if not (endpoint or env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-            or env.get(f"OTEL_EXPORTER_OTLP_{sig}_ENDPOINT")):
+    if not (
+        endpoint
+        or env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        or env.get(f"OTEL_EXPORTER_OTLP_{sig}_ENDPOINT")
+    ):
         return None
-    proto = (protocol or env.get(f"OTEL_EXPORTER_OTLP_{sig}_PROTOCOL")
-             or env.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "grpc").strip()
+    proto = (
+        protocol
+        or env.get(f"OTEL_EXPORTER_OTLP_{sig}_PROTOCOL")
+        or env.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+        or "grpc"
+    ).strip()
     if proto not in PROTOCOLS:
         raise ValueError(
-            f"OTLP protocol {proto!r} not supported (use one of {', '.join(PROTOCOLS)})")
+            f"OTLP protocol {proto!r} not supported (use one of {', '.join(PROTOCOLS)})"
+        )
     if endpoint:
         if "://" not in endpoint:
             endpoint = "http://" + endpoint

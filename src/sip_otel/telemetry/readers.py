@@ -105,15 +105,17 @@ def histogram_metrics(snap: Snapshot, start_ns: int, now_ns: int) -> list[Metric
             for v, attrs in spec.read(snap)
             if isinstance(v, HistogramSnapshot)
         ]
-        out.append(Metric(
-            name=spec.name,
-            description=spec.description,
-            unit=spec.unit,
-            data=Histogram(
-                data_points=points,
-                aggregation_temporality=AggregationTemporality.CUMULATIVE,
-            ),
-        ))
+        out.append(
+            Metric(
+                name=spec.name,
+                description=spec.description,
+                unit=spec.unit,
+                data=Histogram(
+                    data_points=points,
+                    aggregation_temporality=AggregationTemporality.CUMULATIVE,
+                ),
+            )
+        )
     return out
 
 
@@ -126,21 +128,26 @@ def add_histograms(data: MetricsData, snap: Snapshot, start_ns: int, now_ns: int
         scopes = []
         for sm in rm.scope_metrics:
             if not done and sm.scope.name == SCOPE_NAME:
-                sm = ScopeMetrics(scope=sm.scope, metrics=[*sm.metrics, *extra],
-                                  schema_url=sm.schema_url)
+                sm = ScopeMetrics(
+                    scope=sm.scope, metrics=[*sm.metrics, *extra], schema_url=sm.schema_url
+                )
                 done = True
             scopes.append(sm)
-        resource_metrics.append(ResourceMetrics(resource=rm.resource, scope_metrics=scopes,
-                                                schema_url=rm.schema_url))
+        resource_metrics.append(
+            ResourceMetrics(resource=rm.resource, scope_metrics=scopes, schema_url=rm.schema_url)
+        )
     if not done and resource_metrics:
         from .. import __version__
 
         first = resource_metrics[0]
-        scope = ScopeMetrics(scope=InstrumentationScope(SCOPE_NAME, __version__), metrics=extra,
-                             schema_url="")
-        resource_metrics[0] = ResourceMetrics(resource=first.resource,
-                                              scope_metrics=[*first.scope_metrics, scope],
-                                              schema_url=first.schema_url)
+        scope = ScopeMetrics(
+            scope=InstrumentationScope(SCOPE_NAME, __version__), metrics=extra, schema_url=""
+        )
+        resource_metrics[0] = ResourceMetrics(
+            resource=first.resource,
+            scope_metrics=[*first.scope_metrics, scope],
+            schema_url=first.schema_url,
+        )
     return MetricsData(resource_metrics=resource_metrics)
 
 
@@ -151,20 +158,26 @@ class SnapshotPrometheusReader(PrometheusMetricReader):
         super().__init__(**kwargs)
         self._scope = scope
 
-    def _receive_metrics(self, metrics_data: MetricsData, timeout_millis: float = 10_000,
-                         **kwargs: Any) -> None:
+    def _receive_metrics(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
+    ) -> None:
         super()._receive_metrics(self._scope.complete(metrics_data), timeout_millis, **kwargs)
 
 
 class SnapshotPeriodicReader(PeriodicExportingMetricReader):
     """Periodic OTLP reader whose exports include exact histograms."""
 
-    def __init__(self, scope: SnapshotScope, exporter: MetricExporter,
-                 export_interval_millis: float | None = None) -> None:
+    def __init__(
+        self,
+        scope: SnapshotScope,
+        exporter: MetricExporter,
+        export_interval_millis: float | None = None,
+    ) -> None:
         # set before super().__init__: its ticker thread may collect at once
         self._scope = scope
         super().__init__(exporter, export_interval_millis=export_interval_millis)
 
-    def _receive_metrics(self, metrics_data: MetricsData, timeout_millis: float = 10_000,
-                         **kwargs: Any) -> None:
+    def _receive_metrics(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
+    ) -> None:
         super()._receive_metrics(self._scope.complete(metrics_data), timeout_millis, **kwargs)

@@ -27,26 +27,46 @@ CAPTURE_PATH = "file"  # the build_info "capture" label of a replay
 
 def add_replay_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("OpenTelemetry export")
-    g.add_argument("--otlp", action="store_true",
-                   help="push the capture's dialogs as spans (original packet times) and its "
-                        "metrics over OTLP")
-    g.add_argument("--otlp-endpoint", metavar="URL", default=None,
-                   help="OTLP base URL (default: OTEL_EXPORTER_OTLP_[TRACES_|METRICS_]ENDPOINT, "
-                        "else http://localhost:4317 for grpc, :4318 for http/protobuf)")
-    g.add_argument("--otlp-protocol", choices=PROTOCOLS, default=None,
-                   help="default: OTEL_EXPORTER_OTLP_PROTOCOL, else grpc")
-    g.add_argument("--raw-call-id", action="store_true",
-                   help="put the raw Call-ID and tags on spans (default: a SHA-256 prefix only)")
-    g.add_argument("--include-uris", action="store_true",
-                   help="put From/To/AOR URIs on spans (personal data: off by default)")
+    g.add_argument(
+        "--otlp",
+        action="store_true",
+        help="push the capture's dialogs as spans (original packet times) and its "
+        "metrics over OTLP",
+    )
+    g.add_argument(
+        "--otlp-endpoint",
+        metavar="URL",
+        default=None,
+        help="OTLP base URL (default: OTEL_EXPORTER_OTLP_[TRACES_|METRICS_]ENDPOINT, "
+        "else http://localhost:4317 for grpc, :4318 for http/protobuf)",
+    )
+    g.add_argument(
+        "--otlp-protocol",
+        choices=PROTOCOLS,
+        default=None,
+        help="default: OTEL_EXPORTER_OTLP_PROTOCOL, else grpc",
+    )
+    g.add_argument(
+        "--raw-call-id",
+        action="store_true",
+        help="put the raw Call-ID and tags on spans (default: a SHA-256 prefix only)",
+    )
+    g.add_argument(
+        "--include-uris",
+        action="store_true",
+        help="put From/To/AOR URIs on spans (personal data: off by default)",
+    )
 
 
 def _env_endpoint_set() -> bool:
-    return any(os.environ.get(v) for v in (
-        "OTEL_EXPORTER_OTLP_ENDPOINT",
-        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-        "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
-    ))
+    return any(
+        os.environ.get(v)
+        for v in (
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+        )
+    )
 
 
 def make_replay_telemetry(
@@ -78,5 +98,6 @@ def make_replay_telemetry(
         hash_call_id=not getattr(args, "raw_call_id", False),
         include_uris=bool(getattr(args, "include_uris", False)),
     )
-    return Telemetry(stats, reasons, gauges, options, CAPTURE_PATH, evictions=evictions,
-                     refresh=refresh)
+    return Telemetry(
+        stats, reasons, gauges, options, CAPTURE_PATH, evictions=evictions, refresh=refresh
+    )

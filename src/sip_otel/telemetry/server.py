@@ -26,8 +26,9 @@ class _Server6(_Server):
 
 
 class MetricsServer:
-    def __init__(self, host: str, port: int, render: Callable[[], bytes] | None,
-                 ready: Callable[[], bool]) -> None:
+    def __init__(
+        self, host: str, port: int, render: Callable[[], bytes] | None, ready: Callable[[], bool]
+    ) -> None:
         render_fn = render
         ready_fn = ready
 
@@ -38,8 +39,11 @@ class MetricsServer:
                     self._send(200, render_fn(), CONTENT_TYPE)
                 elif path == "/health":
                     ok = ready_fn()
-                    self._send(200 if ok else 503, b"ok\n" if ok else b"starting\n",
-                               "text/plain; charset=utf-8")
+                    self._send(
+                        200 if ok else 503,
+                        b"ok\n" if ok else b"starting\n",
+                        "text/plain; charset=utf-8",
+                    )
                 elif path == "/":
                     self._send(200, b"sip-otel: /metrics /health\n", "text/plain; charset=utf-8")
                 else:
@@ -57,8 +61,9 @@ class MetricsServer:
 
         server_cls = _Server6 if ":" in host else _Server
         self._httpd = server_cls((host, port), Handler)
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(POLL_S,),
-                                        name="sip-otel-http", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, args=(POLL_S,), name="sip-otel-http", daemon=True
+        )
         self._thread.start()
 
     @property

@@ -39,7 +39,8 @@ __all__ = [
 
 # Outcomes that mark a span as an error (cancelled, redirected, expired, evicted: not errors).
 DIALOG_ERROR_OUTCOMES = frozenset(
-    {"failed_4xx", "failed_5xx", "failed_6xx", "timed_out", "bye_failed"})
+    {"failed_4xx", "failed_5xx", "failed_6xx", "timed_out", "bye_failed"}
+)
 REGISTRATION_ERROR_OUTCOMES = frozenset({"failed", "timed_out"})
 CALL_ID_HASH_HEX = 16  # 64 bits of SHA-256: collision-free at any realistic call volume
 MAX_BATCH = 512  # spans per OTLP request (SDK default)
@@ -100,8 +101,9 @@ def dialog_attributes(rec: DialogRecord, hash_call_id: bool, include_uris: bool)
     return attrs
 
 
-def registration_attributes(rec: RegistrationRecord, hash_call_id: bool,
-                            include_uris: bool) -> Attributes:
+def registration_attributes(
+    rec: RegistrationRecord, hash_call_id: bool, include_uris: bool
+) -> Attributes:
     attrs: Attributes = {
         "sip.method": "REGISTER",
         "sip.call_id_hash": call_id_hash(rec.call_id),
@@ -120,8 +122,9 @@ def registration_attributes(rec: RegistrationRecord, hash_call_id: bool,
     return attrs
 
 
-def emit_record(tracer: Tracer, rec: DialogRecord | RegistrationRecord, hash_call_id: bool,
-                include_uris: bool) -> None:
+def emit_record(
+    tracer: Tracer, rec: DialogRecord | RegistrationRecord, hash_call_id: bool, include_uris: bool
+) -> None:
     """Create and end the span of one finished attempt (packet times)."""
     if isinstance(rec, DialogRecord):
         name = "SIP INVITE"
@@ -131,8 +134,9 @@ def emit_record(tracer: Tracer, rec: DialogRecord | RegistrationRecord, hash_cal
         name = "SIP REGISTER"
         attrs = registration_attributes(rec, hash_call_id, include_uris)
         error = rec.outcome in REGISTRATION_ERROR_OUTCOMES
-    span = tracer.start_span(name, kind=SpanKind.INTERNAL, attributes=attrs,
-                             start_time=rec.start_ns)
+    span = tracer.start_span(
+        name, kind=SpanKind.INTERNAL, attributes=attrs, start_time=rec.start_ns
+    )
     if isinstance(rec, DialogRecord):
         for ev in rec.events:
             ev_attrs: Attributes = {}
@@ -175,8 +179,13 @@ class _CountingExporter(SpanExporter):
 class BoundedSpanProcessor(SpanProcessor):
     """``BatchSpanProcessor`` behind a gate that counts what it refuses (see module doc)."""
 
-    def __init__(self, exporter: SpanExporter, max_queue: int, on_drop: Callable[[int], None],
-                 schedule_delay_millis: float | None = None) -> None:
+    def __init__(
+        self,
+        exporter: SpanExporter,
+        max_queue: int,
+        on_drop: Callable[[int], None],
+        schedule_delay_millis: float | None = None,
+    ) -> None:
         if max_queue < 1:
             raise ValueError(f"max_queue must be >= 1, got {max_queue}")
         self.max_queue = max_queue
