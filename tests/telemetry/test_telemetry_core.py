@@ -35,7 +35,7 @@ def expected_samples() -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
         exp[(name, E)] = 0.0
     exp.update(
         {
-            ("sip_exporter_invite_total", E): 3,
+            ("sip_exporter_invite_total", E): 4,  # attempts (the SER base), not the 3 on the wire
             ("sip_exporter_ack_total", E): 1,
             ("sip_exporter_bye_total", E): 1,
             ("sip_exporter_register_total", E): 2,
@@ -193,7 +193,7 @@ def test_counters_follow_the_aggregates_between_scrapes() -> None:
     t = Telemetry(stats, Reasons(), dict)
     try:
         assert "\nsip_exporter_invite_total 0.0\n" in t.render_prometheus()
-        stats.requests["INVITE"] = 7
+        stats.rfc6076.invite_attempts = 7
         stats.rfc6076.sdt.observe(100.0)
         text = t.render_prometheus()
         assert "\nsip_exporter_invite_total 7.0\n" in text
