@@ -31,17 +31,33 @@ from ..records import DialogRecord, RegistrationRecord
 
 __all__ = [
     "DIALOG_ERROR_OUTCOMES",
+    "INEFFECTIVE_FINALS",
     "REGISTRATION_ERROR_OUTCOMES",
     "BoundedSpanProcessor",
     "call_id_hash",
+    "dialog_is_error",
     "emit_record",
 ]
 
-# Outcomes that mark a span as an error (cancelled, redirected, expired, evicted: not errors).
-DIALOG_ERROR_OUTCOMES = frozenset(
-    {"failed_4xx", "failed_5xx", "failed_6xx", "timed_out", "bye_failed"}
-)
+# An INVITE span is an error when RFC 6076 counts its attempt as ineffective (§4.8: answered
+# 408, 500, 503 or 504, or no answer at all) or when something timed out: the attempt (Timer B,
+# the Timer C stand-in) or its BYE. A call answered 486/480/600/603 was handled effectively by
+# the network (§4.7); cancelled, redirected, expired and evicted attempts are not errors either.
+DIALOG_ERROR_OUTCOMES = frozenset({"timed_out"})
+INEFFECTIVE_FINALS = frozenset({408, 500, 503, 504})
+# A registration failure final or timeout is ineffective (§4.2).
 REGISTRATION_ERROR_OUTCOMES = frozenset({"failed", "timed_out"})
+
+
+def dialog_is_error(rec: DialogRecord) -> bool:
+    """ERROR status for this INVITE span? (see DIALOG_ERROR_OUTCOMES)."""
+    if rec.outcome in DIALOG_ERROR_OUTCOMES:
+        return True
+    if rec.outcome == "bye_failed":
+        return any(ev.name == "sip.bye_timeout" for ev in rec.events)
+    return rec.outcome.startswith("failed_") and rec.final_status in INEFFECTIVE_FINALS
+
+
 CALL_ID_HASH_HEX = 16  # 64 bits of SHA-256: collision-free at any realistic call volume
 MAX_BATCH = 512  # spans per OTLP request (SDK default)
 
@@ -129,7 +145,7 @@ def emit_record(
     if isinstance(rec, DialogRecord):
         name = "SIP INVITE"
         attrs = dialog_attributes(rec, hash_call_id, include_uris)
-        error = rec.outcome in DIALOG_ERROR_OUTCOMES
+        error = dialog_is_error(rec)
     else:
         name = "SIP REGISTER"
         attrs = registration_attributes(rec, hash_call_id, include_uris)
