@@ -7,7 +7,9 @@ The pipeline hands in its plain-Python aggregates once; nothing here is called p
 from __future__ import annotations
 
 import logging
+import socket
 import threading
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -52,10 +54,32 @@ class TelemetryOptions:
     service_name: str = "sip-otel"  # unless OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES say
 
 
+INSTANCE_NAMESPACE = uuid.UUID("5d0b8f3e-7c1a-4e4b-9a57-3f0c2b6d9e11")  # sip-otel's own
+
+
+def instance_id(machine_id_path: str = "/etc/machine-id") -> str:
+    """A stable ``service.instance.id`` for this host: a UUIDv5 of its machine id (else its
+    host name), so a restarted agent keeps its identity and two hosts never share one."""
+    try:
+        with open(machine_id_path, encoding="ascii") as fh:
+            seed = fh.read().strip()
+    except (OSError, UnicodeDecodeError):
+        seed = ""
+    return str(uuid.uuid5(INSTANCE_NAMESPACE, seed or socket.gethostname()))
+
+
 def make_resource(service_name: str) -> Resource:
     """Our defaults, overridden by ``OTEL_RESOURCE_ATTRIBUTES`` and ``OTEL_SERVICE_NAME``."""
     env = Resource.create()
-    res = Resource({"service.version": __version__}).merge(env)
+    ours = Resource(
+        {
+            "service.version": __version__,
+            "service.instance.id": instance_id(),
+            "host.name": socket.gethostname(),
+            "network.protocol.name": "sip",
+        }
+    )
+    res = ours.merge(env)
     name = res.attributes.get("service.name")
     if not isinstance(name, str) or name.startswith("unknown_service"):
         res = res.merge(Resource({"service.name": service_name}))
