@@ -409,11 +409,11 @@ static uint32_t att_new(so_track *t, const so_msg *m, uint32_t txn, int64_t srd_
     a->srd_start_ns = srd_start; /* RFC 6076 t1 (earlier after a 3xx redirect) */
     a->se = m->session_expires;
     a->txn = so_txn_ref(t, txn);
-    if (t->cfg.want_records) {
-        if (!so_strings_set(&a->str, m, false))
-            so_count_reason(t, SO_R_INTERNAL_NO_MEMORY);
+    /* Always: the strings key the dialogs its 2xx confirm (so_dlg_confirm), records or not. */
+    if (!so_strings_set(&a->str, m, false))
+        so_count_reason(t, SO_R_INTERNAL_NO_MEMORY);
+    if (t->cfg.want_records)
         so_origin_set(&a->origin, m->origin);
-    }
     return att;
 }
 

@@ -47,7 +47,8 @@ void so_revents_add(so_revents *e, int64_t ts, uint8_t name, uint16_t status, ui
 bool so_revents_copy(so_revents *dst, const so_revents *src);
 void so_revents_free(so_revents *e);
 
-/* Strings kept for records (only with want_records): one blob, slices into it. */
+/* An attempt's strings, one blob with slices into it: an INVITE attempt always keeps them (its
+ * Call-ID and From tag key the dialogs its 2xx confirm), a REGISTER attempt only for records. */
 typedef struct so_strings {
     uint8_t *blob;
     so_slice call_id, from_uri, to_uri, from_tag, user_agent;
