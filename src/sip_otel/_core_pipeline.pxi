@@ -14,6 +14,7 @@ cdef extern from "so_pipeline.h":
         uint64_t evictions[SO_N_EVICTIONS]
         so_stats stats
         so_net *net
+        so_parser *parser
         so_track *track
         int64_t last_ts, next_timer
     so_pipeline *so_pipeline_new(const so_pipeline_config *cfg)
@@ -73,6 +74,7 @@ cdef class PipelineCore:
         self.p = so_pipeline_new(&cfg)
         if self.p == NULL:
             raise MemoryError()
+        set_correlation(self.p.parser, getattr(config, "correlation_header", None))
         self.want_records = want_records
         self.records = []
 

@@ -115,6 +115,7 @@ def _make_telemetry(settings: Settings, pipeline: Any, capture_path: str) -> Any
         hash_call_id=not settings.raw_call_id,
         include_uris=settings.span_uris,
         max_span_queue=settings.span_queue,
+        trace_ids=settings.trace_ids,
     )
     return Telemetry(
         pipeline.stats,
@@ -175,7 +176,16 @@ def run(args: argparse.Namespace) -> int:
 def _run(settings: Settings, stop: _Stop) -> int:
     from sip_otel.pipeline import Pipeline, PipelineConfig
 
-    pipeline = Pipeline(PipelineConfig(sip_ports=settings.ports(), all_ports=settings.all_ports))
+    try:
+        pipeline = Pipeline(
+            PipelineConfig(
+                sip_ports=settings.ports(),
+                all_ports=settings.all_ports,
+                correlation_header=settings.correlation_header,
+            )
+        )
+    except ValueError as exc:  # a correlation header SIP itself defines
+        return _fail(f"{exc}; set SIP_EXPORTER_CORRELATION_HEADER or --correlation-header")
     try:
         capture, why = open_capture(settings)
     except CaptureError as exc:

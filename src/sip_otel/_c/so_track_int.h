@@ -52,6 +52,7 @@ void so_revents_free(so_revents *e);
 typedef struct so_strings {
     uint8_t *blob;
     so_slice call_id, from_uri, to_uri, from_tag, user_agent;
+    so_slice session_id, correlation; /* kept only for records (trace IDs, links) */
 } so_strings;
 
 typedef struct so_origin {
@@ -316,7 +317,9 @@ so_record *so_track_new_record(so_track *t, int32_t *index);
 so_h128 so_key(const so_track *t, uint64_t domain, const so_slice *parts, size_t n, const int64_t *nums,
                size_t m);
 uint64_t so_key64(const so_track *t, uint64_t domain, so_slice s, int64_t num);
-bool so_strings_set(so_strings *s, const so_msg *m, bool to_uri_only);
+/* ``to_uri_only``: Call-ID and To URI only (a REGISTER's AOR); ``for_records``: also what only
+ * spans use (Session-ID, correlation value). */
+bool so_strings_set(so_strings *s, const so_msg *m, bool to_uri_only, bool for_records);
 void so_strings_free(so_strings *s);
 void so_origin_set(so_origin *o, const so_payload *p);
 
