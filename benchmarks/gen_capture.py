@@ -13,7 +13,8 @@ ports cycle through 40,000 values, so with ``--mix`` or ``--tcp-percent`` the cl
 changes every 40,000 calls (:func:`client_addr`: 127.0.0.1, then 127.1.0.1, 127.1.0.2, ...): a
 TCP 4-tuple is never reused within a capture. ``--counts FILE`` writes what the capture holds
 as JSON (frames, SIP messages, requests by method, responses by status code) for exact checks
-against a live agent.
+against a live agent. ``--split N`` deals the calls out to N captures (call i to capture
+i % N), each in time order, for N replays in parallel; the counts are of all of them.
 
     python benchmarks/gen_capture.py --messages 1000000 -o /tmp/bench-1m.pcap
     python benchmarks/gen_capture.py --messages 50000 --mix --tcp-percent 20 \
@@ -23,6 +24,7 @@ against a live agent.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import heapq
 import json
 import struct
@@ -279,34 +281,46 @@ def main() -> int:
     ap.add_argument("--mix", action="store_true", help="mixed call outcomes (see above)")
     ap.add_argument("--tcp-percent", type=int, default=0, help="calls carried over TCP, %%")
     ap.add_argument("--counts", help="write the capture's message counts here (JSON)")
+    ap.add_argument(
+        "--split",
+        type=int,
+        default=1,
+        help="write N captures (OUTPUT with .0, .1, ... before the suffix), call i in i %% N",
+    )
     args = ap.parse_args()
     counts: Counter[str] = Counter()
     calls = max(1, args.messages // 7)
     hold_ns = int(args.hold_s * 1e9)
     interval_ns = int(args.interval_ms * 1e6)
-    heap: list[tuple[int, int, int, bytes]] = []  # (ts, seq, from_uac, ip payload) time-ordered
+    # (ts, seq, from_uac, output, ip payload), time-ordered
+    heap: list[tuple[int, int, int, int, bytes]] = []
     seq = 0
     written = 0
-    with open(args.output, "wb") as fh:
-        w = PcapWriter(fh, LINKTYPE_ETHERNET)
+    with contextlib.ExitStack() as stack:
+        writers = [
+            PcapWriter(stack.enter_context(open(path, "wb")), LINKTYPE_ETHERNET)
+            for path in split_paths(Path(args.output), args.split)
+        ]
+        out = 0  # the capture that takes the current call
 
         def flush_until(limit: int) -> None:
             nonlocal written
             while heap and heap[0][0] <= limit:
-                ts, _s, from_uac, ip = heapq.heappop(heap)
+                ts, _s, from_uac, k, ip = heapq.heappop(heap)
                 if from_uac:
-                    w.write(ts, _frame(MAC_UAC, MAC_UAS, ip))
+                    writers[k].write(ts, _frame(MAC_UAC, MAC_UAS, ip))
                 else:
-                    w.write(ts, _frame(MAC_UAS, MAC_UAC, ip))
+                    writers[k].write(ts, _frame(MAC_UAS, MAC_UAC, ip))
                 written += 1
 
         def push(ts: int, from_uac: bool, ip: bytes) -> None:
             nonlocal seq
-            heapq.heappush(heap, (ts, seq, int(from_uac), ip))
+            heapq.heappush(heap, (ts, seq, int(from_uac), out, ip))
             seq += 1
 
         for i in range(calls):
             start = T0_NS + i * interval_ns
+            out = i % len(writers)
             flush_until(start)
             if not args.mix and not args.tcp_percent:  # the original SIPp-style capture
                 for n, (off, from_uac, text) in enumerate(call_messages(i)):
@@ -395,6 +409,14 @@ def main() -> int:
         }
         Path(args.counts).write_text(json.dumps(summary, indent=1) + "\n")
     return 0
+
+
+def split_paths(output: Path, n: int) -> list[Path]:
+    """Where ``--split N`` writes: OUTPUT itself for 1, else OUTPUT with .0 ... .N-1 inserted
+    before its suffix (load.pcap -> load.0.pcap, load.1.pcap)."""
+    if n <= 1:
+        return [output]
+    return [output.with_name(f"{output.stem}.{k}{output.suffix}") for k in range(n)]
 
 
 def _count(counts: Counter[str], text: str) -> None:

@@ -42,6 +42,7 @@ def _frames(path: Path) -> list[bytes]:
 
 def _generate(tmp: Path, *args: str) -> tuple[list[bytes], dict[str, object]]:
     pcap, counts = tmp / "g.pcap", tmp / "g.json"
+    pcap.touch()
     subprocess.run(
         [sys.executable, str(GEN), *args, "--counts", str(counts), "-o", str(pcap)],
         check=True,
@@ -101,3 +102,23 @@ def test_udp_only_capture_unchanged_by_the_tcp_close(tmp_path: Path) -> None:
     frames, counts = _generate(tmp_path, "--messages", "70", "--mix")
     assert counts["frames"] == counts["messages"] == 66
     assert Counter(f[14 + 9] for f in frames) == {17: 66}
+
+
+def test_split_deals_calls_out_round_robin(tmp_path: Path) -> None:
+    # 10 UDP calls into 3 captures: calls 0,3,6,9 / 1,4,7 / 2,5,8. Outcome by call number
+    # (7 answered of 10: calls 7, 8, 9 are 486, 503, CANCEL): 7, 7, 7, 7 messages in the first
+    # (call 9 is a CANCEL: 7), 7 + 7 + 5 in the second, 7 + 7 + 5 in the third.
+    gen = _module()
+    assert [p.name for p in gen.split_paths(tmp_path / "g.pcap", 3)] == [
+        "g.0.pcap",
+        "g.1.pcap",
+        "g.2.pcap",
+    ]
+    assert gen.split_paths(tmp_path / "g.pcap", 1) == [tmp_path / "g.pcap"]
+    _frames_all, counts = _generate(tmp_path, "--messages", "70", "--mix", "--split", "3")
+    assert counts["frames"] == 66
+    parts = [_frames(tmp_path / f"g.{k}.pcap") for k in range(3)]
+    assert [len(p) for p in parts] == [28, 19, 19]
+    for k, part in enumerate(parts):
+        call_ids = {f[42:].split(b"Call-ID: ", 1)[1].split(b"-", 1)[0].decode() for f in part}
+        assert {int(c) % 3 for c in call_ids} == {k}
