@@ -173,8 +173,29 @@ def run(args: argparse.Namespace) -> int:
         stop.close()
 
 
+# glibc serves a request this large or larger with its own mmap, given back on free. Its
+# default threshold (128 KiB) rises to the size of every such block freed (up to 32 MiB), after
+# which the tables' arrays -- which grow by doubling and free the old copy -- come from the brk
+# heap, where a freed block stays resident: ~8 MiB more peak RSS at 1,000 calls/s.
+MMAP_THRESHOLD = 128 * 1024
+_M_MMAP_THRESHOLD = -3  # mallopt parameter (malloc.h)
+
+
+def _fix_mmap_threshold() -> None:
+    """Pin glibc's mmap threshold (no dynamic raise); nothing on other C libraries."""
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (AttributeError, OSError):
+        return
+    mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+
+
 def _run(settings: Settings, stop: _Stop) -> int:
     from sip_otel.pipeline import Pipeline, PipelineConfig
+
+    _fix_mmap_threshold()
 
     try:
         pipeline = Pipeline(

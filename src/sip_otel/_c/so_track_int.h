@@ -109,7 +109,8 @@ enum so_ctx_kind { SO_CTX_NONE, SO_CTX_ATTEMPT, SO_CTX_DIALOG, SO_CTX_REGISTER }
 
 typedef struct so_txn {
     so_tab_head h;
-    int64_t start_ns, final_ns, deadline_ns;
+    int64_t start_ns, deadline_ns;
+    int64_t queued_ns;  /* deadline of this entry's item in txn_deadlines (0: none) */
     int64_t request_se; /* Session-Expires of the request (-1: none) */
     uint8_t method;
     uint8_t state;
