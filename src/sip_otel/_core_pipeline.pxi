@@ -197,6 +197,8 @@ cdef class RingCursor:
             PyBuffer_Release(&self.cons_buf)
             raise
         self.have_bufs = True
+        if size == 0 or size & (size - 1):
+            raise ValueError(f"ring size {size} is not a power of two")
         if self.cons_buf.len < 8 or self.data_buf.len < <Py_ssize_t>(page + size):
             raise ValueError("ring mappings smaller than the ring")
         so_ring_init(&self.r, <uint64_t *>self.cons_buf.buf, <const uint64_t *>self.data_buf.buf,
@@ -227,6 +229,11 @@ cdef class RingCursor:
     @property
     def max_backlog(self):
         return self.r.max_backlog
+
+    @property
+    def bad_records(self):
+        """Records or positions that could not be read (counted, skipped)."""
+        return self.r.bad_records
 
     @property
     def wrapped(self):

@@ -54,6 +54,13 @@ size_t so_ring_drain(so_ring *r, size_t max_frames, so_live_frame_fn fn, void *c
     size_t n = 0;
     while (cons < prod && n < max_frames) {
         uint64_t at = cons & mask;
+        if ((at & 7) || at + RB_HDR > r->size) {
+            /* Positions the kernel never writes (records are 8-aligned): a consumer page
+             * someone else wrote. Nothing here can be trusted: skip to the producer. */
+            r->bad_records++;
+            cons = prod;
+            break;
+        }
         const uint8_t *rec = r->data + at;
         uint32_t hlen = __atomic_load_n((const uint32_t *)rec, __ATOMIC_ACQUIRE);
         if (hlen & RB_BUSY)
@@ -80,7 +87,7 @@ size_t so_ring_drain(so_ring *r, size_t max_frames, so_live_frame_fn fn, void *c
                 memcpy(&h, body, sizeof(h));
                 const uint8_t *pkt = body + sizeof(h);
                 size_t caplen = SO_MIN((size_t)h.caplen, (size_t)(len - sizeof(h)));
-                int64_t ts = (int64_t)h.ts_ns + r->offset_ns;
+                int64_t ts = so_sat_add((int64_t)h.ts_ns, r->offset_ns);
                 if (h.vlan_proto && caplen <= 65535) {
                     size_t m = insert_vlan(r->vlan_buf, pkt, caplen, h.vlan_tci, h.vlan_proto);
                     fn(ctx, ts, r->vlan_buf, m, h.ifindex, h.pkt_type);
@@ -92,7 +99,9 @@ size_t so_ring_drain(so_ring *r, size_t max_frames, so_live_frame_fn fn, void *c
                 r->bad_records++;
             }
         }
-        cons += (len + RB_HDR + 7) & ~7ULL;
+        /* Positions only grow; at the end of uint64 they stay there (no wrap to 0). */
+        if (__builtin_add_overflow(cons, (len + RB_HDR + 7) & ~7ULL, &cons))
+            cons = UINT64_MAX;
     }
     if (cons != r->cons) {
         r->cons = cons;
