@@ -10,7 +10,6 @@ never). The expected values are worked out by hand from the saturation rule.
 from __future__ import annotations
 
 from netbuild import INVITE, OK, eth_udp4
-
 from sip_otel.net.types import Frame
 from sip_otel.pipeline import Pipeline, PipelineConfig
 from sip_otel.records import DialogRecord, RegistrationRecord
