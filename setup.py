@@ -15,8 +15,8 @@ Build variants, chosen by environment variables (docs/fuzzing.md):
 - ``SIP_OTEL_DEBUG=1``: no optimisation, debug information.
 
 Build a variant into its own directory, never over the normal in-place extension:
-``SIP_OTEL_FUZZ=1 python setup.py build_ext --build-lib build/fuzz/lib --build-temp
-build/fuzz/tmp`` (fuzz_run.py does).
+``SIP_OTEL_FUZZ=1 python setup.py build_ext --build-lib build/fuzz/plain/lib --build-temp
+build/fuzz/plain/tmp`` (tests/fuzz/fuzz_run.py does).
 """
 
 from __future__ import annotations
