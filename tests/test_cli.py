@@ -241,6 +241,14 @@ def test_span_uris_flag_and_deprecated_alias() -> None:
     assert run.span_uris is True
 
 
+def test_deprecated_flag_says_so(tmp_path: Path) -> None:
+    cap = str(call_capture(tmp_path))
+    out = replay(cap, "--format", "json", "--include-uris")
+    assert out.returncode == 0
+    assert out.stderr == "sip-otel: --include-uris is deprecated; use --span-uris\n"
+    assert replay(cap, "--format", "json", "--span-uris").stderr == ""
+
+
 def test_bad_otlp_endpoint_is_one_line(tmp_path: Path) -> None:
     out = replay(str(call_capture(tmp_path)), "--otlp", "--otlp-endpoint", "http//collector:4317")
     assert out.returncode == 2 and "Traceback" not in out.stderr

@@ -90,6 +90,8 @@ def _replay(args: argparse.Namespace) -> int:
     from .report import build_summary, format_text
     from .sip.tracker import TrackerConfig
 
+    if getattr(args, "include_uris_deprecated", False):
+        print("sip-otel: --include-uris is deprecated; use --span-uris", file=sys.stderr)
     config = PipelineConfig(
         sip_ports=args.sip_ports,
         all_ports=args.all_ports,
