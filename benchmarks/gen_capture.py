@@ -8,8 +8,13 @@ pcap with nanosecond timestamps; the same arguments always give the same bytes.
 ``--mix`` varies the outcome by call number (of every 10 calls: 7 answered 200 and hung up,
 1 busy 486, 1 refused 503, 1 cancelled: CANCEL / 200 / 487); ``--tcp-percent N`` carries N % of
 the calls over TCP (one connection per call from its own client port, handshake included, one
-SIP message per segment). ``--counts FILE`` writes what the capture holds as JSON (frames, SIP
-messages, requests by method, responses by status code) for exact checks against a live agent.
+SIP message per segment, closed with FIN / FIN / ACK after the call's last message). Client
+ports cycle through 40,000 values, so with ``--mix`` or ``--tcp-percent`` the client address
+changes every 40,000 calls (:func:`client_addr`: 127.0.0.1, then 127.1.0.1, 127.1.0.2, ...): a
+TCP 4-tuple is never reused within a capture. ``--counts FILE`` writes what the capture holds
+as JSON (frames, SIP messages, requests by method, responses by status code) for exact checks
+against a live agent. ``--split N`` deals the calls out to N captures (call i to capture
+i % N), each in time order, for N replays in parallel; the counts are of all of them.
 
     python benchmarks/gen_capture.py --messages 1000000 -o /tmp/bench-1m.pcap
     python benchmarks/gen_capture.py --messages 50000 --mix --tcp-percent 20 \
@@ -19,6 +24,7 @@ messages, requests by method, responses by status code) for exact checks against
 from __future__ import annotations
 
 import argparse
+import contextlib
 import heapq
 import json
 import struct
@@ -42,6 +48,19 @@ SDP = (
     "v=0\r\no=user1 53655765 2353687637 IN IP4 127.0.0.{h}\r\ns=-\r\n"
     "c=IN IP4 127.0.0.{h}\r\nt=0 0\r\nm=audio {port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
 )
+
+
+CALLS_PER_CLIENT = 40_000  # client ports 20000..59999, one per TCP call
+
+
+def client_addr(call: int) -> tuple[int, int, int, int]:
+    """The client (UAC) address of call ``call`` in a mixed/TCP capture: 127.0.0.1 for the first
+    40,000 calls, then 127.1.0.1 for the next block, 127.1.0.2, ... (never the server's
+    127.0.0.2), so no (address, port) pair comes back within a capture."""
+    block = call // CALLS_PER_CLIENT
+    if block == 0:
+        return UAC
+    return (127, 1 + (block >> 16), (block >> 8) & 0xFF, block & 0xFF)
 
 
 def _ip_udp(
@@ -88,7 +107,7 @@ def _ip_tcp(
     return hdr + tcp
 
 
-TCP_SYN, TCP_ACK, TCP_PSH = 0x02, 0x10, 0x08
+TCP_FIN, TCP_SYN, TCP_ACK, TCP_PSH = 0x01, 0x02, 0x10, 0x08
 OUTCOMES = ("200",) * 7 + ("486", "503", "cancel")
 
 
@@ -262,34 +281,46 @@ def main() -> int:
     ap.add_argument("--mix", action="store_true", help="mixed call outcomes (see above)")
     ap.add_argument("--tcp-percent", type=int, default=0, help="calls carried over TCP, %%")
     ap.add_argument("--counts", help="write the capture's message counts here (JSON)")
+    ap.add_argument(
+        "--split",
+        type=int,
+        default=1,
+        help="write N captures (OUTPUT with .0, .1, ... before the suffix), call i in i %% N",
+    )
     args = ap.parse_args()
     counts: Counter[str] = Counter()
     calls = max(1, args.messages // 7)
     hold_ns = int(args.hold_s * 1e9)
     interval_ns = int(args.interval_ms * 1e6)
-    heap: list[tuple[int, int, int, bytes]] = []  # (ts, seq, from_uac, ip payload) time-ordered
+    # (ts, seq, from_uac, output, ip payload), time-ordered
+    heap: list[tuple[int, int, int, int, bytes]] = []
     seq = 0
     written = 0
-    with open(args.output, "wb") as fh:
-        w = PcapWriter(fh, LINKTYPE_ETHERNET)
+    with contextlib.ExitStack() as stack:
+        writers = [
+            PcapWriter(stack.enter_context(open(path, "wb")), LINKTYPE_ETHERNET)
+            for path in split_paths(Path(args.output), args.split)
+        ]
+        out = 0  # the capture that takes the current call
 
         def flush_until(limit: int) -> None:
             nonlocal written
             while heap and heap[0][0] <= limit:
-                ts, _s, from_uac, ip = heapq.heappop(heap)
+                ts, _s, from_uac, k, ip = heapq.heappop(heap)
                 if from_uac:
-                    w.write(ts, _frame(MAC_UAC, MAC_UAS, ip))
+                    writers[k].write(ts, _frame(MAC_UAC, MAC_UAS, ip))
                 else:
-                    w.write(ts, _frame(MAC_UAS, MAC_UAC, ip))
+                    writers[k].write(ts, _frame(MAC_UAS, MAC_UAC, ip))
                 written += 1
 
         def push(ts: int, from_uac: bool, ip: bytes) -> None:
             nonlocal seq
-            heapq.heappush(heap, (ts, seq, int(from_uac), ip))
+            heapq.heappush(heap, (ts, seq, int(from_uac), out, ip))
             seq += 1
 
         for i in range(calls):
             start = T0_NS + i * interval_ns
+            out = i % len(writers)
             flush_until(start)
             if not args.mix and not args.tcp_percent:  # the original SIPp-style capture
                 for n, (off, from_uac, text) in enumerate(call_messages(i)):
@@ -301,13 +332,14 @@ def main() -> int:
             outcome = OUTCOMES[i % len(OUTCOMES)] if args.mix else "200"
             msgs = mixed_messages(i, outcome, hold_ns)
             tcp = i * 37 % 100 < args.tcp_percent  # spread TCP calls over the outcomes
+            uac = client_addr(i)
             if not tcp:
                 for off, from_uac, text in msgs:
-                    src, dst = (UAC, UAS) if from_uac else (UAS, UAC)
+                    src, dst = (uac, UAS) if from_uac else (UAS, uac)
                     push(start + off, from_uac, _ip_udp(src, dst, 5060, 5060, text.encode(), seq))
                     _count(counts, text)
                 continue
-            cport = 20000 + i % 40000
+            cport = 20000 + i % CALLS_PER_CLIENT
             nxt = {True: 1000, False: 5000}  # next sequence number by direction (from_uac)
             for off, from_uac, flags in (
                 (-3_000_000, True, TCP_SYN),
@@ -315,7 +347,7 @@ def main() -> int:
                 (-1_000_000, True, TCP_ACK),
             ):
                 sport, dport = (cport, 5060) if from_uac else (5060, cport)
-                src, dst = (UAC, UAS) if from_uac else (UAS, UAC)
+                src, dst = (uac, UAS) if from_uac else (UAS, uac)
                 ack = nxt[not from_uac] + (1 if flags & TCP_ACK else 0)
                 push(
                     start + off,
@@ -330,7 +362,7 @@ def main() -> int:
                 )
                 payload = text.encode()
                 sport, dport = (cport, 5060) if from_uac else (5060, cport)
-                src, dst = (UAC, UAS) if from_uac else (UAS, UAC)
+                src, dst = (uac, UAS) if from_uac else (UAS, uac)
                 push(
                     start + off,
                     from_uac,
@@ -348,6 +380,24 @@ def main() -> int:
                 )
                 nxt[from_uac] += len(payload)
                 _count(counts, text)
+            # Close: the client's FIN, the server's FIN, the client's last ACK (each FIN takes
+            # one sequence number), 1 ms apart after the call's last message.
+            end = start + max(off for off, _u, _t in msgs)
+            for n, (from_uac, flags) in enumerate(
+                ((True, TCP_FIN | TCP_ACK), (False, TCP_FIN | TCP_ACK), (True, TCP_ACK)), 1
+            ):
+                sport, dport = (cport, 5060) if from_uac else (5060, cport)
+                src, dst = (uac, UAS) if from_uac else (UAS, uac)
+                push(
+                    end + n * 1_000_000,
+                    from_uac,
+                    _ip_tcp(
+                        src, dst, sport, dport, nxt[from_uac], nxt[not from_uac], flags, b"", seq
+                    ),
+                )
+                counts["frames"] += 1
+                if flags & TCP_FIN:
+                    nxt[from_uac] += 1
         flush_until(1 << 62)
     print(f"wrote {written} frames ({calls} calls) to {args.output}", file=sys.stderr)
     if args.counts:
@@ -359,6 +409,14 @@ def main() -> int:
         }
         Path(args.counts).write_text(json.dumps(summary, indent=1) + "\n")
     return 0
+
+
+def split_paths(output: Path, n: int) -> list[Path]:
+    """Where ``--split N`` writes: OUTPUT itself for 1, else OUTPUT with .0 ... .N-1 inserted
+    before its suffix (load.pcap -> load.0.pcap, load.1.pcap)."""
+    if n <= 1:
+        return [output]
+    return [output.with_name(f"{output.stem}.{k}{output.suffix}") for k in range(n)]
 
 
 def _count(counts: Counter[str], text: str) -> None:

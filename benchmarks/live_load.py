@@ -1,6 +1,7 @@
 """Live capture under replayed load: tcpreplay at fixed packet rates onto a veth the agent captures.
 
     sudo .venv/bin/python benchmarks/live_load.py --rates 5000,10000 --mode both
+    sudo .venv/bin/python benchmarks/live_load.py --rates 7000 --sustain-s 60  # 1,000 calls/s
 
 Builds a capture with ``benchmarks/gen_capture.py`` (mixed outcomes: 200 / 486 / 503 / CANCEL;
 ``--tcp-percent`` of the calls over TCP; 127.0.0.0/8 addresses only) and its own message counts,
@@ -18,6 +19,13 @@ It stops at the first rate that loses anything (``--keep-going`` runs every rate
 the veth live in namespaces of their own: nothing touches the host's interfaces. The frames carry
 127.0.0.0/8 addresses, which the receiving stack drops as martians -- after the packet taps, so
 the capture sees every frame. Needs root, bcc (eBPF path) and tcpreplay.
+
+``--streams N`` deals the calls out to N captures (``gen_capture.py --split``) replayed by N
+tcpreplay processes in parallel at RATE/N each, so that one sender is not the bottleneck at high
+rates. ``--sustain-s S`` sizes the capture for S seconds at the first rate (calls start every
+7/RATE s: 7 messages per call). Also printed per run: the agent's RSS when idle (after start,
+before the replay) and its shutdown log line of capture counters (eBPF: ring_full, ring_retry,
+ring_fail_attempts/ring_fail_ns, the largest ring backlog; AF_PACKET: kernel drops).
 """
 
 from __future__ import annotations
@@ -36,13 +44,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE.parent / "tests" / "e2e"), str(HERE.parent / "tests" / "capture")]
+sys.path[:0] = [
+    str(HERE),
+    str(HERE.parent / "tests" / "e2e"),
+    str(HERE.parent / "tests" / "capture"),
+]
 
 from e2ehelpers import Agent  # noqa: E402
+from gen_capture import split_paths  # noqa: E402
 from livenet import PYTHON, NetNs, live_skip_reason, sh  # noqa: E402
 
 CHECKED = (
-    ("INVITE", "sip_exporter_invite_total", "requests"),
+    ("INVITE", 'sip_requests_total{method="INVITE"}', "requests"),  # on the wire
     ("BYE", "sip_exporter_bye_total", "requests"),
     ("200", "sip_exporter_200_total", "responses"),
 )
@@ -58,8 +71,11 @@ class Result:
     drops: int
     counts: dict[str, tuple[int, int]]  # name -> (counted, expected)
     cpu_pct: float
+    rss_idle_mib: float
     rss_peak_mib: float
     scrape_ms: tuple[float, float]  # p50, p99
+    shutdown: str  # the agent's "capture counters: ..." log line
+    load: str  # /proc/loadavg before the run
 
     @property
     def lossless(self) -> bool:
@@ -74,9 +90,10 @@ class Result:
         return (
             f"{self.mode:8} {self.rate:>7} pkt/s (achieved {self.achieved_pps:,.0f}): sent "
             f"{self.sent}, captured {self.captured}, drops {self.drops}; {counts}; CPU "
-            f"{self.cpu_pct:.1f} % of a core, peak RSS {self.rss_peak_mib:.0f} MiB, scrape "
-            f"p50 {self.scrape_ms[0]:.1f} ms p99 {self.scrape_ms[1]:.1f} ms"
-            f"{'' if self.lossless else '  <-- LOSS'}"
+            f"{self.cpu_pct:.1f} % of a core, RSS idle {self.rss_idle_mib:.0f} MiB peak "
+            f"{self.rss_peak_mib:.0f} MiB, scrape p50 {self.scrape_ms[0]:.1f} ms p99 "
+            f"{self.scrape_ms[1]:.1f} ms; load {self.load}"
+            f"{'' if self.lossless else '  <-- LOSS'}\n    {self.shutdown}"
         )
 
 
@@ -107,7 +124,10 @@ class Scraper(threading.Thread):
         return (1000 * statistics.median(ts), 1000 * p99)
 
 
-def one_run(mode: str, rate: int, pcap: Path, counts: dict[str, object], tmp: Path) -> Result:
+def one_run(
+    mode: str, rate: int, pcaps: list[Path], counts: dict[str, object], tmp: Path
+) -> Result:
+    load = Path("/proc/loadavg").read_text().split()[:3]
     agent_ns, replay_ns = NetNs("la"), NetNs("lr")
     try:
         sh(
@@ -130,29 +150,50 @@ def one_run(mode: str, rate: int, pcap: Path, counts: dict[str, object], tmp: Pa
         agent = Agent(agent_ns, tmp, "--interface", "lla", "--capture-mode", mode)
         try:
             agent.wait_ready(deadline_s=120)
+            time.sleep(1.0)
+            rss_idle = agent.rss_kib()
             scraper = Scraper(agent)
             cpu0, t0 = agent.cpu_seconds(), time.monotonic()
             scraper.start()
-            replay = subprocess.run(
-                [*replay_ns.exec_prefix(), "tcpreplay", "-i", "llr", f"--pps={rate}", str(pcap)],
-                capture_output=True,
-                text=True,
-                timeout=3600,
-            )
+            share = max(1, rate // len(pcaps))
+            replays = [
+                subprocess.Popen(
+                    [*replay_ns.exec_prefix(), "tcpreplay", "-i", "llr", f"--pps={share}", str(p)],
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                )
+                for p in pcaps
+            ]
+            outputs = [r.communicate(timeout=3600)[0] for r in replays]
             cpu1, t1 = agent.cpu_seconds(), time.monotonic()
             scraper.done.set()
             scraper.join()
-            if replay.returncode != 0:
-                raise SystemExit(f"tcpreplay failed: {replay.stderr or replay.stdout}")
+            for r, out in zip(replays, outputs, strict=True):
+                if r.returncode != 0:
+                    raise SystemExit(f"tcpreplay failed: {out}")
             m = agent.settled(limit_s=60)
             rss = agent.rss_peak_kib()
         finally:
             agent.stop()
+        shutdown = next(
+            (
+                ln.split("capture counters: ", 1)[1]
+                for ln in agent.log().splitlines()
+                if "capture counters: " in ln
+            ),
+            "(no counters logged)",
+        )
     finally:
         agent_ns.close()
         replay_ns.close()
-    sent = re.search(r"Actual: (\d+) packets", replay.stdout)
-    pps = re.search(r"Rated: [\d.]+ Bps, [\d.]+ Mbps, ([\d.]+) pps", replay.stdout)
+    sent_each = [re.search(r"Actual: (\d+) packets", out) for out in outputs]
+    secs = [
+        re.search(r"Actual: \d+ packets \(\d+ bytes\) sent in ([\d.]+) seconds", out)
+        for out in outputs
+    ]
+    sent = sum(int(x.group(1)) for x in sent_each if x) if all(sent_each) else -1
+    longest = max((float(x.group(1)) for x in secs if x), default=0.0)
     got = {}
     for name, metric, table in CHECKED:
         want = counts[table]
@@ -161,14 +202,17 @@ def one_run(mode: str, rate: int, pcap: Path, counts: dict[str, object], tmp: Pa
     return Result(
         mode=mode,
         rate=rate,
-        sent=int(sent.group(1)) if sent else -1,
-        achieved_pps=float(pps.group(1)) if pps else float("nan"),
+        sent=sent,
+        achieved_pps=sent / longest if longest > 0 and sent >= 0 else float("nan"),
         captured=int(m.get("sip_otel_frames_total", 0)),
         drops=int(m.get("sip_otel_capture_drops_total", 0)),
         counts=got,
         cpu_pct=100 * (cpu1 - cpu0) / (t1 - t0),
+        rss_idle_mib=rss_idle / 1024,
         rss_peak_mib=rss / 1024,
         scrape_ms=scraper.percentiles(),
+        shutdown=shutdown,
+        load=" ".join(load),
     )
 
 
@@ -182,6 +226,15 @@ def main() -> int:
     ap.add_argument("--mode", choices=("ebpf", "afpacket", "both"), default="both")
     ap.add_argument("--messages", type=int, default=50_000, help="SIP messages in the capture")
     ap.add_argument("--tcp-percent", type=int, default=20)
+    ap.add_argument(
+        "--streams", type=int, default=1, help="tcpreplay processes in parallel (RATE/N each)"
+    )
+    ap.add_argument(
+        "--sustain-s",
+        type=float,
+        default=0.0,
+        help="size the capture for this many seconds at the first rate (overrides --messages)",
+    )
     ap.add_argument("--keep-going", action="store_true", help="do not stop at the first loss")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args()
@@ -190,6 +243,8 @@ def main() -> int:
         print(f"cannot run: {reason or 'tcpreplay not installed'}", file=sys.stderr)
         return 2
     rates = sorted(int(r) for r in args.rates.split(","))
+    messages = int(args.sustain_s * rates[0]) if args.sustain_s > 0 else args.messages
+    interval_ms = 7000.0 / rates[0] if args.sustain_s > 0 else 0.5
     modes = ("ebpf", "afpacket") if args.mode == "both" else (args.mode,)
     results: list[Result] = []
     with tempfile.TemporaryDirectory() as tmp_s:
@@ -200,12 +255,14 @@ def main() -> int:
                 str(PYTHON),
                 str(HERE / "gen_capture.py"),
                 "--messages",
-                str(args.messages),
+                str(messages),
                 "--mix",
                 "--tcp-percent",
                 str(args.tcp_percent),
                 "--interval-ms",
-                "0.5",
+                f"{interval_ms:g}",
+                "--split",
+                str(args.streams),
                 "--counts",
                 str(counts_path),
                 "-o",
@@ -213,15 +270,16 @@ def main() -> int:
             ],
             check=True,
         )
+        pcaps = split_paths(pcap, args.streams)
         counts = json.loads(counts_path.read_text())
         print(
             f"capture: {counts['frames']} frames, {counts['messages']} SIP messages, "
-            f"{args.tcp_percent} % of calls over TCP",
+            f"{args.tcp_percent} % of calls over TCP, {args.streams} stream(s)",
             flush=True,
         )
         for mode in modes:
             for rate in rates:
-                res = one_run(mode, rate, pcap, counts, tmp)
+                res = one_run(mode, rate, pcaps, counts, tmp)
                 results.append(res)
                 print(res.line(), flush=True)
                 if not res.lossless and not args.keep_going:

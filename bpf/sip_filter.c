@@ -3,7 +3,8 @@
 // and copies each kept packet, whole, into a BPF ring buffer. Compiled by bcc at agent start
 // (src/sip_otel/capture/ebpf.py); options come as -D cflags:
 //   NCPU        number of possible CPUs (size of the scratch array)
-//   RING_PAGES  ring buffer size in pages (power of two)
+//   NRINGS      ring buffers (one per possible CPU; the loader fills the `rings` array of maps)
+//   RING_PAGES  size of each ring buffer in pages (power of two)
 //   LO_IFINDEX  ifindex of "lo" in the agent's network namespace (outgoing copies dropped there)
 //   ALL_PORTS   if defined, any UDP/TCP port passes (the port map is not consulted)
 //   WAKEUP_PACKETS  records per CPU between wakeups of the reader (sip_record.h)
@@ -21,7 +22,9 @@
 //   copy is dropped so each packet counts once.
 //   A kept packet is copied (up to MAX_CAPLEN bytes) into this CPU's slot of a plain array (a
 //   per-CPU value is capped at 32 KiB, a ring reservation needs a constant size), then written
-//   to the ring with bpf_ringbuf_output, whose size may vary. Failures are counted per CPU.
+//   with bpf_ringbuf_output, whose size may vary, to this CPU's own ring buffer (`rings`, an
+//   array of ring-buffer maps indexed by CPU): no two CPUs ever take the same ring's lock.
+//   The reader drains every ring and merges them by ts_ns. Failures are counted per CPU.
 //   The program always returns 0: nothing is queued on the socket, the ring is the data path.
 
 #include <uapi/linux/bpf.h>
@@ -36,8 +39,11 @@
 #ifndef NCPU
 #define NCPU 128
 #endif
+#ifndef NRINGS
+#define NRINGS 1
+#endif
 #ifndef RING_PAGES
-#define RING_PAGES 4096
+#define RING_PAGES 2048
 #endif
 #ifndef LO_IFINDEX
 #define LO_IFINDEX 1
@@ -51,16 +57,18 @@
 
 // Counter indexes (keep in sync with capture/ebpf.py COUNTERS).
 #ifndef RING_ATTEMPTS
-#define RING_ATTEMPTS 8  // bpf_ringbuf_output attempts per packet (see the retry comment below)
+#define RING_ATTEMPTS 2  // bpf_ringbuf_output attempts per packet (see the retry comment below)
 #endif
 #define C_PASSED 0       // packets written to the ring
-#define C_RING_FULL 1    // bpf_ringbuf_output failed (ring full): a drop
-#define C_LOAD_FAIL 2    // bpf_skb_load_bytes failed or no scratch slot: a drop
+#define C_RING_FULL 1    // every bpf_ringbuf_output attempt failed: a drop
+#define C_LOAD_FAIL 2    // bpf_skb_load_bytes failed, no scratch slot or no ring: a drop
 #define C_TRUNCATED 3    // packet longer than MAX_CAPLEN, copied truncated
 #define C_LO_OUTGOING 4  // loopback outgoing copies skipped (not drops)
-#define C_RING_RETRY 5   // first bpf_ringbuf_output failed, the retry succeeded (not a drop)
-#define C_SINCE_WAKEUP 6 // records since this CPU last woke the reader (not exported)
-#define N_COUNTERS 7
+#define C_RING_RETRY 5   // first bpf_ringbuf_output failed, a retry succeeded (not a drop)
+#define C_RING_FAIL_ATTEMPTS 6  // bpf_ringbuf_output calls that failed (diagnostics)
+#define C_RING_FAIL_NS 7        // ns spent in those failed calls (diagnostics: lock timeouts?)
+#define C_SINCE_WAKEUP 8 // records since this CPU last woke the reader (not exported)
+#define N_COUNTERS 9
 
 struct slot {
     struct rec_hdr hdr;
@@ -70,7 +78,16 @@ struct slot {
 BPF_ARRAY(scratch, struct slot, NCPU);
 BPF_ARRAY(sip_ports, u8, 65536);
 BPF_PERCPU_ARRAY(counters, u64, N_COUNTERS);
+// `events` is the template of the inner maps and CPU 0's ring; the loader creates the other
+// rings (same size) and puts every ring into `rings` at its CPU's index.
 BPF_RINGBUF_OUTPUT(events, RING_PAGES);
+BPF_ARRAY_OF_MAPS(rings, "events", NRINGS);
+
+static __always_inline void add(int idx, u64 n) {
+    u64 *v = counters.lookup(&idx);
+    if (v)
+        *v += n;
+}
 
 static __always_inline void count(int idx) {
     u64 *v = counters.lookup(&idx);
@@ -194,13 +211,20 @@ int sip_filter(struct __sk_buff *skb) {
         count(C_LOAD_FAIL);
         return 0;
     }
-    // Retries: on kernels whose ring lock is an rqspinlock (6.15+), a reservation can fail on
-    // a lock timeout/deadlock verdict with the ring nearly empty -- seen a few times in 45k
-    // packets at 10k packets/s on a 2-core VM, sometimes twice in a row. A full ring fails
-    // every attempt just as fast, so the bound only costs time when the lock misbehaves.
+    // Retries: on kernels whose ring lock is an rqspinlock (6.15+), a reservation failed with
+    // a single shared ring nearly empty (see docs/capture.md): a few times in 45k packets at
+    // 10k packets/s on a 2-core VM, sometimes twice in a row. With one ring per CPU no two
+    // CPUs contend for a ring's lock; a failure is still retried once, and every failed call
+    // and the time it took are counted (a lock timeout would show as a long failed call).
     // Wakeups: the reader polls with a timeout (its latency cap) and is woken early only every
     // WAKEUP_PACKETS records of this CPU, so a low packet rate costs a few wakeups per second
     // instead of one per packet.
+    u32 ring_idx = cpu % NRINGS;
+    void *ring = rings.lookup(&ring_idx);
+    if (!ring) {
+        count(C_LOAD_FAIL);
+        return 0;
+    }
     u64 flags = BPF_RB_NO_WAKEUP;
     int wake_idx = C_SINCE_WAKEUP;
     u64 *since = counters.lookup(&wake_idx);
@@ -211,12 +235,15 @@ int sip_filter(struct __sk_buff *skb) {
     u32 size = sizeof(struct rec_hdr) + caplen;
     #pragma unroll
     for (int i = 0; i < RING_ATTEMPTS; i++) {
-        if (events.ringbuf_output(s, size, flags) == 0) {
+        u64 t0 = bpf_ktime_get_ns();
+        if (bpf_ringbuf_output(ring, s, size, flags) == 0) {
             if (i > 0)
                 count(C_RING_RETRY);
             count(C_PASSED);
             return 0;
         }
+        count(C_RING_FAIL_ATTEMPTS);
+        add(C_RING_FAIL_NS, bpf_ktime_get_ns() - t0);
     }
     count(C_RING_FULL);
     return 0;

@@ -150,6 +150,21 @@ def test_bad_arguments_exit_2_without_traceback(tmp_path: Path) -> None:
     assert "ports must be 1-65535" in out.stderr
 
 
+def test_a_correlation_header_sip_defines_is_refused(tmp_path: Path) -> None:
+    out = replay(str(tmp_path / "x.pcap"), "--correlation-header", "Call-ID")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.startswith("sip-otel: correlation header 'Call-ID': expected a header name")
+    out = subprocess.run(
+        [sys.executable, "-m", "sip_otel", "run", "--correlation-header", "Via"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "correlation header 'Via'" in out.stderr and "--correlation-header" in out.stderr
+
+
 def test_missing_file(tmp_path: Path) -> None:
     out = replay(str(tmp_path / "nope.pcap"))
     assert out.returncode == 1

@@ -74,6 +74,8 @@ cdef extern from "so_types.h":
         bint contact_star
         so_slice reason
         so_slice user_agent
+        so_slice session_id
+        so_slice correlation
         int64_t body_length
         const so_payload *origin
         uint8_t n_defects

@@ -2,6 +2,7 @@
 # (so_ring.h): whole batches of frames per call, no Python object per packet.
 
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE, PyBUF_WRITABLE
+from cpython.mem cimport PyMem_Calloc, PyMem_Free, PyMem_Malloc
 
 cdef extern from "so_pipeline.h":
     ctypedef struct so_pipeline_config:
@@ -14,6 +15,7 @@ cdef extern from "so_pipeline.h":
         uint64_t evictions[SO_N_EVICTIONS]
         so_stats stats
         so_net *net
+        so_parser *parser
         so_track *track
         int64_t last_ts, next_timer
     so_pipeline *so_pipeline_new(const so_pipeline_config *cfg)
@@ -38,6 +40,9 @@ cdef extern from "so_ring.h":
                       const uint8_t *data, uint64_t size, int64_t offset_ns)
     bint so_ring_pending(const so_ring *r)
     size_t so_ring_drain(so_ring *r, size_t max_frames, so_live_frame_fn fn, void *ctx)
+    size_t so_rings_drain(so_ring **rings, size_t n, size_t max_frames, so_live_frame_fn fn,
+                          void *ctx)
+    enum: SO_RINGS_MAX
     ctypedef struct so_tpacket:
         uint8_t *base
         size_t block_size
@@ -73,6 +78,7 @@ cdef class PipelineCore:
         self.p = so_pipeline_new(&cfg)
         if self.p == NULL:
             raise MemoryError()
+        set_correlation(self.p.parser, getattr(config, "correlation_header", None))
         self.want_records = want_records
         self.records = []
 
@@ -120,8 +126,9 @@ cdef class PipelineCore:
         so_track_set_want_records(self.p.track, want)
 
     def feed_ring(self, RingCursor ring, size_t max_frames):
-        """Up to ``max_frames`` packets waiting in the eBPF ring; returns how many."""
-        n = so_ring_drain(&ring.r, max_frames, _to_pipeline, self.p)
+        """Up to ``max_frames`` packets waiting in the eBPF rings (merged in timestamp order);
+        returns how many."""
+        n = so_rings_drain(ring.rings, ring.n, max_frames, _to_pipeline, self.p) if ring.have_bufs else 0
         if self.want_records:
             self._collect()
         return n
@@ -180,58 +187,115 @@ cdef void _to_list(void *ctx, int64_t ts, const uint8_t *data, size_t len, uint3
 
 
 cdef class RingCursor:
-    """Consumer state of the eBPF filter's ring buffer over mappings owned by the caller:
-    ``cons`` (the read-write consumer page) and ``data`` (producer page + data area)."""
-    cdef so_ring r
-    cdef Py_buffer cons_buf, data_buf
+    """Consumer state of the eBPF filter's ring buffers (one per CPU) over mappings owned by
+    the caller: for each ring, ``cons`` (the read-write consumer page) and ``data`` (producer
+    page + data area). Reads merge the rings in kernel timestamp order (so_rings_drain)."""
+    cdef so_ring **rings
+    cdef size_t n
+    cdef Py_buffer *bufs  # cons, data for each ring
     cdef bint have_bufs
 
     def __cinit__(self):
         self.have_bufs = False
+        self.rings = NULL
+        self.bufs = NULL
+        self.n = 0
 
-    def __init__(self, cons, data, uint64_t size, int64_t offset_ns, size_t page):
-        PyObject_GetBuffer(cons, &self.cons_buf, PyBUF_WRITABLE)
+    def __init__(self, maps, uint64_t size, int64_t offset_ns, size_t page):
+        cdef size_t i
+        cdef size_t got = 0
+        maps = list(maps)
+        if not 1 <= len(maps) <= SO_RINGS_MAX:
+            raise ValueError(f"1 to {SO_RINGS_MAX} rings, not {len(maps)}")
+        self.rings = <so_ring **>PyMem_Calloc(len(maps), sizeof(so_ring *))
+        self.bufs = <Py_buffer *>PyMem_Calloc(2 * len(maps), sizeof(Py_buffer))
+        if self.rings == NULL or self.bufs == NULL:
+            raise MemoryError()
         try:
-            PyObject_GetBuffer(data, &self.data_buf, PyBUF_SIMPLE)
+            for i in range(len(maps)):
+                cons, data = maps[i]
+                PyObject_GetBuffer(cons, &self.bufs[got], PyBUF_WRITABLE)
+                got += 1
+                PyObject_GetBuffer(data, &self.bufs[got], PyBUF_SIMPLE)
+                got += 1
+                if self.bufs[got - 2].len < 8 or self.bufs[got - 1].len < <Py_ssize_t>(page + size):
+                    raise ValueError("ring mappings smaller than the ring")
+                self.rings[i] = <so_ring *>PyMem_Malloc(sizeof(so_ring))
+                if self.rings[i] == NULL:
+                    raise MemoryError()
+                self.n = i + 1
+                so_ring_init(self.rings[i], <uint64_t *>self.bufs[got - 2].buf,
+                             <const uint64_t *>self.bufs[got - 1].buf,
+                             (<const uint8_t *>self.bufs[got - 1].buf) + page, size, offset_ns)
         except BaseException:
-            PyBuffer_Release(&self.cons_buf)
+            for i in range(got):
+                PyBuffer_Release(&self.bufs[i])
             raise
         self.have_bufs = True
-        if self.cons_buf.len < 8 or self.data_buf.len < <Py_ssize_t>(page + size):
-            raise ValueError("ring mappings smaller than the ring")
-        so_ring_init(&self.r, <uint64_t *>self.cons_buf.buf, <const uint64_t *>self.data_buf.buf,
-                     (<const uint8_t *>self.data_buf.buf) + page, size, offset_ns)
 
     def __dealloc__(self):
-        if self.have_bufs:
-            PyBuffer_Release(&self.cons_buf)
-            PyBuffer_Release(&self.data_buf)
+        cdef size_t i
+        self.release()
+        if self.rings != NULL:
+            for i in range(self.n):
+                PyMem_Free(self.rings[i])
+            PyMem_Free(self.rings)
+        PyMem_Free(self.bufs)
 
     def release(self):
         """Let go of the mappings (before they are closed)."""
+        cdef size_t i
         if self.have_bufs:
-            PyBuffer_Release(&self.cons_buf)
-            PyBuffer_Release(&self.data_buf)
+            for i in range(2 * self.n):
+                PyBuffer_Release(&self.bufs[i])
             self.have_bufs = False
 
+    @property
+    def rings_count(self):
+        return self.n
+
     def pending(self):
-        return self.have_bufs and so_ring_pending(&self.r)
+        cdef size_t i
+        if not self.have_bufs:
+            return False
+        for i in range(self.n):
+            if so_ring_pending(self.rings[i]):
+                return True
+        return False
 
     def read(self, size_t max_frames):
-        """Waiting packets as Frame tuples (tests, tools; the agent feeds the pipeline)."""
+        """Waiting packets as Frame tuples in timestamp order (tests, tools; the agent feeds
+        the pipeline)."""
         out = []
         if self.have_bufs:
-            so_ring_drain(&self.r, max_frames, _to_list, <void *>out)
+            so_rings_drain(self.rings, self.n, max_frames, _to_list, <void *>out)
         return out
 
     @property
     def max_backlog(self):
-        return self.r.max_backlog
+        """Most bytes ever waiting in one ring at a read."""
+        cdef size_t i
+        cdef uint64_t m = 0
+        for i in range(self.n):
+            m = max(m, self.rings[i].max_backlog)
+        return m
 
     @property
     def wrapped(self):
-        """Records that ran past the end of the data area (copied whole)."""
-        return self.r.wrapped
+        """Records that ran past the end of a data area (copied whole)."""
+        cdef size_t i
+        cdef uint64_t w = 0
+        for i in range(self.n):
+            w += self.rings[i].wrapped
+        return w
+
+    @property
+    def bad_records(self):
+        cdef size_t i
+        cdef uint64_t b = 0
+        for i in range(self.n):
+            b += self.rings[i].bad_records
+        return b
 
 
 cdef class TpacketCursor:

@@ -32,6 +32,8 @@ cdef extern from "so_sip.h":
         SO_H_RETRY_AFTER
         SO_H_USER_AGENT
         SO_H_SERVER
+        SO_H_SESSION_ID
+        SO_H_CORRELATION
         SO_N_HCODES
 
     ctypedef struct so_scratch:
@@ -66,6 +68,7 @@ cdef extern from "so_sip.h":
         pass
     so_parser *so_parser_new()
     void so_parser_free(so_parser *parser)
+    bint so_parser_set_correlation(so_parser *parser, const uint8_t *name, size_t n)
     ctypedef void (*so_msg_fn)(void *ctx, so_msg *msg) noexcept
     void so_parse_payload(so_parser *parser, const so_payload *payload, uint64_t *reasons,
                           so_msg_fn on_msg, void *ctx)
@@ -92,6 +95,8 @@ SIP_H_EXPIRES = SO_H_EXPIRES
 SIP_H_RETRY_AFTER = SO_H_RETRY_AFTER
 SIP_H_USER_AGENT = SO_H_USER_AGENT
 SIP_H_SERVER = SO_H_SERVER
+SIP_H_SESSION_ID = SO_H_SESSION_ID
+SIP_H_CORRELATION = SO_H_CORRELATION
 SIP_N_CODES = SO_N_HCODES
 
 # The facades' parser: its scratch area is reused by every call (the GIL serialises them; a
@@ -181,6 +186,8 @@ cdef object _sip_message(const so_msg *m, object origin):
         m.body_length,
         origin,
         defects,
+        slice_str(m.session_id),
+        slice_str(m.correlation),
     )
 
 
@@ -204,6 +211,21 @@ cdef void _collect_msg(void *ctx, so_msg *m) noexcept:
 
 cdef bytes _as_bytes(object data):
     return data if type(data) is bytes else bytes(data)
+
+
+cdef void set_correlation(so_parser *parser, object name) except *:
+    """Configure the correlation header of ``parser`` (None or "": off); ValueError if refused."""
+    cdef bytes b = (name or "").encode("ascii", "replace")
+    if not so_parser_set_correlation(parser, <const uint8_t *><const char *>b, len(b)):
+        raise ValueError(
+            f"correlation header {name!r}: expected a header name (a token of at most 64 "
+            "characters) that SIP itself does not define"
+        )
+
+
+def sip_set_correlation_header(object name):
+    """The correlation header sip_parse_payload/sip_parse_message keep (None: off)."""
+    set_correlation(_sip_parser, name)
 
 
 def sip_parse_payload(object payload, object reasons):

@@ -55,7 +55,7 @@ cdef extern from "so_track.h":
         uint16_t sport, dport
         uint8_t src[16]
         uint8_t dst[16]
-        so_slice call_id, from_uri, to_uri, from_tag, to_tag, user_agent
+        so_slice call_id, from_uri, to_uri, from_tag, to_tag, user_agent, session_id, correlation
         so_revent *events
         uint32_t n_events, events_dropped
 
@@ -232,7 +232,7 @@ cdef object make_record(so_record *r):
         slice_str(r.call_id), slice_str(r.from_uri), slice_str(r.to_uri), slice_str(r.from_tag),
         slice_str(r.to_tag), r.start_ns, r.end_ns, outcome, r.final_status, transport, src, dst,
         delay, (<double>r.sdt_ns) / 1e9 if r.has_sdt else None, slice_str(r.user_agent), events,
-        r.events_dropped,
+        r.events_dropped, slice_str(r.session_id), slice_str(r.correlation),
     )
 
 
@@ -276,6 +276,8 @@ cdef class MsgIn:
         m.min_se = -1 if msg.min_se is None else msg.min_se
         m.contact_star = msg.contact_star
         m.user_agent = self._s(msg.user_agent)
+        m.session_id = self._s(msg.session_id)
+        m.correlation = self._s(msg.correlation)
         m.origin = NULL
         o = msg.origin
         if o is not None:

@@ -96,8 +96,13 @@ def _replay(args: argparse.Namespace) -> int:
         sip_ports=args.sip_ports,
         all_ports=args.all_ports,
         tracker=TrackerConfig(challenge_retry_is_new_attempt=args.challenge_retry_new_attempt),
+        correlation_header=getattr(args, "correlation_header", None),
     )
-    pipeline = Pipeline(config)
+    try:
+        pipeline = Pipeline(config)
+    except ValueError as e:  # a correlation header SIP itself defines
+        print(f"sip-otel: {e}", file=sys.stderr)
+        return 2
     telemetry: Any = None
     if args.format == "prometheus" or getattr(args, "otlp", False):
         from .telemetry.replay import make_replay_telemetry

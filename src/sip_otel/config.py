@@ -40,7 +40,13 @@ __all__ = [
 ENV_PREFIX = "SIP_EXPORTER_"
 # Variables read outside the settings class (capture/ebpf.py, capture/bpfload.py).
 OTHER_VARIABLES = frozenset(
-    {"SIP_OTEL_BPF_SOURCE", "SIP_OTEL_BPF_DIR", "SIP_OTEL_BPF_DEBUG", "SIP_OTEL_BPF_LOAD_TIMEOUT"}
+    {
+        "SIP_OTEL_BPF_SOURCE",
+        "SIP_OTEL_BPF_DIR",
+        "SIP_OTEL_BPF_DEBUG",
+        "SIP_OTEL_BPF_LOAD_TIMEOUT",
+        "SIP_OTEL_BPF_RINGS",
+    }
 )
 
 LOG_LEVELS: dict[str, int] = {
@@ -109,6 +115,22 @@ class Settings(BaseSettings):
     raw_call_id: bool = False  # span attribute sip.call_id unhashed (privacy: off by default)
     span_uris: bool = False  # From/To URIs on spans (RFC 6076 §7 privacy: off by default)
     span_queue: int = Field(default=2048, ge=1, le=1_000_000)  # spans waiting for export
+    # trace IDs from Session-ID / correlation header / Call-ID (telemetry/tracectx.py) or random
+    trace_ids: Literal["derived", "random"] = "derived"
+    correlation_header: str | None = None  # e.g. X-CID: links the legs a B2BUA bridges
+
+    @field_validator("correlation_header", mode="before")
+    @classmethod
+    def _correlation(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = v.strip()
+            if not v:
+                return None
+            if len(v) > 64 or not all(
+                c.isascii() and (c.isalnum() or c in "-.!%*_+`'~") for c in v
+            ):
+                raise ValueError(f"{v!r} is not a header name (a token of at most 64 characters)")
+        return v
 
     @field_validator("interface", mode="before")
     @classmethod

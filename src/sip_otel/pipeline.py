@@ -50,6 +50,9 @@ class PipelineConfig:
     all_ports: bool = False
     net_limits: NetLimits = field(default_factory=NetLimits)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    # A header whose first value spans carry as their correlation (e.g. "X-CID": the Call-ID of
+    # the leg a B2BUA bridged), for trace IDs and links (telemetry/tracectx.py); None: none.
+    correlation_header: str | None = None
 
 
 class Pipeline:

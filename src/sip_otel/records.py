@@ -46,6 +46,8 @@ class DialogRecord:
     user_agent: str = ""
     events: list[RecordEvent] = field(default_factory=list)
     events_dropped: int = 0
+    session_id: str = ""  # RFC 7989 Session-ID of the initial INVITE, as sent ("" if none)
+    correlation: str = ""  # the configured correlation header's value (e.g. X-CID), if any
 
 
 @dataclass(slots=True)

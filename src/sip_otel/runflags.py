@@ -26,6 +26,16 @@ _FLAGS: tuple[tuple[str, str], ...] = (
     ("service_name", "OTel service.name [SIP_EXPORTER_SERVICE_NAME, sip-otel]"),
     ("tick_ms", "timer tick period in ms [SIP_EXPORTER_TICK_MS, 100]"),
     ("span_queue", "finished spans waiting for export, bounded [SIP_EXPORTER_SPAN_QUEUE, 2048]"),
+    (
+        "trace_ids",
+        "derived (Session-ID, correlation header, Call-ID) | random "
+        "[SIP_EXPORTER_TRACE_IDS, derived]",
+    ),
+    (
+        "correlation_header",
+        "header naming the leg a B2BUA bridged, e.g. X-CID: same trace and a "
+        "span link [SIP_EXPORTER_CORRELATION_HEADER]",
+    ),
 )
 
 

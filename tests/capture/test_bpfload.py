@@ -116,13 +116,14 @@ def test_error_reply_keeps_the_permission_flag() -> None:
 def test_wrong_descriptor_count_is_refused() -> None:
     info = {
         "ncpu": 2,
-        "ring_bytes": 1 << 20,
+        "ring_bytes": 1 << 19,
+        "rings": 2,
         "page_size": 4096,
         "counters": list(bpfload.COUNTERS),
         "interfaces": [["lo", 1], ["va", 7]],
     }
-    msg, fds = _reply(info, 5)  # 4 maps/program + 2 sockets expected
-    with pytest.raises(CaptureError, match="sent 5 descriptors for 2 interfaces"):
+    msg, fds = _reply(info, 6)  # program, counters, ports + 2 rings + 2 sockets expected
+    with pytest.raises(CaptureError, match="sent 6 descriptors for 2 rings and 2 interfaces"):
         bpfload._handover(msg, fds, "")
     for fd in fds:
         os.close(fd)
@@ -137,19 +138,41 @@ def test_handover_builds_sockets_in_order() -> None:
     a, b = socket.socketpair()
     info = {
         "ncpu": 2,
-        "ring_bytes": 1 << 20,
+        "ring_bytes": 1 << 19,
+        "rings": 2,
         "page_size": os.sysconf("SC_PAGE_SIZE"),
         "counters": list(bpfload.COUNTERS),
         "interfaces": [["lo", 1]],
     }
-    msg, fds = _reply(info, 4)
+    msg, fds = _reply(info, 5)
     handed = bpfload._handover(msg, [*fds, os.dup(a.fileno())], "warn\n")
     try:
         assert handed.info.interfaces == [("lo", 1)]
-        assert (handed.prog_fd, handed.ring_fd, handed.counters_fd, handed.ports_fd) == tuple(fds)
+        assert handed.info.rings == 2 and handed.info.ring_bytes == 1 << 19
+        assert (handed.prog_fd, handed.counters_fd, handed.ports_fd) == tuple(fds[:3])
+        assert handed.ring_fds == fds[3:]
         assert len(handed.sockets) == 1 and handed.stderr == "warn\n"
     finally:
         handed.close()
         a.close()
         b.close()
     assert _open_fds(fds) == 0
+
+
+@pytest.mark.parametrize(
+    ("budget", "ncpu", "env", "want"),
+    [
+        (16 << 20, 2, "", (2, 8 << 20)),  # one ring per CPU, the budget split
+        (16 << 20, 1, "", (1, 16 << 20)),
+        (16 << 20, 3, "", (3, 4 << 20)),  # 3 rounds up to 4: each ring a power of two
+        (16 << 20, 4, "", (4, 4 << 20)),
+        (1 << 20, 16, "", (16, 1 << 17)),  # 64 KiB would be too small: the floor
+        (16 << 20, 2, "1", (1, 16 << 20)),  # SIP_OTEL_BPF_RINGS=1: one shared ring
+        (16 << 20, 2, "x", (2, 8 << 20)),  # not a number: ignored
+    ],
+)
+def test_ring_layout(
+    monkeypatch: pytest.MonkeyPatch, budget: int, ncpu: int, env: str, want: tuple[int, int]
+) -> None:
+    monkeypatch.setenv("SIP_OTEL_BPF_RINGS", env)
+    assert bpfload.ring_layout(budget, ncpu, 4096) == want

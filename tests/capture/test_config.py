@@ -67,6 +67,8 @@ def test_flags_override_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         ("SIP_EXPORTER_RING_SIZE", "3000000", "not a power of two"),
         ("SIP_EXPORTER_CAPTURE_MODE", "pcap", "SIP_EXPORTER_CAPTURE_MODE (--capture-mode)"),
         ("SIP_EXPORTER_INTERFACE", "a/b", "invalid interface name"),
+        ("SIP_EXPORTER_CORRELATION_HEADER", "X CID", "is not a header name"),
+        ("SIP_EXPORTER_TRACE_IDS", "session", "SIP_EXPORTER_TRACE_IDS (--trace-ids)"),
     ],
 )
 def test_bad_values_are_one_line(

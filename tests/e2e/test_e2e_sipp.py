@@ -223,7 +223,8 @@ def test_challenged_calls(ns: NetNs, tmp_path: Path) -> None:
         tmp_path,
         calls(ns, tmp_path, 10, uac_scn="uac_auth_call.xml", uas_scn="uas_auth_call.xml"),
     )
-    assert m["sip_exporter_invite_total"] == 20  # on the wire: challenged + credentialed
+    assert m["sip_exporter_invite_total"] == 10  # attempts: a credentialed retry is the same one
+    assert m['sip_requests_total{method="INVITE"}'] == 20  # on the wire: challenged + credentialed
     assert m["sip_exporter_401_total"] == 10
     assert m["sip_exporter_ack_total"] == 20
     assert m["sip_exporter_ser"] == 100  # one attempt per call
@@ -250,7 +251,8 @@ def test_reinvite(ns: NetNs, tmp_path: Path) -> None:
         tmp_path,
         calls(ns, tmp_path, 10, uac_scn="uac_reinvite.xml", uas_scn="uas_reinvite.xml"),
     )
-    assert m["sip_exporter_invite_total"] == 20
+    assert m["sip_exporter_invite_total"] == 10  # attempts: re-INVITEs are counted apart
+    assert m['sip_requests_total{method="INVITE"}'] == 20  # on the wire
     assert m["sip_exporter_reinvite_total"] == 10
     assert m["sip_exporter_ser"] == 100  # re-INVITEs are not attempts
     assert m["sip_exporter_scr"] == 100

@@ -10,6 +10,12 @@ in-process in the three formats (json, text, prometheus); timing fields are remo
 ``{"<mode>/<capture>": output}``. The files in this folder were recorded from main as it was
 before the compiled core (commit c3d3720) with only the two corrections of issue 8 applied
 (case-sensitive methods, one SRD per forked dialog); see tests/test_golden.py.
+
+Issue 10 changed one meaning on purpose: ``sip_exporter_invite_total`` counts INVITE session
+attempts (the SER base, as sip-exporter 1.x users' rules need) instead of INVITEs on the wire.
+``--migrate-invite-attempts`` rewrote the recorded prometheus outputs for it without replaying
+anything: the family's HELP line is the new description and its value is the
+``sip_rfc6076_session_attempts_total`` value recorded in the same output.
 """
 
 from __future__ import annotations
@@ -102,7 +108,48 @@ def record(out_dir: Path) -> None:
         print(f"{fmt}: {len(outputs)} outputs", file=sys.stderr)
 
 
+INVITE_HELP = (
+    "# HELP sip_exporter_invite_total New INVITE session attempts, as sip-exporter 1.x counts "
+    "them: no retransmissions (sip_exporter_sip_retransmission_total), no re-INVITEs "
+    "(sip_exporter_reinvite_total), a credentialed retry after 401/407 not again (unless "
+    "--challenge-retry-new-attempt); the SER base. Every INVITE on the wire: "
+    'sip_requests_total{method="INVITE"}.'
+)
+
+
+def migrate_invite_attempts(text: str) -> str:
+    """One recorded prometheus output with the issue-10 meaning of sip_exporter_invite_total."""
+    lines = text.split("\n")
+    (attempts,) = [ln for ln in lines if ln.startswith("sip_rfc6076_session_attempts_total ")]
+    value = attempts.split(" ", 1)[1]
+    out = []
+    for ln in lines:
+        if ln.startswith("# HELP sip_exporter_invite_total "):
+            ln = INVITE_HELP
+        elif ln.startswith("sip_exporter_invite_total "):
+            ln = f"sip_exporter_invite_total {value}"
+        out.append(ln)
+    return "\n".join(out)
+
+
+def migrate(out_dir: Path) -> None:
+    path = out_dir / "prometheus.json.gz"
+    with gzip.open(path) as fh:
+        outputs: dict[str, str] = json.loads(fh.read())
+    migrated = {k: migrate_invite_attempts(v) for k, v in outputs.items()}
+    data = json.dumps(migrated, indent=0, sort_keys=True).encode()
+    with gzip.GzipFile(path, "wb", mtime=0) as fh:
+        fh.write(data)
+    changed = sum(migrated[k] != outputs[k] for k in outputs)
+    print(f"prometheus: {changed} of {len(outputs)} outputs rewritten", file=sys.stderr)
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=HERE)
-    record(ap.parse_args().out)
+    ap.add_argument("--migrate-invite-attempts", action="store_true")
+    args = ap.parse_args()
+    if args.migrate_invite_attempts:
+        migrate(args.out)
+    else:
+        record(args.out)

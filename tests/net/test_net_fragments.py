@@ -142,7 +142,7 @@ def test_table_full_evicts_the_oldest_set() -> None:
     assert counts == {}
     # Set 0 was evicted by set 2; its later fragments start a new set (evicting set 1).
     assert out == want4(6)
-    assert dec.evictions == {"fragments.capacity": 2}
+    assert dec.evictions == {"fragments.full": 2}
     assert dec.table_sizes()["fragments"] == 1
 
 

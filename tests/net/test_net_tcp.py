@@ -242,7 +242,7 @@ def test_flows_table_full_evicts_least_recently_used() -> None:
     assert r.feed(a[0], b[0], a[0]) == []  # a retransmitted: a is now more recent than b
     assert r.counts == {"tcp.retransmission": 1}
     assert r.feed(c[0]) == []  # evicts b
-    assert r.dec.evictions == {"tcp_flows.capacity": 1}
+    assert r.dec.evictions == {"tcp_flows.full": 1}
     assert r.feed(a[1], c[1]) == [INVITE, INVITE]
     # b's tail now starts a new mid-stream flow inside a message: resync, nothing framed.
     assert r.feed(b[1]) == []

@@ -305,6 +305,6 @@ def test_upgrade_in_a_one_flow_table_drops_the_segment() -> None:
     reasons = Reasons()
     dec = FrameDecoder(reasons, limits=NetLimits(max_tcp_flows=1))
     assert dec.feed(1, 1, eth_tcp4(WS_UPGRADE, 1)) == []
-    assert dec.evictions == {"tcp_flows.capacity": 1}
+    assert dec.evictions == {"tcp_flows.full": 1}
     assert dec.table_sizes()["tcp_flows"] == 1
     assert reasons.counts == {}

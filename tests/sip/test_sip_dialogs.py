@@ -6,14 +6,21 @@ docs/rfc6076.md choices), never from running the code.
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from sipflow import Flow, ns, request, response
 
+from netbuild import ethernet, ipv4, udp
+from sip_otel.net.types import LINKTYPE_ETHERNET, Frame
+from sip_otel.pipeline import Pipeline
 from sip_otel.records import DialogRecord
 from sip_otel.sip.dialogs import dialog_id
 from sip_otel.sip.tracker import TrackerConfig
 
 approx = pytest.approx
+LOOP_A = bytes([127, 0, 0, 1])
+LOOP_B = bytes([127, 0, 0, 2])
 
 
 def samples(h: object) -> tuple[int, float]:
@@ -378,6 +385,70 @@ def test_mid_call_start_is_not_an_attempt() -> None:
     assert f.reasons.get("tracker.orphan_response") == 1
     assert f.reasons.get("dialogs.orphan_bye") == 1
     assert f.stats.dialog_outcomes == {} and f.tracker.gauges()["sessions"] == 0
+
+
+def test_2xx_confirms_the_dialog_of_its_invite() -> None:
+    # The 2xx reaches the attempt through its INVITE transaction (same Via branch) but spells
+    # the Call-ID in capitals and carries another From tag. The dialog is the INVITE's:
+    # (call-1, a1, b1), so the ACK and BYE that use the INVITE's Call-ID and From tag find it.
+    f = Flow()
+    inv = f.req("INVITE", 0.0)
+    f.resp(inv, 180, 0.200, to_tag="b1")
+    ok = response(inv, 200, 1.0, to_tag="b1")
+    f.send(dataclasses.replace(ok, call_id="CALL-1", from_tag="a1-other"))
+    f.req("ACK", 1.01, to_tag="b1")
+    bye = f.req("BYE", 10.0, to_tag="b1", cseq=2)
+    f.resp(bye, 200, 10.05)
+    c = f.stats.rfc6076
+    assert samples(c.sdt) == (1, approx(9.0))  # 2xx at 1.0 -> BYE at 10.0
+    assert samples(c.sdd_success) == (1, approx(0.05))  # BYE at 10.0 -> its 200 at 10.05
+    assert (c.invite_attempts, c.invite_success, c.sessions_completed) == (1, 1, 1)
+    assert f.reasons.get("dialogs.orphan_bye") == 0
+    assert f.stats.dialog_outcomes == {"completed": 1}
+    (rec,) = dialog_records(f)
+    assert (rec.call_id, rec.from_tag, rec.to_tag) == ("call-1", "a1", "b1")
+    assert [e.name for e in rec.events] == [
+        "sip.provisional", "sip.2xx", "sip.ack", "sip.bye", "sip.bye_response",
+    ]  # fmt: skip
+
+
+def test_2xx_confirms_the_dialog_of_its_invite_without_records() -> None:
+    # The same call through the pipeline with no record sink (the attempt keeps its strings
+    # anyway: they key the dialog). Loopback UDP frames, one message each.
+    def sip(start: str, t: float, cseq: str, *, branch: str, call_id: str = "call-1",
+            from_tag: str = "a1", to_tag: str = "") -> Frame:  # fmt: skip
+        to = "<sip:bob@127.0.0.1>" + (f";tag={to_tag}" if to_tag else "")
+        text = (
+            f"{start}\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch={branch}\r\n"
+            f"From: <sip:alice@127.0.0.1>;tag={from_tag}\r\nTo: {to}\r\n"
+            f"Call-ID: {call_id}\r\nCSeq: {cseq}\r\nContent-Length: 0\r\n\r\n"
+        )
+        data = ethernet(ipv4(udp(text.encode()), src=LOOP_A, dst=LOOP_B))
+        return Frame(ns(t), LINKTYPE_ETHERNET, data)
+
+    invite = "INVITE sip:bob@127.0.0.1 SIP/2.0"
+    frames = [
+        sip(invite, 0.0, "1 INVITE", branch="z9hG4bK-i"),
+        sip(
+            "SIP/2.0 200 OK",
+            1.0,
+            "1 INVITE",
+            branch="z9hG4bK-i",
+            call_id="CALL-1",
+            from_tag="a1-other",
+            to_tag="b1",
+        ),
+        sip("ACK sip:bob@127.0.0.1 SIP/2.0", 1.01, "1 ACK", branch="z9hG4bK-a", to_tag="b1"),
+        sip("BYE sip:bob@127.0.0.1 SIP/2.0", 10.0, "2 BYE", branch="z9hG4bK-b", to_tag="b1"),
+        sip("SIP/2.0 200 OK", 10.05, "2 BYE", branch="z9hG4bK-b", to_tag="b1"),
+    ]
+    p = Pipeline()
+    p.feed(frames)
+    p.finish()
+    assert p.stats.messages == 5
+    assert p.stats.dialog_outcomes == {"completed": 1}
+    assert p.reasons.get("dialogs.orphan_bye") == 0
+    assert samples(p.stats.rfc6076.sdt) == (1, approx(9.0))
 
 
 def test_same_invite_on_two_hops_is_one_attempt() -> None:

@@ -109,6 +109,12 @@ KEPT = [  # (header, value, attribute, expected) for every header whose value th
     ("Expires", "92", "expires", 92),
     ("Retry-After", "93", "retry_after", 93),
     ("User-Agent", "UA/1", "user_agent", "UA/1"),
+    (
+        "Session-ID",
+        "ab30317f1a784dc48ff824d0d3715d86;remote=0",
+        "session_id",
+        "ab30317f1a784dc48ff824d0d3715d86;remote=0",
+    ),
 ]
 
 

@@ -91,7 +91,7 @@ def filled() -> tuple[PipelineStats, Reasons, dict[str, int]]:
     s.reinvites = 1
     s.dialog_outcomes.update({"completed": 1, "failed_4xx": 1})
     s.register_failures.update({403: 1})
-    s.evictions.update({"dialogs.capacity": 2})
+    s.evictions.update({"dialogs.full": 2})
     s.capture_drops = 4
     r = s.rfc6076
     r.invite_attempts, r.invite_3xx, r.invite_success = 4, 1, 2

@@ -35,7 +35,7 @@ def expected_samples() -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
         exp[(name, E)] = 0.0
     exp.update(
         {
-            ("sip_exporter_invite_total", E): 3,
+            ("sip_exporter_invite_total", E): 4,  # attempts (the SER base), not the 3 on the wire
             ("sip_exporter_ack_total", E): 1,
             ("sip_exporter_bye_total", E): 1,
             ("sip_exporter_register_total", E): 2,
@@ -94,7 +94,7 @@ def expected_samples() -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
             ("sip_otel_skipped_total", L(reason="not_sip")): 5,
             ("sip_otel_table_entries", L(table="dialogs")): 5,
             ("sip_otel_table_entries", L(table="ip_fragments")): 6,
-            ("sip_otel_evictions_total", L(table="dialogs", reason="capacity")): 2,
+            ("sip_otel_evictions_total", L(table="dialogs", reason="full")): 2,
             ("sip_otel_capture_drops_total", E): 4,
             ("sip_otel_spans_dropped_total", E): 0,
             ("sip_otel_build_info", L(version="0.1.0", capture="ebpf")): 1,
@@ -193,7 +193,7 @@ def test_counters_follow_the_aggregates_between_scrapes() -> None:
     t = Telemetry(stats, Reasons(), dict)
     try:
         assert "\nsip_exporter_invite_total 0.0\n" in t.render_prometheus()
-        stats.requests["INVITE"] = 7
+        stats.rfc6076.invite_attempts = 7
         stats.rfc6076.sdt.observe(100.0)
         text = t.render_prometheus()
         assert "\nsip_exporter_invite_total 7.0\n" in text
@@ -269,7 +269,7 @@ def test_evictions_come_from_the_pipeline_when_gauges_is_its_bound_method() -> N
             return {}
 
         def evictions(self) -> dict[str, int]:
-            return {"ip_fragments.capacity": 3, "dialogs.timeout": 1}
+            return {"ip_fragments.full": 3, "dialogs.timeout": 1}
 
     stats = PipelineStats()
     stats.evictions["dialogs.timeout"] = 1  # the tracker's part only
@@ -280,7 +280,7 @@ def test_evictions_come_from_the_pipeline_when_gauges_is_its_bound_method() -> N
         t.shutdown()
     got = {k: v for k, v in samples.items() if k[0] == "sip_otel_evictions_total"}
     assert got == {
-        ("sip_otel_evictions_total", L(table="ip_fragments", reason="capacity")): 3,
+        ("sip_otel_evictions_total", L(table="ip_fragments", reason="full")): 3,
         ("sip_otel_evictions_total", L(table="dialogs", reason="timeout")): 1,
     }
 

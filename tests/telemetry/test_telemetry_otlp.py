@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import socket
+import uuid
+from pathlib import Path
+
 import pytest
 
-from sip_otel.telemetry.core import make_resource
+from sip_otel.telemetry.core import instance_id, make_resource
 from sip_otel.telemetry.otlp import OtlpSignal, resolve
 
 
@@ -64,3 +68,25 @@ def test_resource_defaults_and_env(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (attrs["service.name"], attrs["deployment.environment"]) == ("edge", "lab")
     monkeypatch.setenv("OTEL_SERVICE_NAME", "sbc-tap")
     assert make_resource("sip-otel").attributes["service.name"] == "sbc-tap"
+
+
+def test_resource_identifies_the_host(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("OTEL_RESOURCE_ATTRIBUTES", raising=False)
+    attrs = make_resource("sip-otel").attributes
+    assert attrs["host.name"] == socket.gethostname()
+    assert attrs["network.protocol.name"] == "sip"
+    # stable: the same host gives the same id on every start; another machine id another one
+    again = make_resource("sip-otel").attributes
+    assert attrs["service.instance.id"] == again["service.instance.id"]
+    mid = tmp_path / "machine-id"
+    mid.write_text("0123456789abcdef0123456789abcdef\n")
+    other = tmp_path / "other-id"
+    other.write_text("fedcba9876543210fedcba9876543210\n")
+    a, b = instance_id(str(mid)), instance_id(str(other))
+    assert a != b and a == instance_id(str(mid))
+    assert str(uuid.UUID(a)) == a  # a UUID string, as the semantic conventions recommend
+    # no machine id: derived from the host name, still stable
+    assert instance_id(str(tmp_path / "absent")) == instance_id(str(tmp_path / "absent"))
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "service.instance.id=tap-7,host.name=edge-1")
+    attrs = make_resource("sip-otel").attributes
+    assert (attrs["service.instance.id"], attrs["host.name"]) == ("tap-7", "edge-1")

@@ -27,7 +27,6 @@ pytestmark = pytest.mark.skipif(
 @pytest.fixture
 def agent() -> Iterator[tuple[Telemetry, PipelineStats]]:
     stats = PipelineStats()
-    stats.requests["INVITE"] = 5
     r = stats.rfc6076
     r.invite_attempts, r.invite_3xx, r.invite_success = 4, 0, 3  # SER = 3/4 = 75 %
     tel = Telemetry(
@@ -107,7 +106,7 @@ def test_prometheus_scrapes_seed_metrics(
     prometheus: str, agent: tuple[Telemetry, PipelineStats]
 ) -> None:
     _, stats = agent
-    wait_value(prometheus, "sip_exporter_invite_total", 5)
+    wait_value(prometheus, "sip_exporter_invite_total", 4)
     wait_value(prometheus, "sip_exporter_ser", 75)
     wait_value(prometheus, "sip_exporter_sessions", 2)
     (series,) = query(prometheus, "sip_exporter_invite_total")
@@ -119,8 +118,8 @@ def test_prometheus_scrapes_seed_metrics(
         "job": "sip-otel",
     }  # unlabelled: only the target labels Prometheus adds
     # the agent keeps counting: the next scrapes see it
-    stats.requests["INVITE"] = 9
-    stats.rfc6076.invite_success = 4
+    stats.rfc6076.invite_attempts = 9
+    stats.rfc6076.invite_success = 9
     wait_value(prometheus, "sip_exporter_invite_total", 9)
     wait_value(prometheus, "sip_exporter_ser", 100)
     wait_value(prometheus, 'up{job="sip-otel"}', 1)

@@ -172,7 +172,6 @@ def metric_blocks(text: str) -> dict[str, list[str]]:
 def test_rotel_receives_spans_and_metrics(rotel: Rotel, protocol: str) -> None:
     port = rotel.grpc if protocol == "grpc" else rotel.http
     stats = PipelineStats()
-    stats.requests["INVITE"] = 3
     stats.responses[200] = 2
     r = stats.rfc6076
     r.invite_attempts, r.invite_success = 2, 1
@@ -237,7 +236,7 @@ def test_rotel_receives_spans_and_metrics(rotel: Rotel, protocol: str) -> None:
     invite_m = metrics["sip_exporter_invite"][0]
     assert "DataType: Sum" in invite_m and "IsMonotonic: true" in invite_m
     assert "AGGREGATION_TEMPORALITY_CUMULATIVE" in invite_m
-    assert re.search(r"\nValue: 3\n", invite_m)
+    assert re.search(r"\nValue: 2\n", invite_m)  # attempts
     assert re.search(r"\nValue: 2\n", metrics["sip_exporter_200"][0])
     ser = metrics["sip_exporter_ser"][0]
     assert "DataType: Gauge" in ser and re.search(r"\nValue: 50\n", ser)
@@ -269,7 +268,7 @@ def test_replay_options_reach_rotel(rotel: Rotel, monkeypatch: pytest.MonkeyPatc
     parser = argparse.ArgumentParser()
     parser.add_argument("--format", default="text")
     add_replay_arguments(parser)
-    args = parser.parse_args(["--otlp", "--include-uris"])
+    args = parser.parse_args(["--otlp", "--span-uris"])
     stats = PipelineStats()
     stats.requests["BYE"] = 4
     tel = make_replay_telemetry(args, stats, Reasons(), dict)
@@ -307,7 +306,7 @@ def test_collector_down_metrics_keep_serving_and_spans_bounded(
         proc = tel.span_processor
         assert proc is not None
         for i in range(300):
-            stats.requests["INVITE"] = i + 1
+            stats.rfc6076.invite_attempts = i + 1
             tel.on_record(_dialog())
             assert proc.pending <= 16
         # every span is either waiting (<= 16), in the one stuck export batch (<= 16), or
@@ -379,3 +378,63 @@ def test_periodic_export_honours_env_interval(
         assert re.search(r"\nValue: 42\n", metric_blocks(text)["sip_exporter_options"][0])
     finally:
         tel.shutdown()
+
+
+@needs_rotel
+def test_b2bua_legs_share_a_trace_from_session_id_and_link(rotel: Rotel, tmp_path: Path) -> None:
+    """Two legs of one call through a B2BUA: the caller's Session-ID is the trace ID of both
+    spans as rotel receives them, and the leg ending second links to the first."""
+    import contextlib
+    import io
+
+    from telhelpers import MS, A, B, sip, udp_frame
+
+    from sip_otel.capture.pcapfile import PcapWriter
+    from sip_otel.cli import main
+
+    sid = "ab30317f1a784dc48ff824d0d3715d86"
+    t0 = 1_700_000_000_000_000_000
+    frames = []
+    for i, (call, extra) in enumerate(
+        (("leg-a", f"Session-ID: {sid}\r\n"), ("leg-b", f"Session-ID: {sid}\r\nX-CID: leg-a\r\n"))
+    ):
+        br, t = f"z9hG4bK-{call}", t0 + i * 100 * MS
+        frames += [
+            (
+                t,
+                A,
+                B,
+                sip("INVITE sip:bob@example.com SIP/2.0", br, "1 INVITE", call, "a", "", extra),
+            ),
+            (t + 500 * MS, B, A, sip("SIP/2.0 200 OK", br, "1 INVITE", call, "a", "b")),
+            (t + 9000 * MS, A, B, sip("BYE sip:bob@x SIP/2.0", br + "b", "2 BYE", call, "a", "b")),
+            (t + 9050 * MS, B, A, sip("SIP/2.0 200 OK", br + "b", "2 BYE", call, "a", "b")),
+        ]
+    cap = tmp_path / "b2bua.pcap"
+    with cap.open("wb") as fh:
+        writer = PcapWriter(fh, 1)
+        for t, src, dst, payload in sorted(frames, key=lambda f: f[0]):
+            writer.write(t, udp_frame(src, dst, payload))
+    args = ["replay", str(cap), "--otlp", "--otlp-endpoint", f"http://127.0.0.1:{rotel.grpc}"]
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main([*args, "--correlation-header", "X-CID"]) == 0
+    text = rotel.wait_for("Name           : SIP INVITE")
+    deadline = time.monotonic() + 10
+    while text.count("Name           : SIP INVITE") < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        text = rotel.text()
+    blocks = [b.split("ResourceMetrics #")[0] for b in text.split("Span #")[1:]]
+    invites = {
+        re.search(r"sip.call_id_hash: Str\((\w+)\)", b).group(1): b  # type: ignore[union-attr]
+        for b in blocks
+        if "Name           : SIP INVITE" in b
+    }
+    a, b = invites[call_id_hash("leg-a")], invites[call_id_hash("leg-b")]
+    for span in (a, b):
+        assert f"Trace ID       : {sid}\n" in span
+        assert f"sip.session_id: Str({sid})" in span
+    a_id = re.search(r"\n +ID +: (\w+)\n", a).group(1)  # type: ignore[union-attr]
+    assert "SpanLink #" not in a
+    assert b.count("SpanLink #") == 1
+    assert f"-> Trace ID: {sid}\n     -> ID: {a_id}\n" in b
+    assert "-> sip.link: Str(call)" in b

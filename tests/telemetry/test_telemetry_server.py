@@ -20,7 +20,7 @@ OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
 def make(process_metrics: bool) -> Telemetry:
     stats = PipelineStats()
-    stats.requests["INVITE"] = 5
+    stats.requests["BYE"] = 5
     tel = Telemetry(
         stats,
         Reasons(),
@@ -56,7 +56,7 @@ def test_classic_text_by_default(tel: Telemetry) -> None:
     assert status == 200
     assert headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
     assert "content-encoding" not in headers
-    assert b"\nsip_exporter_invite_total 5.0\n" in body
+    assert b"\nsip_exporter_bye_total 5.0\n" in body
     assert not body.endswith(b"# EOF\n")
 
 
@@ -71,7 +71,7 @@ def test_openmetrics_when_asked(tel: Telemetry) -> None:
     assert headers["content-type"].startswith(OPENMETRICS)
     text = body.decode()
     assert text.endswith("# EOF\n")
-    assert "# TYPE sip_exporter_invite counter\nsip_exporter_invite_total 5.0\n" in text
+    assert "# TYPE sip_exporter_bye counter\nsip_exporter_bye_total 5.0\n" in text
 
 
 def test_gzip_when_accepted(tel: Telemetry) -> None:

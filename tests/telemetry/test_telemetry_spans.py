@@ -105,20 +105,35 @@ def test_privacy_opt_ins() -> None:
     assert not any("atlanta" in v or "biloxi" in v or "1928301774" in v for v in values)
 
 
-def test_failure_outcomes_are_errors() -> None:
+def test_only_ineffective_attempts_and_timeouts_are_errors() -> None:
+    """RFC 6076 §4.7/§4.8: 486/480/600/603 are effective answers; 408/500/503/504 and no answer
+    are ineffective; a BYE that timed out is an error, one answered 481 is not."""
+    bye_timeout = RecordEvent(T0 + 62_000_000_000, "sip.bye_timeout", 0, "BYE")
     spans = spans_of(
         dialog(outcome="failed_4xx", final_status=486, sdt_s=None),
+        dialog(outcome="failed_6xx", final_status=603, sdt_s=None),
+        dialog(outcome="failed_4xx", final_status=404, sdt_s=None),
+        dialog(outcome="failed_4xx", final_status=408, sdt_s=None),
+        dialog(outcome="failed_5xx", final_status=503, sdt_s=None),
         dialog(outcome="timed_out", final_status=0, srd_s=None, sdt_s=None),
         dialog(outcome="cancelled", final_status=487, sdt_s=None),
         dialog(outcome="redirected", final_status=302, sdt_s=None),
+        dialog(outcome="bye_failed", events=[*dialog().events, bye_timeout]),
+        dialog(outcome="bye_failed"),
     )
     assert [(s.status.status_code, s.status.description) for s in spans] == [
-        (StatusCode.ERROR, "failed_4xx 486"),
+        (StatusCode.UNSET, None),
+        (StatusCode.UNSET, None),
+        (StatusCode.UNSET, None),
+        (StatusCode.ERROR, "failed_4xx 408"),
+        (StatusCode.ERROR, "failed_5xx 503"),
         (StatusCode.ERROR, "timed_out"),
         (StatusCode.UNSET, None),
         (StatusCode.UNSET, None),
+        (StatusCode.ERROR, "bye_failed 200"),
+        (StatusCode.UNSET, None),
     ]
-    assert "sip.status_code" not in (spans[1].attributes or {})
+    assert "sip.status_code" not in (spans[5].attributes or {})
 
 
 def test_registration_span() -> None:

@@ -131,7 +131,7 @@ int32_t so_dialog_record(so_track *t, const so_attempt *a, so_slice to_tag, int6
         return -1;
     const so_strings *s = &a->str;
     size_t n = s->call_id.n + s->from_uri.n + s->to_uri.n + s->from_tag.n + to_tag.n +
-               s->user_agent.n;
+               s->user_agent.n + s->session_id.n + s->correlation.n;
     r->blob = (uint8_t *)malloc(n ? n : 1);
     if (!r->blob) {
         t->n_records--;
@@ -153,6 +153,8 @@ int32_t so_dialog_record(so_track *t, const so_attempt *a, so_slice to_tag, int6
     PUT(from_tag, s->from_tag);
     PUT(to_tag, to_tag);
     PUT(user_agent, s->user_agent);
+    PUT(session_id, s->session_id);
+    PUT(correlation, s->correlation);
 #undef PUT
     r->registration = false;
     r->outcome = outcome;
@@ -409,11 +411,11 @@ static uint32_t att_new(so_track *t, const so_msg *m, uint32_t txn, int64_t srd_
     a->srd_start_ns = srd_start; /* RFC 6076 t1 (earlier after a 3xx redirect) */
     a->se = m->session_expires;
     a->txn = so_txn_ref(t, txn);
-    if (t->cfg.want_records) {
-        if (!so_strings_set(&a->str, m, false))
-            so_count_reason(t, SO_R_INTERNAL_NO_MEMORY);
+    /* Always: the strings key the dialogs its 2xx confirm (so_dlg_confirm), records or not. */
+    if (!so_strings_set(&a->str, m, false, t->cfg.want_records))
+        so_count_reason(t, SO_R_INTERNAL_NO_MEMORY);
+    if (t->cfg.want_records)
         so_origin_set(&a->origin, m->origin);
-    }
     return att;
 }
 

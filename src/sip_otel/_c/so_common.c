@@ -144,7 +144,7 @@ uint32_t so_map_get(const so_map *m, so_h128 k) {
         const so_map_slot *s = &m->slots[i];
         if (s->val == SO_NIL)
             return SO_NIL;
-        if (s->ka == k.a && s->kb == k.b)
+        if (s->ka == k.a && s->kb == (uint32_t)k.b)
             return s->val;
         i = (i + 1) & m->mask;
     }
@@ -187,12 +187,12 @@ bool so_map_put(so_map *m, so_h128 k, uint32_t val) {
         so_map_slot *s = &m->slots[i];
         if (s->val == SO_NIL) {
             s->ka = k.a;
-            s->kb = k.b;
+            s->kb = (uint32_t)k.b;
             s->val = val;
             m->count++;
             return true;
         }
-        if (s->ka == k.a && s->kb == k.b) {
+        if (s->ka == k.a && s->kb == (uint32_t)k.b) {
             s->val = val;
             return true;
         }
@@ -213,12 +213,12 @@ uint32_t so_map_get_or_put(so_map *m, so_h128 k, uint32_t val, bool *failed) {
         so_map_slot *s = &m->slots[i];
         if (s->val == SO_NIL) {
             s->ka = k.a;
-            s->kb = k.b;
+            s->kb = (uint32_t)k.b;
             s->val = val;
             m->count++;
             return SO_NIL;
         }
-        if (s->ka == k.a && s->kb == k.b)
+        if (s->ka == k.a && s->kb == (uint32_t)k.b)
             return s->val;
         i = (i + 1) & m->mask;
     }
@@ -233,7 +233,7 @@ uint32_t so_map_del(so_map *m, so_h128 k) {
         so_map_slot *s = &m->slots[i];
         if (s->val == SO_NIL)
             return SO_NIL;
-        if (s->ka == k.a && s->kb == k.b)
+        if (s->ka == k.a && s->kb == (uint32_t)k.b)
             break;
         i = (i + 1) & mask;
     }
@@ -275,24 +275,27 @@ void so_pool_free(so_pool *p) {
 uint32_t so_pool_alloc(so_pool *p) {
     uint32_t slot = p->free_head;
     if (slot == SO_NIL) {
-        if (p->count >= p->cap) {
+        if (p->fresh >= p->cap) {
+            /* Grow by doubling into zeroed memory (calloc: a large block comes from fresh
+             * pages that stay out of RSS until an entry there is first used) and copy the used
+             * part; the new slots are handed out in order from ``fresh``, never threaded onto
+             * the free list (which would touch every one of them now). */
             uint32_t cap = p->cap ? p->cap * 2 : 64;
-            uint8_t *items = (uint8_t *)realloc(p->items, (size_t)cap * p->item_size);
+            uint8_t *items = (uint8_t *)calloc(cap, p->item_size);
             if (!items)
                 return SO_NIL;
-            memset(items + (size_t)p->cap * p->item_size, 0, (size_t)(cap - p->cap) * p->item_size);
-            for (uint32_t i = cap; i-- > p->cap;) {
-                so_entry *e = (so_entry *)(items + (size_t)i * p->item_size);
-                e->next = p->free_head;
-                p->free_head = i;
-            }
+            if (p->items)
+                memcpy(items, p->items, (size_t)p->cap * p->item_size);
+            free(p->items);
             p->items = items;
             p->cap = cap;
         }
-        slot = p->free_head;
+        slot = p->fresh++;
+        so_pool_entry(p, slot)->next = SO_NIL;
+    } else {
+        p->free_head = so_pool_entry(p, slot)->next;
     }
     so_entry *e = so_pool_entry(p, slot);
-    p->free_head = e->next;
     uint32_t gen = e->gen;
     memset(e, 0, p->item_size);
     e->gen = gen;

@@ -161,7 +161,10 @@ void so_dlg_confirm(so_track *t, uint32_t att, const so_msg *m, int64_t srd_ns) 
         if (dlg_step(t, old, SO_DI_EVICT))
             end_dialog(t, old, SO_OUT_EVICTED, now, false, 0, false);
     }
-    so_h128 key = dkey(t, m->call_id, m->from_tag, m->to_tag);
+    /* The dialog of the attempt's INVITE: its Call-ID and From tag, not the 2xx's (the
+     * transaction routed the 2xx here; a 2xx that spells them differently still confirms it). */
+    a = so_att_at(t, att);
+    so_h128 key = dkey(t, a->str.call_id, a->str.from_tag, m->to_tag);
     uint32_t old = so_tab_get(&t->dialogs, key);
     if (old != SO_NIL && dlg_step(t, old, SO_DI_EVICT)) /* same tags reused */
         end_dialog(t, old, SO_OUT_EVICTED, now, false, 0, false);

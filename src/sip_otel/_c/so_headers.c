@@ -57,6 +57,7 @@ const so_header_name so_header_names[] = {
     HN("Timestamp", NULL, SO_H_IGNORED),
     HN("Alert-Info", NULL, SO_H_IGNORED),
     HN("Error-Info", NULL, SO_H_IGNORED),
+    HN("Session-ID", "Session-Id", SO_H_SESSION_ID),
     HN("User-Agent", "User-agent", SO_H_USER_AGENT),
     HN("In-Reply-To", NULL, SO_H_IGNORED),
     HN("Min-Expires", NULL, SO_H_IGNORED),

@@ -2,7 +2,8 @@
  * Tables: a hash index (128-bit key -> 32-bit slot) and an ordered pool of fixed-size entries.
  *
  * so_map: open addressing, linear probing, deletion by backward shift (no tombstones), grows
- * by doubling at half load. Keys are so_h128 (see so_hash.h); values are pool slots.
+ * by doubling at half load. Keys are so_h128 (see so_hash.h), stored as a 96-bit fingerprint
+ * (so_map_slot); values are pool slots.
  *
  * so_pool: entries of one type in one array, addressed by slot number (stable across growth),
  * recycled through a free list, and kept on a doubly linked list in insertion order with
@@ -17,10 +18,13 @@
 
 #define SO_NIL UINT32_MAX
 
+/* 16 bytes: the key's first word and the low 32 bits of its second (a 96-bit fingerprint;
+ * the entries keep the whole key) -- two keys agreeing on 96 bits of a keyed 128-bit hash are
+ * as likely as a 96-bit hash collision, 2^-96 per pair. */
 typedef struct so_map_slot {
-    uint64_t ka, kb;
+    uint64_t ka;
+    uint32_t kb;  /* low half of the key's second word */
     uint32_t val; /* SO_NIL: empty */
-    uint32_t pad;
 } so_map_slot;
 
 typedef struct so_map {
@@ -52,7 +56,8 @@ typedef struct so_pool {
     uint8_t *items;
     size_t item_size;
     uint32_t cap, count;
-    uint32_t free_head; /* singly linked through entry.next */
+    uint32_t fresh;     /* slots from here to cap were never used (zero) */
+    uint32_t free_head; /* released slots, singly linked through entry.next */
     uint32_t head, tail; /* oldest, newest */
 } so_pool;
 

@@ -215,7 +215,7 @@ int so_frag_add(so_frag_table *t, const so_frag_key *key, int64_t ts_ns, uint32_
         ;
     if (slot == SO_NIL) {
         if (t->sets.count >= t->max_sets)
-            evict_oldest(t, SO_E_FRAGMENTS_CAPACITY, SO_NIL);
+            evict_oldest(t, SO_E_FRAGMENTS_FULL, SO_NIL);
         slot = so_pool_alloc(&t->sets);
         if (slot == SO_NIL) {
             t->reasons[SO_R_INTERNAL_NO_MEMORY]++;

@@ -213,7 +213,7 @@ uint32_t so_tcp_get(const so_tcp_table *t, const so_flow_key *key) {
 uint32_t so_tcp_open(so_tcp_table *t, const so_flow_key *key, int64_t ts_ns, so_framer_kind kind) {
     if (t->flows.count >= t->limits->max_tcp_flows && t->flows.head != SO_NIL) {
         close_slot(t, t->flows.head, false);
-        t->evictions[SO_E_TCP_FLOWS_CAPACITY]++;
+        t->evictions[SO_E_TCP_FLOWS_FULL]++;
     }
     so_h128 k = key_hash(t, key);
     uint32_t slot = so_pool_alloc(&t->flows);

@@ -92,6 +92,36 @@ static void reset_values(so_parser *P, so_msg *m) {
 
 static inline bool is_sp_ht(uint8_t c) { return c == ' ' || c == '\t'; }
 
+static bool is_corr_name(const so_parser *P, so_slice name) {
+    for (size_t i = 0; i < name.n; i++)
+        if (so_ascii_lower(name.p[i]) != P->corr_name[i])
+            return false;
+    return true;
+}
+
+/* RFC 3261 token characters (a header name) */
+static bool is_token_char(uint8_t c) {
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+        return true;
+    return c && strchr("-.!%*_+`'~", c) != NULL;
+}
+
+bool so_parser_set_correlation(so_parser *P, const uint8_t *name, size_t n) {
+    if (n == 0) {
+        P->corr_n = 0;
+        return true;
+    }
+    if (n > SO_SIP_MAX_CORRELATION_NAME || so_header_lookup(name, n, NULL) >= 0)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!is_token_char(name[i]))
+            return false;
+    for (size_t i = 0; i < n; i++)
+        P->corr_name[i] = so_ascii_lower(name[i]);
+    P->corr_n = n;
+    return true;
+}
+
 /* One header line (no LF; a CR before it is part of the line and of its value). With a colon,
  * only the code of the stripped name matters: a line starting with SP/HT continues the previous
  * one, an empty name is a bad line. Without one, the line is a header (with an empty value)
@@ -110,6 +140,9 @@ static int scan_line(so_parser *P, const uint8_t *p, size_t n, so_msg *m) {
             return SCAN_ON;
         }
         code = so_header_code(name.p, name.n);
+        if (SO_UNLIKELY(P->corr_n) && code == SO_H_IGNORED && name.n == P->corr_n &&
+            is_corr_name(P, name))
+            code = SO_H_CORRELATION;
         value = so_slice_of(p + nn + 1, n - nn - 1);
     } else {
         if (n == 0)

@@ -18,6 +18,8 @@ struct so_parser {
     so_slice vals[SO_N_HCODES];
     so_slice vias[SO_SIP_MAX_HEADER_LINES];    /* raw values */
     so_slice reasons[SO_SIP_MAX_HEADER_LINES]; /* stripped values */
+    uint8_t corr_name[SO_SIP_MAX_CORRELATION_NAME]; /* lower-case; corr_n 0: none */
+    size_t corr_n;
 };
 
 #define HAVE(P, code) (((P)->have >> (code)) & 1u)

@@ -163,6 +163,10 @@ int so_parser_build(so_parser *P, const so_start_line *sl, bool truncated, size_
         ua = other;
     if (HAVE(P, ua) && P->vals[ua].n)
         m->user_agent = so_strip(P->vals[ua]);
+    if (HAVE(P, SO_H_SESSION_ID))
+        m->session_id = so_strip(P->vals[SO_H_SESSION_ID]);
+    if (HAVE(P, SO_H_CORRELATION))
+        m->correlation = so_strip(so_first_value(P->vals[SO_H_CORRELATION]));
 
     if (HAVE(P, SO_H_EXPIRES))
         m->expires = number(P->vals[SO_H_EXPIRES], m);

@@ -106,10 +106,10 @@
     X(INTERNAL_NO_MEMORY, "internal.no_memory")
 
 #define SO_EVICTION_LIST(X)                                                                    \
-    X(FRAGMENTS_CAPACITY, "fragments.capacity")                                                \
+    X(FRAGMENTS_FULL, "fragments.full")                                                        \
     X(FRAGMENTS_MEMORY, "fragments.memory")                                                    \
     X(FRAGMENTS_TIMEOUT, "fragments.timeout")                                                  \
-    X(TCP_FLOWS_CAPACITY, "tcp_flows.capacity")                                                \
+    X(TCP_FLOWS_FULL, "tcp_flows.full")                                                        \
     X(TCP_FLOWS_TIMEOUT, "tcp_flows.timeout")                                                  \
     X(TRANSACTIONS_FULL, "transactions.full")                                                  \
     X(DIALOGS_FULL, "dialogs.full")                                                            \

@@ -142,7 +142,7 @@ void so_reg_request(so_track *t, const so_msg *m, uint32_t txn) {
     r->unregister = is_unregister(m);
     r->req_expires = m->contact_expires >= 0 ? m->contact_expires : m->expires;
     if (t->cfg.want_records) {
-        if (!so_strings_set(&r->str, m, true))
+        if (!so_strings_set(&r->str, m, true, false))
             so_count_reason(t, SO_R_INTERNAL_NO_MEMORY);
         so_origin_set(&r->origin, m->origin);
     }

@@ -43,62 +43,113 @@ static size_t insert_vlan(uint8_t *out, const uint8_t *frame, size_t len, uint16
     return len + 4;
 }
 
-size_t so_ring_drain(so_ring *r, size_t max_frames, so_live_frame_fn fn, void *ctx) {
-    uint64_t prod = __atomic_load_n(r->prod_pos, __ATOMIC_ACQUIRE);
-    uint64_t cons = r->cons;
-    if (cons >= prod)
-        return 0;
-    if (prod - cons > r->max_backlog)
-        r->max_backlog = prod - cons;
+/* The next committed record of ``r`` at or after r->cons (discarded ones skipped and consumed):
+ * fills *h and *pkt (the packet after the header, copied into wrap_buf if it wraps) and returns
+ * the ring bytes it takes, or 0 when none is ready. r->cons is not moved past it. */
+static uint64_t ring_peek(so_ring *r, uint64_t prod, struct rec_hdr *h, const uint8_t **pkt,
+                          size_t *caplen) {
     uint64_t mask = r->size - 1;
-    size_t n = 0;
-    while (cons < prod && n < max_frames) {
-        uint64_t at = cons & mask;
+    while (r->cons < prod) {
+        uint64_t at = r->cons & mask;
         const uint8_t *rec = r->data + at;
         uint32_t hlen = __atomic_load_n((const uint32_t *)rec, __ATOMIC_ACQUIRE);
         if (hlen & RB_BUSY)
-            break; /* still being written */
+            return 0; /* still being written */
         uint32_t len = hlen & RB_LEN_MASK;
-        if (!(hlen & RB_DISCARD)) {
-            struct rec_hdr h;
-            /* The 8-byte kernel header never wraps (records are 8-aligned, the area is pages);
-             * a body that runs past the end of the area continues at its start: copy it. */
-            uint64_t start = (at + RB_HDR) & mask;
-            const uint8_t *body = r->data + start;
-            bool ok = len >= sizeof(h) && len <= r->size;
-            if (ok && start + len > r->size) {
-                ok = len <= sizeof(r->wrap_buf);
-                if (ok) {
-                    size_t first = (size_t)(r->size - start);
-                    memcpy(r->wrap_buf, body, first);
-                    memcpy(r->wrap_buf + first, r->data, len - first);
-                    body = r->wrap_buf;
-                    r->wrapped++;
-                }
-            }
+        uint64_t step = (len + RB_HDR + 7) & ~7ULL;
+        if (hlen & RB_DISCARD) {
+            r->cons += step;
+            continue;
+        }
+        /* The 8-byte kernel header never wraps (records are 8-aligned, the area is pages);
+         * a body that runs past the end of the area continues at its start: copy it. */
+        uint64_t start = (at + RB_HDR) & mask;
+        const uint8_t *body = r->data + start;
+        bool ok = len >= sizeof(*h) && len <= r->size;
+        if (ok && start + len > r->size) {
+            ok = len <= sizeof(r->wrap_buf);
             if (ok) {
-                memcpy(&h, body, sizeof(h));
-                const uint8_t *pkt = body + sizeof(h);
-                size_t caplen = SO_MIN((size_t)h.caplen, (size_t)(len - sizeof(h)));
-                int64_t ts = (int64_t)h.ts_ns + r->offset_ns;
-                if (h.vlan_proto && caplen <= 65535) {
-                    size_t m = insert_vlan(r->vlan_buf, pkt, caplen, h.vlan_tci, h.vlan_proto);
-                    fn(ctx, ts, r->vlan_buf, m, h.ifindex, h.pkt_type);
-                } else {
-                    fn(ctx, ts, pkt, caplen, h.ifindex, h.pkt_type);
-                }
-                n++;
-            } else {
-                r->bad_records++;
+                size_t first = (size_t)(r->size - start);
+                memcpy(r->wrap_buf, body, first);
+                memcpy(r->wrap_buf + first, r->data, len - first);
+                body = r->wrap_buf;
+                r->wrapped++;
             }
         }
-        cons += (len + RB_HDR + 7) & ~7ULL;
+        if (!ok) {
+            r->bad_records++;
+            r->cons += step;
+            continue;
+        }
+        memcpy(h, body, sizeof(*h));
+        *pkt = body + sizeof(*h);
+        *caplen = SO_MIN((size_t)h->caplen, (size_t)(len - sizeof(*h)));
+        return step;
     }
-    if (cons != r->cons) {
-        r->cons = cons;
-        __atomic_store_n(r->cons_pos, cons, __ATOMIC_RELEASE);
+    return 0;
+}
+
+static void deliver(so_ring *r, const struct rec_hdr *h, const uint8_t *pkt, size_t caplen,
+                    so_live_frame_fn fn, void *ctx) {
+    int64_t ts = (int64_t)h->ts_ns + r->offset_ns;
+    if (h->vlan_proto && caplen <= 65535) {
+        size_t m = insert_vlan(r->vlan_buf, pkt, caplen, h->vlan_tci, h->vlan_proto);
+        fn(ctx, ts, r->vlan_buf, m, h->ifindex, h->pkt_type);
+    } else {
+        fn(ctx, ts, pkt, caplen, h->ifindex, h->pkt_type);
     }
-    return n;
+}
+
+static void publish(so_ring *r) {
+    __atomic_store_n(r->cons_pos, r->cons, __ATOMIC_RELEASE);
+}
+
+size_t so_ring_drain(so_ring *r, size_t max_frames, so_live_frame_fn fn, void *ctx) {
+    return so_rings_drain(&r, 1, max_frames, fn, ctx);
+}
+
+/* One record from one of n rings at a time: the waiting record with the smallest timestamp
+ * (ties: the lower ring index). Each ring's head is peeked once and kept until it is taken;
+ * the producer positions are loaded once per call, so a call ends (and publishes the consumer
+ * positions) after the records that were ready when it started. */
+size_t so_rings_drain(so_ring *const *rings, size_t n, size_t max_frames, so_live_frame_fn fn,
+                      void *ctx) {
+    enum { MAX = SO_RINGS_MAX };
+    if (n > MAX)
+        n = MAX;
+    uint64_t prod[MAX], step[MAX], start[MAX];
+    struct rec_hdr hdr[MAX];
+    const uint8_t *pkt[MAX];
+    size_t caplen[MAX];
+    size_t live = 0;
+    for (size_t i = 0; i < n; i++) {
+        so_ring *r = rings[i];
+        prod[i] = __atomic_load_n(r->prod_pos, __ATOMIC_ACQUIRE);
+        start[i] = r->cons;
+        if (prod[i] > r->cons && prod[i] - r->cons > r->max_backlog)
+            r->max_backlog = prod[i] - r->cons;
+        step[i] = max_frames ? ring_peek(r, prod[i], &hdr[i], &pkt[i], &caplen[i]) : 0;
+        live += step[i] != 0;
+    }
+    size_t got = 0;
+    while (live && got < max_frames) {
+        size_t best = n;
+        for (size_t i = 0; i < n; i++)
+            if (step[i] && (best == n || hdr[i].ts_ns < hdr[best].ts_ns))
+                best = i;
+        so_ring *r = rings[best];
+        deliver(r, &hdr[best], pkt[best], caplen[best], fn, ctx);
+        got++;
+        r->cons += step[best];
+        step[best] = got < max_frames ? ring_peek(r, prod[best], &hdr[best], &pkt[best],
+                                                  &caplen[best]) : 0;
+        if (!step[best])
+            live--;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (rings[i]->cons != start[i])
+            publish(rings[i]);
+    return got;
 }
 
 /* ---- TPACKET_V3 -------------------------------------------------------------------------------- */

@@ -42,6 +42,14 @@ bool so_ring_pending(const so_ring *r);
  * returns how many. */
 size_t so_ring_drain(so_ring *r, size_t max_frames, so_live_frame_fn fn, void *ctx);
 
+/* The same over the filter's per-CPU rings (at most SO_RINGS_MAX): every ring is drained and
+ * the records are handed on merged in kernel timestamp order (the smallest waiting ts first;
+ * each CPU's own records are already in order), so packet time stays monotonic for the
+ * pipeline across CPUs. A record still being written stops its ring for this call. */
+#define SO_RINGS_MAX 256
+size_t so_rings_drain(so_ring *const *rings, size_t n, size_t max_frames, so_live_frame_fn fn,
+                      void *ctx);
+
 /* TPACKET_V3 receive ring of ``nblocks`` blocks of ``block_size`` bytes at ``base``: every
  * block the kernel has handed over (TP_STATUS_USER), from ``*block`` on, until one is not or
  * ``max_frames`` were delivered; each block is given back (TP_STATUS_KERNEL) once read.

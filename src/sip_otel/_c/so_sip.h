@@ -145,6 +145,8 @@ typedef enum so_hcode {
     SO_H_RETRY_AFTER,
     SO_H_USER_AGENT,
     SO_H_SERVER,
+    SO_H_SESSION_ID,  /* RFC 7989 */
+    SO_H_CORRELATION, /* the configured correlation header (so_parser_set_correlation) */
     SO_N_HCODES
 } so_hcode;
 
@@ -227,6 +229,11 @@ typedef struct so_parser so_parser; /* scratch space for values the wire does no
 
 so_parser *so_parser_new(void);
 void so_parser_free(so_parser *parser);
+/* Keep the first value of the header called ``name`` (ASCII case-insensitive; e.g. "X-CID") as
+ * so_msg.correlation. ``n`` 0 turns it off (the default). Names of headers the parser knows are
+ * refused (false), as are names longer than SO_SIP_MAX_CORRELATION_NAME or not tokens. */
+#define SO_SIP_MAX_CORRELATION_NAME 64
+bool so_parser_set_correlation(so_parser *parser, const uint8_t *name, size_t n);
 
 typedef void (*so_msg_fn)(void *ctx, so_msg *msg);
 

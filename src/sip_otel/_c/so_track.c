@@ -180,10 +180,12 @@ static so_slice put_str(uint8_t **w, so_slice s) {
     return out;
 }
 
-bool so_strings_set(so_strings *s, const so_msg *m, bool aor_only) {
+bool so_strings_set(so_strings *s, const so_msg *m, bool aor_only, bool for_records) {
     size_t n = m->call_id.n + m->to_uri.n;
     if (!aor_only)
         n += m->from_uri.n + m->from_tag.n + m->user_agent.n;
+    if (!aor_only && for_records)
+        n += m->session_id.n + m->correlation.n;
     uint8_t *blob = (uint8_t *)malloc(n ? n : 1);
     if (!blob)
         return false;
@@ -196,6 +198,10 @@ bool so_strings_set(so_strings *s, const so_msg *m, bool aor_only) {
         s->from_uri = put_str(&w, m->from_uri);
         s->from_tag = put_str(&w, m->from_tag);
         s->user_agent = put_str(&w, m->user_agent);
+        if (for_records) {
+            s->session_id = put_str(&w, m->session_id);
+            s->correlation = put_str(&w, m->correlation);
+        }
     }
     return true;
 }

@@ -88,7 +88,7 @@ typedef struct so_record {
     uint16_t sport, dport;
     uint8_t src[16], dst[16];
     /* strings: call_id, from_uri, to_uri (AOR for registrations), from_tag, to_tag, user_agent */
-    so_slice call_id, from_uri, to_uri, from_tag, to_tag, user_agent;
+    so_slice call_id, from_uri, to_uri, from_tag, to_tag, user_agent, session_id, correlation;
     so_revent *events;
     uint32_t n_events, events_dropped;
     uint8_t *blob; /* owns the strings */

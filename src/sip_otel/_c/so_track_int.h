@@ -47,10 +47,12 @@ void so_revents_add(so_revents *e, int64_t ts, uint8_t name, uint16_t status, ui
 bool so_revents_copy(so_revents *dst, const so_revents *src);
 void so_revents_free(so_revents *e);
 
-/* Strings kept for records (only with want_records): one blob, slices into it. */
+/* An attempt's strings, one blob with slices into it: an INVITE attempt always keeps them (its
+ * Call-ID and From tag key the dialogs its 2xx confirm), a REGISTER attempt only for records. */
 typedef struct so_strings {
     uint8_t *blob;
     so_slice call_id, from_uri, to_uri, from_tag, user_agent;
+    so_slice session_id, correlation; /* kept only for records (trace IDs, links) */
 } so_strings;
 
 typedef struct so_origin {
@@ -107,7 +109,8 @@ enum so_ctx_kind { SO_CTX_NONE, SO_CTX_ATTEMPT, SO_CTX_DIALOG, SO_CTX_REGISTER }
 
 typedef struct so_txn {
     so_tab_head h;
-    int64_t start_ns, final_ns, deadline_ns;
+    int64_t start_ns, deadline_ns;
+    int64_t queued_ns;  /* deadline of this entry's item in txn_deadlines (0: none) */
     int64_t request_se; /* Session-Expires of the request (-1: none) */
     uint8_t method;
     uint8_t state;
@@ -315,7 +318,9 @@ so_record *so_track_new_record(so_track *t, int32_t *index);
 so_h128 so_key(const so_track *t, uint64_t domain, const so_slice *parts, size_t n, const int64_t *nums,
                size_t m);
 uint64_t so_key64(const so_track *t, uint64_t domain, so_slice s, int64_t num);
-bool so_strings_set(so_strings *s, const so_msg *m, bool to_uri_only);
+/* ``to_uri_only``: Call-ID and To URI only (a REGISTER's AOR); ``for_records``: also what only
+ * spans use (Session-ID, correlation value). */
+bool so_strings_set(so_strings *s, const so_msg *m, bool to_uri_only, bool for_records);
 void so_strings_free(so_strings *s);
 void so_origin_set(so_origin *o, const so_payload *p);
 

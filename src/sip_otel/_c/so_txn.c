@@ -148,9 +148,17 @@ static uint32_t txn_open(so_track *t, so_h128 key, uint8_t method, int64_t now, 
     return slot;
 }
 
+/* Set the transaction's deadline. A queue item is pushed only when no item with an earlier
+ * or equal deadline is already queued for it: the final response's linger deadline is later
+ * than the request's timer, so instead of a second item (which would sit in the queue for
+ * 64*T1 next to the first, one per transaction), the request's item re-arms it when it pops
+ * (so_txn_timer). Same deadlines, half the queue. */
 static void push_deadline(so_track *t, uint32_t slot, int64_t deadline, bool in_order) {
     so_txn *x = so_txn_at(t, slot);
     x->deadline_ns = deadline;
+    if (x->queued_ns && x->queued_ns <= deadline)
+        return;
+    x->queued_ns = deadline;
     bool ok = in_order ? so_dq_push_in_order(&t->txn_deadlines, deadline, 0, slot, x->h.e.gen)
                        : so_dq_push(&t->txn_deadlines, deadline, 0, slot, x->h.e.gen);
     if (!ok)
@@ -233,7 +241,6 @@ so_verdict so_txn_response(so_track *t, const so_msg *m, uint32_t *txn, bool *fi
         return SO_V_NEW;
     t->txn_open--;
     x->final_status = m->status;
-    x->final_ns = m->ts_ns;
     push_deadline(t, slot, m->ts_ns + t->linger_ns, true);
     *first_final = true;
     return SO_V_NEW;
@@ -279,8 +286,21 @@ size_t so_txn_timer(so_track *t, int64_t now) {
         if (!e->live || e->gen != (uint32_t)due[i].b)
             continue; /* already gone */
         so_txn *x = (so_txn *)e;
+        if (deadline < x->deadline_ns && deadline == x->queued_ns) {
+            /* The deadline moved on meanwhile (push_deadline): re-arm, or if it is due too,
+             * take it now (only a completed transaction's linger is ever deferred, and its end
+             * is silent, so handling it here rather than at its place in due[] changes
+             * nothing). */
+            x->queued_ns = 0;
+            if (x->deadline_ns > now) {
+                push_deadline(t, slot, x->deadline_ns, false);
+                continue;
+            }
+            deadline = x->deadline_ns;
+        }
         if (x->deadline_ns != deadline)
             continue; /* superseded */
+        x->queued_ns = 0;
         int action = so_sm_step(&so_txn_table[x->state][SO_TI_DEADLINE], &x->state, t,
                                 SO_R_INTERNAL_TRANSACTION_TRANSITION);
         uint8_t timer = x->method == SO_M_INVITE ? 'B' : 'F';

@@ -76,6 +76,8 @@ typedef struct so_msg {
     bool contact_star;      /* "Contact: *" */
     so_slice reason;        /* Reason header values joined with ", " */
     so_slice user_agent;    /* User-Agent (requests) or Server (responses), stripped */
+    so_slice session_id;    /* Session-ID (RFC 7989) value, stripped, as sent */
+    so_slice correlation;   /* the configured correlation header's first value, stripped */
     int64_t body_length;    /* body bytes actually present */
     const so_payload *origin;
     uint8_t n_defects;      /* problems that still left a usable message, in order found */

@@ -7,8 +7,14 @@ socketpair, and the exchange is two messages:
 
 1. agent -> child: a :class:`LoadRequest` as JSON (interfaces, ports, ring size, source file);
 2. child -> agent: a :class:`Loaded` as JSON with the descriptors attached (``SCM_RIGHTS``), in
-   the order of :data:`FD_ORDER` then one attached ``AF_PACKET`` socket per interface -- or
-   ``{"error": ..., "permission": ...}`` and no descriptors.
+   the order of :data:`FD_ORDER`, then one ring buffer per ring (one per possible CPU), then one
+   attached ``AF_PACKET`` socket per interface -- or ``{"error": ..., "permission": ...}`` and
+   no descriptors.
+
+Rings: the filter writes to its CPU's own ring buffer (an array of ring maps indexed by CPU), so
+producers on different CPUs never share a ring's lock (docs/capture.md, "Loss-free ring").
+The ring budget (``ring_bytes``) is split between them: :func:`ring_layout`. bcc creates the
+first ring (the inner-map template); the child creates the others with ``bpf(2)``.
 
 The child compiles ``bpf/sip_filter.c`` with bcc, fills the port map, opens and attaches the
 sockets (so compile, load and attach errors all come from one place), sends, and exits without
@@ -46,23 +52,37 @@ from sip_otel.capture.base import (
     open_packet_socket,
     permission_error,
 )
+from sip_otel.capture.bpfsys import create_ringbuf
 
 __all__ = [
     "COUNTERS",
     "FD_ORDER",
     "LOAD_TIMEOUT_S",
+    "MIN_RING_BYTES",
     "Handover",
     "LoadRequest",
     "Loaded",
     "load_filter",
+    "ring_layout",
 ]
 
 log = logging.getLogger(__name__)
 
 # Index -> name of the per-CPU counters in sip_filter.c (C_* defines).
-COUNTERS = ("passed", "ring_full", "load_fail", "truncated", "lo_outgoing", "ring_retry")
-# Descriptors in the reply, in this order, then one socket per interface.
-FD_ORDER = ("prog", "ring", "counters", "ports")
+COUNTERS = (
+    "passed",
+    "ring_full",
+    "load_fail",
+    "truncated",
+    "lo_outgoing",
+    "ring_retry",
+    "ring_fail_attempts",
+    "ring_fail_ns",
+)
+# Descriptors in the reply, in this order, then the rings, then one socket per interface.
+FD_ORDER = ("prog", "counters", "ports")
+# Smallest ring: two records of the largest packet.
+MIN_RING_BYTES = 1 << 17
 # Compiling takes 1-3 s on an idle machine and several times that on a busy one; anything past
 # this is a hung child (or a wedged compiler), not a slow one.
 LOAD_TIMEOUT_S = 60.0
@@ -87,7 +107,8 @@ class Loaded:
     """The child's description of the descriptors it sends (see :data:`FD_ORDER`)."""
 
     ncpu: int  # possible CPUs: a per-CPU map value holds this many slots
-    ring_bytes: int
+    ring_bytes: int  # of each ring
+    rings: int
     page_size: int
     counters: list[str]  # counter map index -> name
     interfaces: list[tuple[str, int]]  # the sockets after the maps, in this order
@@ -99,9 +120,9 @@ class Handover:
 
     info: Loaded
     prog_fd: int
-    ring_fd: int
     counters_fd: int
     ports_fd: int
+    ring_fds: list[int]
     sockets: list[socket.socket]
     stderr: str  # what the child printed (bcc warnings)
 
@@ -109,11 +130,28 @@ class Handover:
         for sock in self.sockets:
             sock.close()
         self.sockets.clear()
-        for name in ("prog_fd", "ring_fd", "counters_fd", "ports_fd"):
+        for fd in self.ring_fds:
+            os.close(fd)
+        self.ring_fds.clear()
+        for name in ("prog_fd", "counters_fd", "ports_fd"):
             fd = getattr(self, name)
             if fd >= 0:
                 os.close(fd)
                 setattr(self, name, -1)
+
+
+def ring_layout(ring_bytes: int, ncpu: int, page: int = mmap.PAGESIZE) -> tuple[int, int]:
+    """(rings, bytes per ring) for a budget of ``ring_bytes``: one ring per possible CPU
+    (``SIP_OTEL_BPF_RINGS`` overrides the count, e.g. 1 for one shared ring), each the budget
+    divided by the count rounded up to a power of two (a ring is a power of two), at least
+    :data:`MIN_RING_BYTES` and one page."""
+    try:
+        rings = int(os.environ.get("SIP_OTEL_BPF_RINGS", "") or ncpu)
+    except ValueError:
+        rings = ncpu
+    rings = max(1, min(rings, 256))
+    per = ring_bytes >> (rings - 1).bit_length()
+    return rings, max(per, MIN_RING_BYTES, page)
 
 
 def load_timeout() -> float:
@@ -151,7 +189,7 @@ def load_filter(request: LoadRequest, timeout: float | None = None) -> Handover:
         theirs.close()  # the child holds it now: EOF on ours when the child dies
         try:
             ours.sendall(json.dumps(asdict(request)).encode())
-            reply = _receive(ours, child, timeout, 4 + len(request.interfaces))
+            reply = _receive(ours, child, timeout, len(FD_ORDER) + 256 + len(request.interfaces))
         finally:
             _reap(child)
         err.seek(0)
@@ -218,19 +256,22 @@ def _handover(msg: bytes, fds: list[int], stderr: str) -> Handover:
     info = Loaded(
         ncpu=int(data["ncpu"]),
         ring_bytes=int(data["ring_bytes"]),
+        rings=int(data.get("rings", 1)),
         page_size=int(data["page_size"]),
         counters=[str(c) for c in data["counters"]],
         interfaces=[(str(n), int(i)) for n, i in data["interfaces"]],
     )
-    if len(fds) != len(FD_ORDER) + len(info.interfaces):
+    maps = len(FD_ORDER) + info.rings
+    if len(fds) != maps + len(info.interfaces):
         raise CaptureError(
-            f"eBPF loader sent {len(fds)} descriptors for {len(info.interfaces)} interfaces"
+            f"eBPF loader sent {len(fds)} descriptors for {info.rings} rings and "
+            f"{len(info.interfaces)} interfaces"
         )
     if info.page_size != mmap.PAGESIZE:
         raise CaptureError(f"eBPF loader page size {info.page_size} != {mmap.PAGESIZE}")
-    prog, ring, counters, ports = fds[:4]
-    sockets = [socket.socket(fileno=fd) for fd in fds[4:]]
-    return Handover(info, prog, ring, counters, ports, sockets, stderr)
+    prog, counters, ports = fds[: len(FD_ORDER)]
+    sockets = [socket.socket(fileno=fd) for fd in fds[maps:]]
+    return Handover(info, prog, counters, ports, fds[len(FD_ORDER) : maps], sockets, stderr)
 
 
 def _log_child_stderr(stderr: str) -> None:
@@ -289,9 +330,11 @@ def _load(req: LoadRequest) -> tuple[Loaded, list[int], Any]:
     except Exception as exc:
         raise CaptureError(f"bcc not importable ({exc}); install python3-bpfcc") from None
     ncpu = max(get_possible_cpus()) + 1
+    nrings, ring_bytes = ring_layout(req.ring_bytes, ncpu)
     cflags = [
         f"-DNCPU={ncpu}",
-        f"-DRING_PAGES={req.ring_bytes // mmap.PAGESIZE}",
+        f"-DNRINGS={nrings}",
+        f"-DRING_PAGES={ring_bytes // mmap.PAGESIZE}",
         f"-DLO_IFINDEX={loopback_ifindex()}",
         f"-I{src.parent}",  # bpf/sip_record.h, the record layout shared with the reader
     ]
@@ -316,6 +359,15 @@ def _load(req: LoadRequest) -> tuple[Loaded, list[int], Any]:
     table = bpf[b"sip_ports"]
     for port in req.ports:
         table[ctypes.c_int(port)] = ctypes.c_uint8(1)
+    ring_fds = [bpf[b"events"].map_fd]
+    outer = bpf[b"rings"]
+    try:
+        for i in range(nrings):
+            if i:
+                ring_fds.append(create_ringbuf(ring_bytes, f"sip_ring{i}"))
+            outer[ctypes.c_int(i)] = ctypes.c_int(ring_fds[i])
+    except OSError as exc:
+        raise CaptureError(f"eBPF ring buffers: {exc}") from None
     sockets: list[socket.socket] = []
     try:
         for name, ifindex in req.interfaces:
@@ -329,9 +381,14 @@ def _load(req: LoadRequest) -> tuple[Loaded, list[int], Any]:
     except OSError as exc:
         raise CaptureError(f"eBPF capture setup failed: {exc}") from None
     info = Loaded(
-        ncpu, req.ring_bytes, mmap.PAGESIZE, list(COUNTERS), [(n, i) for n, i in req.interfaces]
+        ncpu,
+        ring_bytes,
+        nrings,
+        mmap.PAGESIZE,
+        list(COUNTERS),
+        [(n, i) for n, i in req.interfaces],
     )
-    fds = [fn.fd, bpf[b"events"].map_fd, bpf[b"counters"].map_fd, table.map_fd]
+    fds = [fn.fd, bpf[b"counters"].map_fd, table.map_fd, *ring_fds]
     return info, fds + [s.fileno() for s in sockets], (bpf, sockets)
 
 

@@ -1,4 +1,5 @@
-"""The one ``bpf(2)`` command the agent needs without bcc: read an element of a per-CPU array.
+"""The ``bpf(2)`` commands needed without bcc: read an element of a per-CPU array (the agent),
+create a ring buffer map (the loader child, for the per-CPU rings beyond bcc's template).
 
 The eBPF filter's counters live in a ``BPF_MAP_TYPE_PERCPU_ARRAY``; a lookup returns one value
 slot per *possible* CPU (each slot rounded up to 8 bytes), which we sum. It runs a few times per
@@ -11,9 +12,11 @@ import ctypes
 import os
 import platform
 
-__all__ = ["PerCpuCounters", "bpf_syscall_number"]
+__all__ = ["PerCpuCounters", "bpf_syscall_number", "create_ringbuf"]
 
+BPF_MAP_CREATE = 0
 BPF_MAP_LOOKUP_ELEM = 1
+BPF_MAP_TYPE_RINGBUF = 27
 # __NR_bpf per architecture (the generic table is used by arm64, riscv64, loongarch64).
 _NR_BPF = {
     "x86_64": 321,
@@ -47,6 +50,38 @@ class _MapElemAttr(ctypes.Structure):
         ("value", ctypes.c_uint64),
         ("flags", ctypes.c_uint64),
     ]
+
+
+class _MapCreateAttr(ctypes.Structure):
+    # union bpf_attr, the BPF_MAP_CREATE member up to map_name (the kernel zero-fills the rest).
+    _fields_ = [
+        ("map_type", ctypes.c_uint32),
+        ("key_size", ctypes.c_uint32),
+        ("value_size", ctypes.c_uint32),
+        ("max_entries", ctypes.c_uint32),
+        ("map_flags", ctypes.c_uint32),
+        ("inner_map_fd", ctypes.c_uint32),
+        ("numa_node", ctypes.c_uint32),
+        ("map_name", ctypes.c_char * 16),
+    ]
+
+
+def _syscall(cmd: int, attr: ctypes.Structure) -> int:
+    libc = ctypes.CDLL(None, use_errno=True)
+    rc = int(libc.syscall(bpf_syscall_number(), cmd, ctypes.byref(attr), ctypes.sizeof(attr)))
+    if rc < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"bpf({cmd}): {os.strerror(err)}")
+    return rc
+
+
+def create_ringbuf(size: int, name: str) -> int:
+    """A new ``BPF_MAP_TYPE_RINGBUF`` of ``size`` bytes (a power-of-two multiple of the page
+    size); returns its descriptor (close-on-exec)."""
+    attr = _MapCreateAttr(
+        map_type=BPF_MAP_TYPE_RINGBUF, max_entries=size, map_name=name.encode()[:15]
+    )
+    return _syscall(BPF_MAP_CREATE, attr)
 
 
 class PerCpuCounters:

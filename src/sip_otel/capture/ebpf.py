@@ -13,7 +13,9 @@ wraps is copied; libbpf's double mapping would count the ring twice in the agent
 the compiled core (``_c/so_ring.c``) walks the records
 and feeds the pipeline without a Python object per packet, with acquire/release ordering on
 the positions (correct on any CPU). The filter wakes the reader only every
-``WAKEUP_PACKETS`` records per CPU; the agent's poll timeout bounds the latency.
+``WAKEUP_PACKETS`` records per CPU; the agent's poll timeout bounds the latency. There is one
+ring per CPU (no lock shared between CPUs); the agent polls one epoll set of all of them, and
+the compiled reader merges their records in timestamp order.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import logging
 import mmap
 import os
+import select
 import socket
 import sys
 from collections.abc import Sequence
@@ -67,17 +70,33 @@ def filter_source() -> Path:
 
 
 class RingMap:
-    """The ring buffer's mappings and the compiled consumer over them (one consumer only)."""
+    """The ring buffers' mappings (one ring per CPU, each mapped once) and the compiled
+    consumer over all of them (one consumer only; records merged in timestamp order)."""
 
-    def __init__(self, map_fd: int, size: int, offset_ns: int) -> None:
+    def __init__(self, map_fds: Sequence[int], size: int, offset_ns: int) -> None:
         page = mmap.PAGESIZE
-        self._cons_map = mmap.mmap(
-            map_fd, page, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE, offset=0
-        )
-        self._data_map = mmap.mmap(
-            map_fd, page + size, mmap.MAP_SHARED | _POPULATE, mmap.PROT_READ, offset=page
-        )
-        self.cursor = _core.RingCursor(self._cons_map, self._data_map, size, offset_ns, page)
+        self._maps: list[tuple[mmap.mmap, mmap.mmap]] = []
+        try:
+            for fd in map_fds:
+                cons = mmap.mmap(fd, page, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+                try:
+                    data = mmap.mmap(
+                        fd, page + size, mmap.MAP_SHARED | _POPULATE, mmap.PROT_READ, offset=page
+                    )
+                except OSError:
+                    cons.close()
+                    raise
+                self._maps.append((cons, data))
+            self.cursor = _core.RingCursor(self._maps, size, offset_ns, page)
+        except BaseException:
+            self._unmap()
+            raise
+
+    def _unmap(self) -> None:
+        for cons, data in self._maps:
+            cons.close()
+            data.close()
+        self._maps.clear()
 
     @property
     def max_backlog(self) -> int:
@@ -86,8 +105,7 @@ class RingMap:
 
     def close(self) -> None:
         self.cursor.release()
-        self._cons_map.close()
-        self._data_map.close()
+        self._unmap()
 
 
 class EbpfCapture:
@@ -109,6 +127,7 @@ class EbpfCapture:
         source: Path | None = None,
     ) -> None:
         self._ring: RingMap | None = None
+        self._epoll: select.epoll | None = None
         request = LoadRequest(
             interfaces=[(i.name, i.ifindex) for i in interfaces],
             ports=sorted(ports),
@@ -124,14 +143,17 @@ class EbpfCapture:
         }
         try:
             self._counters = PerCpuCounters(handed.counters_fd, handed.info.ncpu)
-            self._ring = RingMap(handed.ring_fd, ring_bytes, realtime_offset_ns())
+            self._ring = RingMap(handed.ring_fds, handed.info.ring_bytes, realtime_offset_ns())
+            self._epoll = select.epoll()
+            for fd in handed.ring_fds:
+                self._epoll.register(fd, select.EPOLLIN)
         except OSError as exc:
             self.close()
             raise CaptureError(f"eBPF capture setup failed: {exc}") from None
-        self._map_fd = handed.ring_fd
 
     def fileno(self) -> int:
-        return int(self._map_fd)
+        """One descriptor for the agent's poll: an epoll set readable when any ring is."""
+        return self._epoll.fileno() if self._epoll is not None else -1
 
     def read(self, max_frames: int = DEFAULT_BATCH) -> list[Frame]:
         """Waiting packets as Frame tuples (tests, tools; the agent uses :meth:`feed`)."""
@@ -179,6 +201,8 @@ class EbpfCapture:
         if self._ring is not None:
             out["max_backlog_bytes"] = self._ring.max_backlog
             out["ring_wrapped"] = int(self._ring.cursor.wrapped)
+            out["rings"] = int(self._ring.cursor.rings_count)
+            out["ring_bytes_each"] = self._handover.info.ring_bytes
         return out
 
     def drops(self) -> int:
@@ -191,6 +215,9 @@ class EbpfCapture:
             if sock is not None:
                 sock.close()
         self._sockets.clear()
+        if self._epoll is not None:
+            self._epoll.close()
+            self._epoll = None
         if self._ring is not None:
             self._ring.close()
             self._ring = None

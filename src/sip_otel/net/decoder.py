@@ -56,7 +56,7 @@ Reason slugs (all of them):
   skipped.websocket_refused, skipped.websocket_compressed
 - framing: sip_framing.missing_content_length, sip_framing.bad_content_length,
   sip_framing.resync, sip_framing.too_large, sip_framing.incomplete
-- evictions: fragments.capacity, fragments.memory, fragments.timeout, tcp_flows.capacity,
+- evictions: fragments.full, fragments.memory, fragments.timeout, tcp_flows.full,
   tcp_flows.timeout
 """
 

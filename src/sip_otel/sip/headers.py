@@ -51,6 +51,8 @@ H_EXPIRES = _core.SIP_H_EXPIRES
 H_RETRY_AFTER = _core.SIP_H_RETRY_AFTER
 H_USER_AGENT = _core.SIP_H_USER_AGENT
 H_SERVER = _core.SIP_H_SERVER
+H_SESSION_ID = _core.SIP_H_SESSION_ID  # RFC 7989
+H_CORRELATION = _core.SIP_H_CORRELATION  # the configured correlation header (no fixed name)
 N_CODES = _core.SIP_N_CODES
 
 

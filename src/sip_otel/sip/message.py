@@ -51,6 +51,8 @@ class SipMessage:
     # Reason slugs ("sip.missing_call_id", ...) of problems that still left a usable message;
     # parse_payload counts them. Empty (shared tuple) for a clean message.
     defects: tuple[str, ...] = ()
+    session_id: str = ""  # Session-ID (RFC 7989) value as sent
+    correlation: str = ""  # the configured correlation header's first value
 
     @property
     def status_class(self) -> int:

@@ -7,7 +7,9 @@ The pipeline hands in its plain-Python aggregates once; nothing here is called p
 from __future__ import annotations
 
 import logging
+import socket
 import threading
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -29,6 +31,7 @@ from .readers import SCOPE_NAME, SnapshotPeriodicReader, SnapshotPrometheusReade
 from .server import MetricsServer
 from .snapshot import SnapshotSource
 from .spans import BoundedSpanProcessor, emit_record
+from .tracectx import CallTraceIds, DerivedIdGenerator
 
 __all__ = ["Telemetry", "TelemetryOptions", "make_resource"]
 
@@ -52,12 +55,35 @@ class TelemetryOptions:
     export_interval_ms: int | None = None  # else OTEL_METRIC_EXPORT_INTERVAL, default 60 s
     service_name: str = "sip-otel"  # unless OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES say
     process_metrics: bool = False  # process_* series (CPU, RSS, fds, start time) on /metrics
+    trace_ids: str = "derived"  # "derived" (Session-ID / correlation header / Call-ID) | "random"
+
+
+INSTANCE_NAMESPACE = uuid.UUID("5d0b8f3e-7c1a-4e4b-9a57-3f0c2b6d9e11")  # sip-otel's own
+
+
+def instance_id(machine_id_path: str = "/etc/machine-id") -> str:
+    """A stable ``service.instance.id`` for this host: a UUIDv5 of its machine id (else its
+    host name), so a restarted agent keeps its identity and two hosts never share one."""
+    try:
+        with open(machine_id_path, encoding="ascii") as fh:
+            seed = fh.read().strip()
+    except (OSError, UnicodeDecodeError):
+        seed = ""
+    return str(uuid.uuid5(INSTANCE_NAMESPACE, seed or socket.gethostname()))
 
 
 def make_resource(service_name: str) -> Resource:
     """Our defaults, overridden by ``OTEL_RESOURCE_ATTRIBUTES`` and ``OTEL_SERVICE_NAME``."""
     env = Resource.create()
-    res = Resource({"service.version": __version__}).merge(env)
+    ours = Resource(
+        {
+            "service.version": __version__,
+            "service.instance.id": instance_id(),
+            "host.name": socket.gethostname(),
+            "network.protocol.name": "sip",
+        }
+    )
+    res = ours.merge(env)
     name = res.attributes.get("service.name")
     if not isinstance(name, str) or name.startswith("unknown_service"):
         res = res.merge(Resource({"service.name": service_name}))
@@ -91,8 +117,17 @@ class Telemetry:
             owner_evictions = getattr(getattr(gauges, "__self__", None), "evictions", None)
             if callable(owner_evictions):
                 evictions = owner_evictions
+        self._link_evictions = 0  # span_links.full: telemetry's own table (tracectx.py)
+        base = evictions if evictions is not None else (lambda: dict(stats.evictions))
+
+        def all_evictions() -> dict[str, int]:
+            out = dict(base())
+            if self._link_evictions:
+                out["span_links.full"] = self._link_evictions
+            return out
+
         self._source = source = SnapshotSource(
-            stats, reasons, gauges, evictions, __version__, capture_path, refresh
+            stats, reasons, gauges, all_evictions, __version__, capture_path, refresh
         )
         self._scope = SnapshotScope(source)
         self.resource = make_resource(options.service_name)
@@ -136,8 +171,13 @@ class Telemetry:
         self._tracer_provider: TracerProvider | None = None
         self._tracer: Tracer | None = None
         self.span_processor: BoundedSpanProcessor | None = None
+        self.trace_ids: CallTraceIds | None = None
         if traces_target is not None:
-            self._tracer_provider = TracerProvider(resource=self.resource, shutdown_on_exit=False)
+            ids = DerivedIdGenerator()
+            self.trace_ids = CallTraceIds(ids, options.trace_ids, self._count_link_evictions)
+            self._tracer_provider = TracerProvider(
+                resource=self.resource, shutdown_on_exit=False, id_generator=ids
+            )
             self.span_processor = BoundedSpanProcessor(
                 otlp.span_exporter(traces_target), options.max_span_queue, self._count_dropped
             )
@@ -153,6 +193,9 @@ class Telemetry:
         pipeline keeps the strings a record needs only then."""
         return self._tracer is not None
 
+    def _count_link_evictions(self, n: int) -> None:
+        self._link_evictions += n  # only the thread that emits spans writes it
+
     def _count_dropped(self, n: int) -> None:
         with self._drop_lock:
             self.stats.spans_dropped += n
@@ -163,7 +206,13 @@ class Telemetry:
         if tracer is None:
             return
         try:
-            emit_record(tracer, record, self.options.hash_call_id, self.options.include_uris)
+            emit_record(
+                tracer,
+                record,
+                self.options.hash_call_id,
+                self.options.include_uris,
+                self.trace_ids,
+            )
         except Exception:
             self._count_dropped(1)
             if not self._record_error_logged:

@@ -248,8 +248,23 @@ _WIRE = "every message on the wire, retransmissions included"
 
 
 def _table() -> tuple[InstrumentSpec, ...]:
-    rows: list[InstrumentSpec] = []
+    rows: list[InstrumentSpec] = [
+        InstrumentSpec(
+            "sip_exporter_invite",
+            "counter",
+            "{attempt}",
+            "New INVITE session attempts, as sip-exporter 1.x counts them: no retransmissions "
+            "(sip_exporter_sip_retransmission_total), no re-INVITEs (sip_exporter_reinvite_total), "
+            "a credentialed retry after 401/407 not again (unless "
+            "--challenge-retry-new-attempt); the SER base. Every INVITE on the "
+            'wire: sip_requests_total{method="INVITE"}.',
+            _one(lambda s: s.rfc.invite_attempts),
+            ref=_SE,
+        )
+    ]
     for m in METHODS:
+        if m == "INVITE":
+            continue
         rows.append(
             InstrumentSpec(
                 f"sip_exporter_{m.lower()}",

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 __all__ = ["add_replay_arguments", "make_replay_telemetry"]
 
+TRACE_ID_MODES = ("derived", "random")  # telemetry/tracectx.py (not imported: no OTel here)
+
 CAPTURE_PATH = "file"  # the build_info "capture" label of a replay
 
 
@@ -46,6 +48,20 @@ def add_replay_arguments(parser: argparse.ArgumentParser) -> None:
         choices=PROTOCOLS,
         default=None,
         help="default: OTEL_EXPORTER_OTLP_PROTOCOL, else grpc",
+    )
+    g.add_argument(
+        "--trace-ids",
+        choices=TRACE_ID_MODES,
+        default="derived",
+        help="span trace IDs: derived from the Session-ID, the correlation header or the "
+        "Call-ID, so agents on several hops share one trace (default), or random",
+    )
+    g.add_argument(
+        "--correlation-header",
+        metavar="NAME",
+        default=None,
+        help="a header naming the Call-ID of the leg a B2BUA bridged (e.g. X-CID): that leg's "
+        "trace, and a span link to it",
     )
     g.add_argument(
         "--raw-call-id",
@@ -112,6 +128,7 @@ def make_replay_telemetry(
         hash_call_id=not getattr(args, "raw_call_id", False),
         include_uris=bool(getattr(args, "span_uris", False))
         or bool(getattr(args, "include_uris_deprecated", False)),
+        trace_ids=getattr(args, "trace_ids", "derived"),
     )
     return Telemetry(
         stats, reasons, gauges, options, CAPTURE_PATH, evictions=evictions, refresh=refresh

@@ -24,24 +24,41 @@ from collections.abc import Callable, Sequence
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
-from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.util.types import AttributeValue
 
 from ..records import DialogRecord, RegistrationRecord
+from .tracectx import CallTraceIds, session_uuid
 
 __all__ = [
     "DIALOG_ERROR_OUTCOMES",
+    "INEFFECTIVE_FINALS",
     "REGISTRATION_ERROR_OUTCOMES",
     "BoundedSpanProcessor",
     "call_id_hash",
+    "dialog_is_error",
     "emit_record",
 ]
 
-# Outcomes that mark a span as an error (cancelled, redirected, expired, evicted: not errors).
-DIALOG_ERROR_OUTCOMES = frozenset(
-    {"failed_4xx", "failed_5xx", "failed_6xx", "timed_out", "bye_failed"}
-)
+# An INVITE span is an error when RFC 6076 counts its attempt as ineffective (§4.8: answered
+# 408, 500, 503 or 504, or no answer at all) or when something timed out: the attempt (Timer B,
+# the Timer C stand-in) or its BYE. A call answered 486/480/600/603 was handled effectively by
+# the network (§4.7); cancelled, redirected, expired and evicted attempts are not errors either.
+DIALOG_ERROR_OUTCOMES = frozenset({"timed_out"})
+INEFFECTIVE_FINALS = frozenset({408, 500, 503, 504})
+# A registration failure final or timeout is ineffective (§4.2).
 REGISTRATION_ERROR_OUTCOMES = frozenset({"failed", "timed_out"})
+
+
+def dialog_is_error(rec: DialogRecord) -> bool:
+    """ERROR status for this INVITE span? (see DIALOG_ERROR_OUTCOMES)."""
+    if rec.outcome in DIALOG_ERROR_OUTCOMES:
+        return True
+    if rec.outcome == "bye_failed":
+        return any(ev.name == "sip.bye_timeout" for ev in rec.events)
+    return rec.outcome.startswith("failed_") and rec.final_status in INEFFECTIVE_FINALS
+
+
 CALL_ID_HASH_HEX = 16  # 64 bits of SHA-256: collision-free at any realistic call volume
 MAX_BATCH = 512  # spans per OTLP request (SDK default)
 
@@ -95,6 +112,9 @@ def dialog_attributes(rec: DialogRecord, hash_call_id: bool, include_uris: bool)
         attrs["sip.rfc6076.sdt"] = rec.sdt_s
     if rec.user_agent:
         attrs["user_agent.original"] = rec.user_agent
+    sid = session_uuid(rec.session_id)
+    if sid:
+        attrs["sip.session_id"] = sid
     if rec.events_dropped:
         attrs["sip.events_dropped"] = rec.events_dropped
     _network(attrs, rec.transport, rec.src, rec.dst)
@@ -123,19 +143,41 @@ def registration_attributes(
 
 
 def emit_record(
-    tracer: Tracer, rec: DialogRecord | RegistrationRecord, hash_call_id: bool, include_uris: bool
+    tracer: Tracer,
+    rec: DialogRecord | RegistrationRecord,
+    hash_call_id: bool,
+    include_uris: bool,
+    trace_ids: CallTraceIds | None = None,
 ) -> None:
-    """Create and end the span of one finished attempt (packet times)."""
+    """Create and end the span of one finished attempt (packet times); with ``trace_ids``, its
+    trace ID is derived and it links to the legs it bridges (telemetry/tracectx.py)."""
+    links = trace_ids.before(rec) if trace_ids is not None else []
+    try:
+        ctx = _emit(tracer, rec, hash_call_id, include_uris, links)
+    finally:
+        if trace_ids is not None:
+            trace_ids.ids.set_next_trace_id(None)
+    if trace_ids is not None:
+        trace_ids.after(rec, ctx)
+
+
+def _emit(
+    tracer: Tracer,
+    rec: DialogRecord | RegistrationRecord,
+    hash_call_id: bool,
+    include_uris: bool,
+    links: list[Link],
+) -> SpanContext:
     if isinstance(rec, DialogRecord):
         name = "SIP INVITE"
         attrs = dialog_attributes(rec, hash_call_id, include_uris)
-        error = rec.outcome in DIALOG_ERROR_OUTCOMES
+        error = dialog_is_error(rec)
     else:
         name = "SIP REGISTER"
         attrs = registration_attributes(rec, hash_call_id, include_uris)
         error = rec.outcome in REGISTRATION_ERROR_OUTCOMES
     span = tracer.start_span(
-        name, kind=SpanKind.INTERNAL, attributes=attrs, start_time=rec.start_ns
+        name, kind=SpanKind.INTERNAL, attributes=attrs, start_time=rec.start_ns, links=links
     )
     if isinstance(rec, DialogRecord):
         for ev in rec.events:
@@ -149,6 +191,7 @@ def emit_record(
         detail = f"{rec.outcome} {rec.final_status}" if rec.final_status else rec.outcome
         span.set_status(Status(StatusCode.ERROR, detail))
     span.end(end_time=max(rec.end_ns, rec.start_ns))
+    return span.get_span_context()
 
 
 class _CountingExporter(SpanExporter):
