@@ -182,3 +182,89 @@ def test_truncated_file_reports_what_was_read(tmp_path: Path) -> None:
     assert json.loads(out.stdout)["frames"] == 6
     err = [line for line in out.stderr.splitlines() if line.strip()]
     assert len(err) == 1 and "cut short" in err[0] and "Traceback" not in out.stderr
+
+
+def test_other_ports_hint(tmp_path: Path) -> None:
+    cap = call_capture(tmp_path, port=6060)  # 5 SIP messages, all on 6060; plus ARP, bad UDP
+    out = replay(str(cap), "--format", "json")
+    assert out.returncode == 0
+    assert json.loads(out.stdout)["messages"] == 0
+    err = out.stderr.strip().splitlines()
+    # 5 SIP datagrams on 6060 and the bad-length one on 5060 -> 6060 (its ports are 5060 both
+    # ways: it is counted as an error, not skipped): 5 UDP packets on other ports
+    assert err == [
+        "sip-otel: no SIP messages on ports 5060,5061, but 5 UDP/TCP packets on other ports: "
+        "try --all-ports, or --sip-ports with the capture's SIP ports"
+    ]
+    assert replay(str(cap), "--format", "json", "--sip-ports", "6060").stderr == ""
+    assert replay(str(cap), "--all-ports").stderr == ""
+
+
+def test_text_delays_in_milliseconds(tmp_path: Path) -> None:
+    out = replay(str(call_capture(tmp_path)))
+    # failure SRD: INVITE at 0 ms, 180 at 600 ms (by construction of call_capture)
+    assert "srd_failure  n=1 mean=600.0 ms p50=" in out.stdout, out.stdout
+    assert "no samples" in out.stdout
+
+
+def test_stdin_and_gzip_input(tmp_path: Path) -> None:
+    import gzip
+
+    cap = call_capture(tmp_path)
+    data = cap.read_bytes()
+    want = json.loads(replay(str(cap), "--format", "json").stdout)
+    del want["file"], want["elapsed_s"], want["messages_per_s"], want["frames_per_s"]
+    gz = tmp_path / "call.pcap.gz"
+    gz.write_bytes(gzip.compress(data))
+    for source, stdin in ((str(gz), None), ("-", data), ("-", gz.read_bytes())):
+        proc = subprocess.run(
+            [sys.executable, "-m", "sip_otel", "replay", source, "--format", "json"],
+            input=stdin,
+            capture_output=True,
+            cwd=REPO,
+            timeout=120,
+        )
+        assert proc.returncode == 0, proc.stderr
+        got = json.loads(proc.stdout)
+        assert got["file"] == source
+        for key in want:
+            assert got[key] == want[key], (source, key)
+
+
+def test_gzip_cut_short(tmp_path: Path) -> None:
+    import gzip
+
+    cap = call_capture(tmp_path)
+    packed = gzip.compress(cap.read_bytes())
+    cut = tmp_path / "cut.pcap.gz"
+    cut.write_bytes(packed[: len(packed) - 12])  # the trailer (CRC, size) and some data gone
+    out = replay(str(cut), "--format", "json")
+    assert out.returncode == 1
+    err = [line for line in out.stderr.splitlines() if line.strip()]
+    assert len(err) == 1 and "compressed data cut short" in err[0], out.stderr
+    assert json.loads(out.stdout)["frames"] >= 1  # what came before the cut is reported
+
+
+def test_span_uris_flag_and_deprecated_alias() -> None:
+    from sip_otel.cli import _build_parser
+
+    parser = _build_parser()
+    for flag in ("--span-uris", "--include-uris"):
+        args = parser.parse_args(["replay", "x.pcap", flag])
+        assert args.span_uris or args.include_uris_deprecated
+    run = parser.parse_args(["run", "--span-uris"])
+    assert run.span_uris is True
+
+
+def test_deprecated_flag_says_so(tmp_path: Path) -> None:
+    cap = str(call_capture(tmp_path))
+    out = replay(cap, "--format", "json", "--include-uris")
+    assert out.returncode == 0
+    assert out.stderr == "sip-otel: --include-uris is deprecated; use --span-uris\n"
+    assert replay(cap, "--format", "json", "--span-uris").stderr == ""
+
+
+def test_bad_otlp_endpoint_is_one_line(tmp_path: Path) -> None:
+    out = replay(str(call_capture(tmp_path)), "--otlp", "--otlp-endpoint", "http//collector:4317")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "invalid OTLP endpoint 'http//collector:4317'" in out.stderr

@@ -45,6 +45,8 @@ def test_replay_outputs_unchanged(fmt: str, mode: str) -> None:
         key = f"{mode}/{path.name}"
         got = record.replay(path, fmt, record.MODES[mode])
         want = golden.get(key)
+        if fmt == "text" and want is not None:
+            want = record.mask_delays(want)
         if got != want:
             mismatched.append(path.name)
             if not first_diff:

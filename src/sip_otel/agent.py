@@ -14,7 +14,9 @@ timestamps (see capture/base.py) -- minus :data:`IDLE_GRACE_NS`, so a packet sti
 never older than the timer that just ran.
 Shutdown: stop polling, close the capture (sockets, ring, BPF program), flush spans and a last
 metric export (bounded by :data:`SHUTDOWN_BUDGET_S`), exit 0.
-Startup failures (bad config, missing privileges, port in use) print one line and exit 2.
+Startup failures (bad config, missing privileges, port in use) print one line and exit 2. The
+HTTP port is bound before the capture opens (an eBPF compile takes seconds): a busy port fails
+at once; ``/health`` answers 503 until the main loop runs.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from sip_otel.capture.base import (
     resolve_interfaces,
 )
 from sip_otel.capture.links import LinkWatcher
-from sip_otel.config import ConfigError, Settings, load_settings
+from sip_otel.config import ConfigError, Settings, check_environment, load_settings
 from sip_otel.runflags import _FLAGS, _SWITCHES, add_run_arguments
 
 __all__ = ["add_run_arguments", "open_capture", "run"]  # add_run_arguments: runflags.py
@@ -97,7 +99,7 @@ def open_capture(settings: Settings) -> tuple[Capture, str]:
     return cap, "SIP_EXPORTER_CAPTURE_MODE=afpacket"
 
 
-def _make_telemetry(settings: Settings, pipeline: Any, capture_path: str) -> Any:
+def _make_telemetry(settings: Settings, pipeline: Any) -> Any:
     try:
         from sip_otel.telemetry import Telemetry, TelemetryOptions
     except ImportError as exc:
@@ -115,6 +117,7 @@ def _make_telemetry(settings: Settings, pipeline: Any, capture_path: str) -> Any
         hash_call_id=not settings.raw_call_id,
         include_uris=settings.span_uris,
         max_span_queue=settings.span_queue,
+        process_metrics=True,
         trace_ids=settings.trace_ids,
     )
     return Telemetry(
@@ -122,7 +125,6 @@ def _make_telemetry(settings: Settings, pipeline: Any, capture_path: str) -> Any
         pipeline.reasons,
         pipeline.gauges,
         options,
-        capture_path=capture_path,
         evictions=pipeline.evictions,
         refresh=pipeline.sync,
     )
@@ -164,6 +166,8 @@ def run(args: argparse.Namespace) -> int:
     logging.getLogger().setLevel(settings.log_level())
     if not logging.getLogger().handlers:
         logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for warning in check_environment():
+        log.warning("%s", warning)
     if settings.object_file_path:
         log.info("SIP_EXPORTER_OBJECT_FILE_PATH ignored: sip-otel compiles its filter with bcc")
     stop = _Stop()  # from here on, SIGTERM/SIGINT mean "stop cleanly", even during startup
@@ -207,30 +211,34 @@ def _run(settings: Settings, stop: _Stop) -> int:
         )
     except ValueError as exc:  # a correlation header SIP itself defines
         return _fail(f"{exc}; set SIP_EXPORTER_CORRELATION_HEADER or --correlation-header")
-    try:
-        capture, why = open_capture(settings)
-    except CaptureError as exc:
-        return _fail(str(exc))
-    ifaces = ",".join(settings.interface) or "all interfaces"
-    ports = ",".join(str(p) for p in sorted(settings.ports())) if not settings.all_ports else "all"
-    log.info("capture path %s on %s, SIP ports %s: %s", capture.path, ifaces, ports, why)
-
     telemetry: Any = None
     try:
-        telemetry = _make_telemetry(settings, pipeline, capture.path)
+        telemetry = _make_telemetry(settings, pipeline)
         if telemetry is not None:
             if telemetry.wants_records:
                 pipeline.set_record_sink(telemetry.on_record)
             telemetry.start_http()
     except OSError as exc:
-        capture.close()
+        if telemetry is not None:
+            telemetry.shutdown()
         return _fail(
             f"cannot serve /metrics on {settings.http_host}:{settings.http_port} "
             f"({exc.strerror or exc}); set SIP_EXPORTER_HTTP_PORT or --http-port to a free port"
         )
     except Exception as exc:  # e.g. an OTLP endpoint the exporter rejects
-        capture.close()
         return _fail(f"telemetry setup failed: {exc}; check the OTLP settings")
+    try:
+        capture, why = open_capture(settings)
+    except CaptureError as exc:
+        if telemetry is not None:
+            telemetry.shutdown()
+        return _fail(str(exc))
+    ifaces = ",".join(settings.interface) or "all interfaces"
+    ports = ",".join(str(p) for p in sorted(settings.ports())) if not settings.all_ports else "all"
+    log.info("capture path %s on %s, SIP ports %s: %s", capture.path, ifaces, ports, why)
+    if telemetry is not None:
+        telemetry.set_capture_path(capture.path)
+        log.info("serving /metrics and /health on %s:%d", settings.http_host, telemetry.http_port)
     links = _watch_links(capture)
     if links is not None:
         pipeline.stats.capture_detached = 0

@@ -44,7 +44,9 @@ def _build_parser() -> argparse.ArgumentParser:
     add_run_arguments(run)
 
     rp = sub.add_parser("replay", help="run the pipeline offline over a pcap/pcapng file")
-    rp.add_argument("file", help="capture file (pcap or pcapng)")
+    rp.add_argument(
+        "file", help="capture file (pcap or pcapng, gzip-compressed or not; - reads stdin)"
+    )
     rp.add_argument(
         "--sip-ports",
         type=_ports,
@@ -88,6 +90,8 @@ def _replay(args: argparse.Namespace) -> int:
     from .report import build_summary, format_text
     from .sip.tracker import TrackerConfig
 
+    if getattr(args, "include_uris_deprecated", False):
+        print("sip-otel: --include-uris is deprecated; use --span-uris", file=sys.stderr)
     config = PipelineConfig(
         sip_ports=args.sip_ports,
         all_ports=args.all_ports,
@@ -161,10 +165,27 @@ def _replay(args: argparse.Namespace) -> int:
         if args.format == "prometheus":
             sys.stdout.write(telemetry.render_prometheus())
         telemetry.shutdown()
+    hint = _port_hint(args, summary)
+    if hint:
+        print(f"sip-otel: {hint}", file=sys.stderr)
     if error:
         print(f"sip-otel: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+def _port_hint(args: argparse.Namespace, summary: dict[str, Any]) -> str | None:
+    """Why a replay found no SIP, when the likely cause is the port set."""
+    if summary["messages"] or args.all_ports:
+        return None
+    other = summary.get("skipped", {}).get("port", 0)
+    if not other:
+        return None
+    ports = ",".join(str(p) for p in sorted(args.sip_ports))
+    return (
+        f"no SIP messages on ports {ports}, but {other} UDP/TCP packets on other ports: "
+        f"try --all-ports, or --sip-ports with the capture's SIP ports"
+    )
 
 
 _LEVELS = {

@@ -7,17 +7,47 @@ the fix; the agent prints it and exits 2.
 
 ``SIP_EXPORTER_SIP_PORTS`` (comma list) replaces ``SIP_PORT`` + ``SIPS_PORT`` when set.
 ``SIP_EXPORTER_INTERFACE`` unset or empty means every interface; a comma list means those.
+
+A ``SIP_EXPORTER_*`` variable that names no setting (``SIP_EXPORTER_INTERFACES``) is a start-up
+error naming the closest valid one: silently ignoring it would, for that example, capture on
+every interface. So is a setting spelt with our own prefix (``SIP_OTEL_HTTP_PORT``). Any other
+unknown ``SIP_OTEL_*`` variable gets a warning (that prefix also holds the eBPF loader's
+variables, :data:`OTHER_VARIABLES`, and test-harness ones).
 """
 
 from __future__ import annotations
 
+import difflib
 import logging
+import os
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-__all__ = ["LOG_LEVELS", "ConfigError", "Settings", "load_settings"]
+from .telemetry.otlp import check_otlp_endpoint
+
+__all__ = [
+    "LOG_LEVELS",
+    "OTHER_VARIABLES",
+    "ConfigError",
+    "Settings",
+    "check_environment",
+    "load_settings",
+]
+
+ENV_PREFIX = "SIP_EXPORTER_"
+# Variables read outside the settings class (capture/ebpf.py, capture/bpfload.py).
+OTHER_VARIABLES = frozenset(
+    {
+        "SIP_OTEL_BPF_SOURCE",
+        "SIP_OTEL_BPF_DIR",
+        "SIP_OTEL_BPF_DEBUG",
+        "SIP_OTEL_BPF_LOAD_TIMEOUT",
+        "SIP_OTEL_BPF_RINGS",
+    }
+)
 
 LOG_LEVELS: dict[str, int] = {
     "debug": logging.DEBUG,
@@ -148,6 +178,11 @@ class Settings(BaseSettings):
             return level
         return v
 
+    @field_validator("otlp_endpoint")
+    @classmethod
+    def _endpoint(cls, v: str | None) -> str | None:
+        return None if v is None or not v.strip() else check_otlp_endpoint(v)
+
     @field_validator("ring_size")
     @classmethod
     def _ring(cls, v: int) -> int:
@@ -177,8 +212,44 @@ def _one_line(exc: ValidationError) -> str:
     return "bad configuration: " + "; ".join(parts)
 
 
+def _closest(name: str, known: list[str]) -> str:
+    match = difflib.get_close_matches(name, known, n=1, cutoff=0.0)
+    return match[0] if match else known[0]
+
+
+def check_environment(env: Mapping[str, str] | None = None) -> list[str]:
+    """Refuse ``SIP_EXPORTER_*`` variables that name no setting (ConfigError naming the closest
+    one); return warnings for unknown ``SIP_OTEL_*`` ones."""
+    env = os.environ if env is None else env
+    fields = [name.upper() for name in Settings.model_fields]
+    settings_vars = [ENV_PREFIX + f for f in fields]
+    warnings = []
+    for key in sorted(env):
+        upper = key.upper()
+        if upper.startswith(ENV_PREFIX):
+            if upper not in settings_vars:
+                raise ConfigError(
+                    f"bad configuration: {key} is not a setting; did you mean "
+                    f"{_closest(upper, settings_vars)}? (docs/configuration.md lists them all)"
+                )
+        elif upper.startswith("SIP_OTEL_") and upper not in OTHER_VARIABLES:
+            rest = upper.removeprefix("SIP_OTEL_")
+            if rest in fields:
+                raise ConfigError(
+                    f"bad configuration: {key} is not read; settings use the "
+                    f"{ENV_PREFIX} prefix: set {ENV_PREFIX}{rest}"
+                )
+            known = sorted(OTHER_VARIABLES) + settings_vars
+            warnings.append(
+                f"{key} is not a sip-otel variable (ignored); closest: {_closest(upper, known)}"
+            )
+    return warnings
+
+
 def load_settings(**overrides: Any) -> Settings:
-    """Settings from the environment with ``overrides`` (CLI flags; None = not given) on top."""
+    """Settings from the environment with ``overrides`` (CLI flags; None = not given) on top.
+    Unknown ``SIP_EXPORTER_*`` variables are a ConfigError (:func:`check_environment`)."""
+    check_environment()
     given = {k: v for k, v in overrides.items() if v is not None}
     try:
         return Settings(**given)

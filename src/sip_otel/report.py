@@ -53,6 +53,12 @@ def _fmt(v: object) -> str:
     return str(v)
 
 
+def _ms(seconds: float | None) -> str:
+    """A delay in milliseconds with 0.1 ms resolution (delays on a LAN are a few ms: seconds
+    with two decimals printed most of them as 0.00 s)."""
+    return "undefined" if seconds is None else f"{seconds * 1000:.1f} ms"
+
+
 def format_text(summary: dict[str, Any]) -> str:
     lines: list[str] = []
     add = lines.append
@@ -97,8 +103,8 @@ def format_text(summary: dict[str, Any]) -> str:
                     delays[k] = "no samples"
                 else:
                     delays[k] = (
-                        f"n={v['count']} mean={_fmt(v.get('mean_s'))} s "
-                        f"p50={_fmt(v.get('p50_s'))} s p95={_fmt(v.get('p95_s'))} s"
+                        f"n={v['count']} mean={_ms(v.get('mean_s'))} "
+                        f"p50={_ms(v.get('p50_s'))} p95={_ms(v.get('p95_s'))}"
                     )
         table("RFC 6076 delays", delays)
     table("dialog outcomes", summary.get("dialogs", {}))

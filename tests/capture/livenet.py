@@ -12,11 +12,14 @@ import itertools
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-PYTHON = REPO / ".venv" / "bin" / "python"
+# The interpreter running the tests: .venv's in ./scripts/test.sh, .venv-floors' in
+# ./scripts/test-floors.sh (so agent subprocesses run on the floors too).
+PYTHON = Path(sys.executable)
 CLONE_NEWNET = 0x40000000
 _counter = itertools.count()
 

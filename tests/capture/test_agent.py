@@ -50,6 +50,20 @@ def test_bad_config_flag() -> None:
     assert_one_line_exit_2(proc, "SIP_EXPORTER_CAPTURE_MODE")
 
 
+def test_misspelt_variable_exits_2() -> None:
+    proc = run_agent(env={"SIP_EXPORTER_INTERFACES": "lo"})
+    assert_one_line_exit_2(
+        proc, "SIP_EXPORTER_INTERFACES is not a setting", "did you mean SIP_EXPORTER_INTERFACE?"
+    )
+
+
+def test_bad_otlp_endpoint_exits_2() -> None:
+    proc = run_agent("--otlp-endpoint", "http//collector:4317")
+    assert_one_line_exit_2(proc, "SIP_EXPORTER_OTLP_ENDPOINT", "invalid OTLP endpoint")
+    proc = run_agent(env={"OTEL_EXPORTER_OTLP_ENDPOINT": "grpc://collector:4317"})
+    assert_one_line_exit_2(proc, "OTEL_EXPORTER_OTLP_ENDPOINT: invalid OTLP endpoint")
+
+
 def test_unknown_interface() -> None:
     proc = run_agent("--interface", "nosuchif0")
     assert_one_line_exit_2(proc, "'nosuchif0' does not exist", "SIP_EXPORTER_INTERFACE")
@@ -248,6 +262,8 @@ def test_metrics_port_in_use() -> None:
     finally:
         ns.close()
     assert proc.returncode == 2, proc.stderr
+    # reported before the capture is opened (no eBPF compile first): one line, nothing else
+    assert "capture path" not in proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("sip-otel: cannot serve /metrics on 0.0.0.0:2112")
     assert "SIP_EXPORTER_HTTP_PORT" in last

@@ -12,7 +12,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     import os
 
     for key in list(os.environ):
-        if key.upper().startswith("SIP_EXPORTER_"):
+        if key.upper().startswith(("SIP_EXPORTER_", "SIP_OTEL_")):
             monkeypatch.delenv(key)
 
 
@@ -109,3 +109,67 @@ def test_switches_reach_telemetry_options() -> None:
     args = parser.parse_args(["--scope-labels", "--target-info", "--span-uris"])
     s = _settings_from_args(args)
     assert (s.scope_labels, s.target_info, s.raw_call_id, s.span_uris) == (True, True, False, True)
+
+
+@pytest.mark.parametrize(
+    ("env", "needle"),
+    [
+        ("SIP_EXPORTER_INTERFACES", "did you mean SIP_EXPORTER_INTERFACE?"),
+        ("SIP_EXPORTER_HTTPPORT", "did you mean SIP_EXPORTER_HTTP_PORT?"),
+        ("SIP_EXPORTER_LOG_LEVEL", "did you mean SIP_EXPORTER_LOGGER_LEVEL?"),
+        ("SIP_OTEL_HTTP_PORT", "settings use the SIP_EXPORTER_ prefix: set SIP_EXPORTER_HTTP_PORT"),
+    ],
+)
+def test_misspelt_variable_is_an_error(
+    monkeypatch: pytest.MonkeyPatch, env: str, needle: str
+) -> None:
+    monkeypatch.setenv(env, "1")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    text = str(info.value)
+    assert "\n" not in text and text.startswith(f"bad configuration: {env} ")
+    assert needle in text
+
+
+def test_unknown_sip_otel_variable_is_a_warning() -> None:
+    from sip_otel.config import check_environment
+
+    env = {"SIP_OTEL_BPF_SOURCE": "/x.c", "SIP_OTEL_BPF_SOURSE": "/x.c", "PATH": "/bin"}
+    assert check_environment(env) == [
+        "SIP_OTEL_BPF_SOURSE is not a sip-otel variable (ignored); closest: SIP_OTEL_BPF_SOURCE"
+    ]
+    assert check_environment({"SIP_EXPORTER_HTTP_PORT": "1", "SIP_OTEL_BPF_DIR": "/b"}) == []
+
+
+@pytest.mark.parametrize(
+    ("value", "needle"),
+    [
+        ("http//collector:4317", "malformed"),
+        ("ftp://collector:4317", "scheme must be http or https"),
+        ("http://:4317", "no host"),
+        ("collector:43x7", "Port could not be cast"),
+        ("http://collector:70000", "Port out of range"),
+    ],
+)
+def test_bad_otlp_endpoint(monkeypatch: pytest.MonkeyPatch, value: str, needle: str) -> None:
+    monkeypatch.setenv("SIP_EXPORTER_OTLP_ENDPOINT", value)
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    text = str(info.value)
+    assert "\n" not in text
+    assert text.startswith("bad configuration: SIP_EXPORTER_OTLP_ENDPOINT (--otlp-endpoint): ")
+    assert f"invalid OTLP endpoint {value!r}" in text and needle in text
+
+
+@pytest.mark.parametrize(
+    "value", ["collector:4317", "http://127.0.0.1:4318", "https://otel.example/otlp/", "otel"]
+)
+def test_good_otlp_endpoint(value: str) -> None:
+    assert load_settings(otlp_endpoint=value).otlp_endpoint == value
+
+
+def test_bad_otlp_endpoint_variable_of_the_sdk() -> None:
+    from sip_otel.telemetry.otlp import resolve
+
+    with pytest.raises(ValueError, match="OTEL_EXPORTER_OTLP_ENDPOINT: invalid OTLP endpoint"):
+        resolve("traces", None, None, {"OTEL_EXPORTER_OTLP_ENDPOINT": "grpc://x:4317"})

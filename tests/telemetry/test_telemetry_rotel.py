@@ -268,7 +268,7 @@ def test_replay_options_reach_rotel(rotel: Rotel, monkeypatch: pytest.MonkeyPatc
     parser = argparse.ArgumentParser()
     parser.add_argument("--format", default="text")
     add_replay_arguments(parser)
-    args = parser.parse_args(["--otlp", "--include-uris"])
+    args = parser.parse_args(["--otlp", "--span-uris"])
     stats = PipelineStats()
     stats.requests["BYE"] = 4
     tel = make_replay_telemetry(args, stats, Reasons(), dict)

@@ -7,14 +7,24 @@ Python opens and maps the file and checks its magic; the records are iterated in
 
 Errors are :class:`CaptureFileError` with one human sentence (file name, offset, what is wrong);
 the CLI prints it as one line. Frames read before a corruption are still delivered.
+
+``-`` reads standard input; a gzip-compressed capture (``.pcap.gz``, recognised by its magic, not
+its name) is decompressed. Both, and pipes, are first copied into an unlinked temporary file
+(``$TMPDIR``) that is then mapped like any capture: memory stays flat whatever the size, at the
+cost of that much temporary disk. Compressed data that ends early is reported after the frames
+decompressed before the cut, as a truncated capture is.
 """
 
 from __future__ import annotations
 
 import mmap
 import os
+import shutil
 import stat
 import struct
+import sys
+import tempfile
+import zlib
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
@@ -36,6 +46,46 @@ _PCAP_MAGICS = {
 _PCAPNG_SHB = 0x0A0D0D0A
 
 
+_GZIP_MAGIC = b"\x1f\x8b"
+SPOOL_CHUNK = 1 << 20  # bytes per copy step into the temporary file
+
+
+def _gunzip(src: BinaryIO, dst: BinaryIO) -> str | None:
+    """Decompress the gzip members of ``src`` into ``dst`` chunk by chunk, keeping everything
+    before a cut or a corruption; returns the error that ended it early, or None."""
+    unzip = zlib.decompressobj(wbits=31)  # 31: with the gzip header and trailer
+    fed = False  # the current member has had input
+    while data := src.read(SPOOL_CHUNK):
+        try:
+            while data:
+                dst.write(unzip.decompress(data))
+                fed = True
+                if not unzip.eof:
+                    break
+                data = unzip.unused_data  # concatenated members (gzip -c a b > c) follow
+                unzip = zlib.decompressobj(wbits=31)
+                fed = False
+        except zlib.error as exc:
+            return f"compressed data corrupt ({exc})"
+    if fed and not unzip.eof:
+        return "compressed data cut short"
+    return None
+
+
+def _spool(src: BinaryIO, gunzip: bool = False) -> tuple[int, str | None]:
+    """Copy (or decompress) ``src`` into an unlinked temporary file: (its descriptor, the error
+    that ended the copy early or None). What came before an error stays in the file."""
+    with tempfile.TemporaryFile(prefix="sip-otel-replay-") as tmp:
+        error = None
+        if gunzip:
+            error = _gunzip(src, tmp)
+        else:
+            shutil.copyfileobj(src, tmp, SPOOL_CHUNK)
+        tmp.flush()
+        tmp.seek(0)  # the descriptor shares this offset: a reader starts at the beginning
+        return os.dup(tmp.fileno()), error
+
+
 # Granularity of giving read pages back during a replay (a multiple of any page size).
 _DROP_STEP = 4 << 20
 
@@ -51,19 +101,40 @@ class PcapReader:
     """
 
     def __init__(self, path: str) -> None:
-        self.path = path
+        self.path = "stdin" if path == "-" else path
         self.progress = 0
-        try:
-            self._fd = os.open(path, os.O_RDONLY)
-        except OSError as e:
-            raise CaptureFileError(f"{path}: cannot open: {e.strerror}") from None
+        # Set when the source ended in an error after the data spooled so far: raised once
+        # those frames have been delivered.
+        self._trailing_error: str | None = None
+        path = self.path
+        if self.path == "stdin":
+            try:
+                self._fd, _ = _spool(sys.stdin.buffer)
+            except OSError as e:
+                raise CaptureFileError(f"stdin: cannot read: {e.strerror or e}") from None
+        else:
+            try:
+                self._fd = os.open(path, os.O_RDONLY)
+            except OSError as e:
+                raise CaptureFileError(f"{path}: cannot open: {e.strerror}") from None
+            st = os.fstat(self._fd)
+            if stat.S_ISDIR(st.st_mode):
+                os.close(self._fd)
+                raise CaptureFileError(f"{path}: not a regular file (a directory)")
+            if not stat.S_ISREG(st.st_mode):  # a pipe or device: spool it
+                with os.fdopen(self._fd, "rb") as src:
+                    self._fd, _ = _spool(src)
+        if os.pread(self._fd, 2, 0) == _GZIP_MAGIC:
+            with os.fdopen(self._fd, "rb") as raw:
+                self._fd, error = _spool(raw, gunzip=True)
+            if error:
+                self._trailing_error = f"{path}: {error}"
         st = os.fstat(self._fd)
         self.size = st.st_size
-        if not stat.S_ISREG(st.st_mode):
-            os.close(self._fd)
-            raise CaptureFileError(f"{path}: not a regular file (a directory, device or pipe)")
         if self.size == 0:
             os.close(self._fd)
+            if self._trailing_error:
+                raise CaptureFileError(self._trailing_error)
             raise CaptureFileError(f"{path}: empty file, not a capture")
         try:
             self._map = mmap.mmap(self._fd, 0, access=mmap.ACCESS_READ)
@@ -117,13 +188,15 @@ class PcapReader:
                 self.progress = self.size
                 if frames:
                     yield frames
+                if self._trailing_error:
+                    raise CaptureFileError(self._trailing_error)
                 return
             progress = cursor.error_progress
             if progress is not None:
                 self.progress = progress
             if frames:
                 yield frames
-            raise CaptureFileError(cursor.error_text(self.path))
+            raise CaptureFileError(self._trailing_error or cursor.error_text(self.path))
 
     def feed(self, pipeline: Any, max_frames: int) -> bool:
         """Hand up to ``max_frames`` frames straight to a compiled pipeline
@@ -140,11 +213,14 @@ class PcapReader:
             return True
         if state == 1:
             self.progress = self.size
+            if self._trailing_error:
+                raise CaptureFileError(self._trailing_error)
             return False
         progress = cursor.error_progress
         if progress is not None:
             self.progress = progress
-        raise CaptureFileError(cursor.error_text(self.path))
+        # A decompression that stopped early explains a record cut in the middle.
+        raise CaptureFileError(self._trailing_error or cursor.error_text(self.path))
 
     def _drop_read_pages(self, offset: int) -> None:
         """Unmap the pages behind the reader: a replay's resident memory stays flat instead of

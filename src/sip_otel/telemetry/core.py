@@ -18,7 +18,8 @@ from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import Tracer
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, ProcessCollector
+from prometheus_client.exposition import choose_encoder
 
 from .. import __version__
 from ..errors import Reasons
@@ -53,6 +54,7 @@ class TelemetryOptions:
     max_span_queue: int = 2048  # spans waiting for the exporter; more are dropped and counted
     export_interval_ms: int | None = None  # else OTEL_METRIC_EXPORT_INTERVAL, default 60 s
     service_name: str = "sip-otel"  # unless OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES say
+    process_metrics: bool = False  # process_* series (CPU, RSS, fds, start time) on /metrics
     trace_ids: str = "derived"  # "derived" (Session-ID / correlation header / Call-ID) | "random"
 
 
@@ -124,7 +126,7 @@ class Telemetry:
                 out["span_links.full"] = self._link_evictions
             return out
 
-        source = SnapshotSource(
+        self._source = source = SnapshotSource(
             stats, reasons, gauges, all_evictions, __version__, capture_path, refresh
         )
         self._scope = SnapshotScope(source)
@@ -142,6 +144,8 @@ class Telemetry:
         )
 
         self.registry = CollectorRegistry(auto_describe=False)
+        if options.process_metrics:
+            ProcessCollector(registry=self.registry)
         readers: list[MetricReader] = [
             SnapshotPrometheusReader(
                 self._scope,
@@ -217,13 +221,17 @@ class Telemetry:
 
     # -- Prometheus ----------------------------------------------------------------------------
 
-    def render_prometheus(self) -> str:
-        """The exposition text exactly as ``/metrics`` would serve it now."""
-        return self._render().decode("utf-8")
+    def render_prometheus(self, accept: str = "") -> str:
+        """The exposition text exactly as ``/metrics`` would serve it now (``accept``: the
+        request's Accept header; OpenMetrics when it asks for it)."""
+        return self._render(accept)[0].decode("utf-8")
 
-    def _render(self) -> bytes:
+    def _render(self, accept: str) -> tuple[bytes, str]:
+        """(body, content type) for a request's Accept header (prometheus_client's
+        negotiation: OpenMetrics 1.0 when asked for, else the classic text format 0.0.4)."""
+        encoder, content_type = choose_encoder(accept)
         with self._render_lock:
-            return generate_latest(self.registry)
+            return encoder(self.registry), content_type
 
     def start_http(self) -> None:
         """Serve ``/metrics`` (if ``prometheus``) and ``/health`` (503 until :meth:`set_ready`)."""
@@ -233,7 +241,10 @@ class Telemetry:
         self._server = MetricsServer(
             self.options.http_host, self.options.http_port, render, lambda: self._ready
         )
-        log.info("serving /metrics and /health on %s:%d", self.options.http_host, self.http_port)
+
+    def set_capture_path(self, path: str) -> None:
+        """The ``capture`` label of ``sip_otel_build_info`` (known once the capture is open)."""
+        self._source.capture_path = path
 
     def set_ready(self, ready: bool = True) -> None:
         self._ready = ready

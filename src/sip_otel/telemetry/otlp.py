@@ -19,13 +19,21 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
+from urllib.parse import urlsplit
 
 if TYPE_CHECKING:  # the exporters are imported when one is made (``replay --format json``
     # never loads OpenTelemetry)
     from opentelemetry.sdk.metrics.export import MetricExporter
     from opentelemetry.sdk.trace.export import SpanExporter
 
-__all__ = ["PROTOCOLS", "OtlpSignal", "metric_exporter", "resolve", "span_exporter"]
+__all__ = [
+    "PROTOCOLS",
+    "OtlpSignal",
+    "check_otlp_endpoint",
+    "metric_exporter",
+    "resolve",
+    "span_exporter",
+]
 
 Signal = Literal["traces", "metrics"]
 PROTOCOLS = ("grpc", "http/protobuf")
@@ -39,6 +47,34 @@ class OtlpSignal:
     endpoint: str | None  # None: the exporter reads the environment
 
 
+def check_otlp_endpoint(value: str) -> str:
+    """An OTLP endpoint as the exporters take it: ``http[s]://host[:port][/path]``, or
+    ``host:port`` (plain-text http). Raises ValueError with the reason; returns it stripped."""
+    text = value.strip()
+    url = text if "://" in text else "http://" + text
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"invalid OTLP endpoint {value!r}: {exc}") from None
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(
+            f"invalid OTLP endpoint {value!r}: scheme must be http or https, "
+            f"e.g. http://collector:4317"
+        )
+    if not parts.hostname or any(c.isspace() for c in text):
+        raise ValueError(
+            f"invalid OTLP endpoint {value!r}: no host; use http://host:port or host:port"
+        )
+    if port == 0:
+        raise ValueError(f"invalid OTLP endpoint {value!r}: port 0")
+    if "//" in parts.path or ":" in parts.path:
+        raise ValueError(f"invalid OTLP endpoint {value!r}: malformed; use http://host:port")
+    if parts.query or parts.fragment:
+        raise ValueError(f"invalid OTLP endpoint {value!r}: no query or fragment allowed")
+    return text
+
+
 def resolve(
     signal: Signal,
     endpoint: str | None,
@@ -48,6 +84,12 @@ def resolve(
     """Where and how to export ``signal``, or None when OTLP is not configured for it."""
     env = os.environ if env is None else env
     sig = signal.upper()
+    for var in ("OTEL_EXPORTER_OTLP_ENDPOINT", f"OTEL_EXPORTER_OTLP_{sig}_ENDPOINT"):
+        if env.get(var, "").strip():
+            try:
+                check_otlp_endpoint(env[var])
+            except ValueError as exc:
+                raise ValueError(f"{var}: {exc}") from None
     if not (
         endpoint
         or env.get("OTEL_EXPORTER_OTLP_ENDPOINT")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import Reasons
 from ..stats import PipelineStats
-from .otlp import DEFAULT_ENDPOINTS, PROTOCOLS
+from .otlp import DEFAULT_ENDPOINTS, PROTOCOLS, check_otlp_endpoint
 
 if TYPE_CHECKING:
     from .core import Telemetry
@@ -38,6 +38,7 @@ def add_replay_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--otlp-endpoint",
         metavar="URL",
+        type=_endpoint,
         default=None,
         help="OTLP base URL (default: OTEL_EXPORTER_OTLP_[TRACES_|METRICS_]ENDPOINT, "
         "else http://localhost:4317 for grpc, :4318 for http/protobuf)",
@@ -68,10 +69,23 @@ def add_replay_arguments(parser: argparse.ArgumentParser) -> None:
         help="put the raw Call-ID and tags on spans (default: a SHA-256 prefix only)",
     )
     g.add_argument(
-        "--include-uris",
+        "--span-uris",
         action="store_true",
-        help="put From/To/AOR URIs on spans (personal data: off by default)",
+        help="put From/To/AOR URIs on spans (personal data: off by default; same flag as run)",
     )
+    g.add_argument(
+        "--include-uris",
+        dest="include_uris_deprecated",
+        action="store_true",
+        help="deprecated spelling of --span-uris",
+    )
+
+
+def _endpoint(text: str) -> str:
+    try:
+        return check_otlp_endpoint(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _env_endpoint_set() -> bool:
@@ -112,7 +126,8 @@ def make_replay_telemetry(
         otlp_metrics=want_otlp,
         otlp_traces=want_otlp,
         hash_call_id=not getattr(args, "raw_call_id", False),
-        include_uris=bool(getattr(args, "include_uris", False)),
+        include_uris=bool(getattr(args, "span_uris", False))
+        or bool(getattr(args, "include_uris_deprecated", False)),
         trace_ids=getattr(args, "trace_ids", "derived"),
     )
     return Telemetry(
