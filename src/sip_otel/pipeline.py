@@ -109,8 +109,9 @@ class Pipeline:
     # -- records ----------------------------------------------------------------------------------
 
     def set_record_sink(self, sink: RecordSink | None) -> None:
-        """Where finished dialogs/registrations go; the core keeps their strings only while a
-        sink is set (attach it before feeding: attempts already open carry no strings)."""
+        """Where finished dialogs/registrations go; the core keeps what records need (events,
+        addresses, a REGISTER's strings) only while a sink is set (attach it before feeding:
+        attempts already open would give records without them)."""
         self._on_record = sink
         self._core.set_want_records(sink is not None)
 
