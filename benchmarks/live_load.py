@@ -50,7 +50,7 @@ sys.path[:0] = [
     str(HERE.parent / "tests" / "capture"),
 ]
 
-from e2ehelpers import Agent  # noqa: E402
+from e2ehelpers import Agent, capture_drops  # noqa: E402
 from gen_capture import split_paths  # noqa: E402
 from livenet import PYTHON, NetNs, live_skip_reason, sh  # noqa: E402
 
@@ -227,7 +227,7 @@ def one_run(
         sent=sent,
         achieved_pps=sent / longest if longest > 0 and sent >= 0 else float("nan"),
         captured=int(m.get("sip_otel_frames_total", 0)),
-        drops=int(m.get("sip_otel_capture_drops_total", 0)),
+        drops=int(capture_drops(m)),
         counts=got,
         cpu_pct=100 * (cpu1 - cpu0) / (t1 - t0),
         rss_idle_mib=rss_idle / 1024,
