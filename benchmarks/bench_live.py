@@ -26,7 +26,7 @@ sys.path[:0] = [
     str(HERE.parent / "tests"),
 ]
 
-from e2ehelpers import Agent, e2e_skip_reason, uac, uas  # noqa: E402
+from e2ehelpers import Agent, capture_drops, e2e_skip_reason, uac, uas  # noqa: E402
 from livenet import NetNs  # noqa: E402
 
 
@@ -84,7 +84,7 @@ def main() -> int:
     print(
         f"  counted INVITE {m.get('sip_exporter_invite_total', 0):.0f} of {args.calls}, "
         f"SIP messages {msgs:.0f} (7 per call: {7 * args.calls}), capture drops "
-        f"{m.get('sip_otel_capture_drops_total', 0):.0f}"
+        f"{capture_drops(m):.0f}"
     )
     print(
         f"  agent CPU during traffic {100 * busy:.1f} % of one core over {t1 - t0:.1f} s "

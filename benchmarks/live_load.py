@@ -50,7 +50,7 @@ sys.path[:0] = [
     str(HERE.parent / "tests" / "capture"),
 ]
 
-from e2ehelpers import Agent  # noqa: E402
+from e2ehelpers import Agent, capture_drops  # noqa: E402
 from gen_capture import split_paths  # noqa: E402
 from livenet import PYTHON, NetNs, live_skip_reason, sh  # noqa: E402
 
@@ -124,6 +124,26 @@ class Scraper(threading.Thread):
         return (1000 * statistics.median(ts), 1000 * p99)
 
 
+SMAPS = False  # --smaps
+
+
+def largest_mappings(pid: int, n: int = 6) -> str:
+    """The ``n`` mappings of ``pid`` with the most resident memory (from /proc/PID/smaps)."""
+    rows: list[list[object]] = []
+    for ln in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        parts = ln.split()
+        if parts and "-" in parts[0] and not parts[0].endswith(":"):
+            rows.append([parts[-1] if len(parts) > 5 else "[anon]", 0, 0])
+        elif parts and parts[0] in ("Size:", "Rss:") and rows:
+            rows[-1][1 if parts[0] == "Size:" else 2] = int(parts[1])
+    rows.sort(key=lambda r: -int(str(r[2])))
+    return "\n".join(
+        f"    {str(name)[-48:]:48} size {int(str(size)) / 1024:7.1f} MiB, "
+        f"resident {int(str(res)) / 1024:7.1f} MiB"
+        for name, size, res in rows[:n]
+    )
+
+
 def one_run(
     mode: str, rate: int, pcaps: list[Path], counts: dict[str, object], tmp: Path
 ) -> Result:
@@ -174,6 +194,8 @@ def one_run(
                     raise SystemExit(f"tcpreplay failed: {out}")
             m = agent.settled(limit_s=60)
             rss = agent.rss_peak_kib()
+            if SMAPS:
+                print(largest_mappings(agent.proc.pid), flush=True)
         finally:
             agent.stop()
         shutdown = next(
@@ -205,7 +227,7 @@ def one_run(
         sent=sent,
         achieved_pps=sent / longest if longest > 0 and sent >= 0 else float("nan"),
         captured=int(m.get("sip_otel_frames_total", 0)),
-        drops=int(m.get("sip_otel_capture_drops_total", 0)),
+        drops=int(capture_drops(m)),
         counts=got,
         cpu_pct=100 * (cpu1 - cpu0) / (t1 - t0),
         rss_idle_mib=rss_idle / 1024,
@@ -237,7 +259,12 @@ def main() -> int:
     )
     ap.add_argument("--keep-going", action="store_true", help="do not stop at the first loss")
     ap.add_argument("--json", help="also write the results here")
+    ap.add_argument(
+        "--smaps", action="store_true", help="print the agent's largest mappings after each replay"
+    )
     args = ap.parse_args()
+    global SMAPS
+    SMAPS = args.smaps
     reason = live_skip_reason(need_bcc=args.mode != "afpacket")
     if reason or shutil.which("tcpreplay") is None:
         print(f"cannot run: {reason or 'tcpreplay not installed'}", file=sys.stderr)

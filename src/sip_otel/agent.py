@@ -332,6 +332,7 @@ def _loop(
         now = time.monotonic_ns()
         if now >= next_tick:
             pipeline.stats.capture_drops = capture.drops()
+            pipeline.stats.capture_drops_by = capture.drop_reasons()
             idle_now = now + offset - IDLE_GRACE_NS
             if pipeline.last_ts_ns == last_seen_ts and idle_now > pipeline.last_ts_ns:
                 pipeline.handle_timer(idle_now)
@@ -348,6 +349,7 @@ def _shutdown(capture: Capture, pipeline: Any, telemetry: Any) -> None:
             if capture.feed(pipeline, MAX_FRAMES_PER_CALL) < MAX_FRAMES_PER_CALL:
                 break
         pipeline.stats.capture_drops = capture.drops()
+        pipeline.stats.capture_drops_by = capture.drop_reasons()
         counters = capture.counters()
         log.info("capture counters: %s", ", ".join(f"{k}={v}" for k, v in counters.items()))
     finally:

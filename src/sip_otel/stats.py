@@ -196,6 +196,7 @@ class PipelineStats:
     register_failures: dict[int, int] = field(default_factory=dict)  # final code -> n
     evictions: dict[str, int] = field(default_factory=dict)  # "<table>.<reason>" -> n
     capture_drops: int = 0
+    capture_drops_by: dict[str, int] = field(default_factory=dict)  # reason -> n (sum: above)
     # reason -> sockets re-attached to a named interface that came back (see capture/links.py)
     capture_reattach: dict[str, int] = field(default_factory=dict)
     capture_detached: int | None = None  # named interfaces gone now (None: none are watched)

@@ -182,6 +182,9 @@ class FakeCapture:
             self.stop.requested = True
         return 7
 
+    def drop_reasons(self) -> dict[str, int]:
+        return {"ring_full": 5, "load_fail": 2}
+
     def counters(self) -> dict[str, int]:
         return {}
 
@@ -207,6 +210,7 @@ class FakeStop:
 
 class FakeStats:
     capture_drops = 0
+    capture_drops_by: dict[str, int] = {}
 
 
 class FakePipeline:
@@ -235,6 +239,7 @@ def test_idle_clock_advances_packet_time() -> None:
     cap.close()
     assert pipe.fed == [frame]
     assert pipe.stats.capture_drops == 7
+    assert pipe.stats.capture_drops_by == {"ring_full": 5, "load_fail": 2}
     # Idle ticks move packet time forward on the wall clock, held back by the grace period.
     assert pipe.timers, "no idle timer ran"
     assert pipe.timers == sorted(pipe.timers)

@@ -46,6 +46,13 @@ def parse_metrics(text: str) -> Metrics:
     return out
 
 
+def capture_drops(m: Metrics) -> float:
+    """``sip_otel_capture_drops_total`` summed over its reasons (the series must exist)."""
+    keys = [k for k in m if k.split("{", 1)[0] == "sip_otel_capture_drops_total"]
+    assert keys, "no sip_otel_capture_drops_total series"
+    return sum(m[k] for k in keys)
+
+
 class Agent:
     """``sip-otel run`` inside ``ns`` (stderr/stdout to a log file)."""
 

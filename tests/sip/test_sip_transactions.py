@@ -150,6 +150,38 @@ def test_completed_entry_lingers_64_t1_for_retransmissions() -> None:
     assert tl.handle_timer(ns(33.0)) == [] and tl.table == {}  # removed silently
 
 
+def test_linger_counts_from_a_late_final_response() -> None:
+    # The request's deadline (0 + 32 s) pops first and re-arms the linger (10 + 32 = 42 s).
+    tl = TransactionLayer()
+    inv = request("INVITE", 0.0)
+    tl.handle(inv)
+    tl.handle(response(inv, 180, 0.2, to_tag="b"))
+    tl.handle(response(inv, 200, 10.0, to_tag="b"))
+    assert tl.handle_timer(ns(32.0)) == [] and len(tl.table) == 1
+    assert tl.handle(response(inv, 200, 41.0, to_tag="b")) == Retransmission("INVITE", False, 200)
+    assert tl.handle_timer(ns(41.9)) == [] and len(tl.table) == 1
+    assert tl.handle_timer(ns(42.0)) == [] and tl.table == {}
+
+
+def test_linger_and_request_deadline_due_in_one_timer_call() -> None:
+    tl = TransactionLayer()
+    inv = request("INVITE", 0.0)
+    tl.handle(inv)
+    tl.handle(response(inv, 200, 10.0, to_tag="b"))
+    assert tl.handle_timer(ns(50.0)) == [] and tl.table == {}  # 32 s and 42 s both passed
+
+
+def test_final_response_stamped_before_its_request_lingers_from_its_own_time() -> None:
+    # Packet time can step back a little across capture rings: the final's linger (4 + 32 =
+    # 36 s) is earlier than the request's deadline (5 + 32 = 37 s) and ends the entry first.
+    tl = TransactionLayer()
+    inv = request("INVITE", 5.0)
+    tl.handle(inv)
+    tl.handle(response(inv, 200, 4.0, to_tag="b"))
+    assert tl.handle_timer(ns(35.9)) == [] and len(tl.table) == 1
+    assert tl.handle_timer(ns(36.0)) == [] and tl.table == {}
+
+
 def test_forked_2xx_are_new_responses() -> None:
     tl = TransactionLayer()
     inv = request("INVITE", 0.0)

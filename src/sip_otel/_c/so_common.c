@@ -178,7 +178,7 @@ static bool so_map_grow(so_map *m) {
 }
 
 bool so_map_put(so_map *m, so_h128 k, uint32_t val) {
-    if (!m->slots || (m->count + 1) * 2 > m->mask + 1) {
+    if (!m->slots || (uint64_t)(m->count + 1) * 4 > (uint64_t)(m->mask + 1) * 3) {
         if (!so_map_grow(m))
             return false;
     }
@@ -202,7 +202,7 @@ bool so_map_put(so_map *m, so_h128 k, uint32_t val) {
 
 uint32_t so_map_get_or_put(so_map *m, so_h128 k, uint32_t val, bool *failed) {
     *failed = false;
-    if (!m->slots || (m->count + 1) * 2 > m->mask + 1) {
+    if (!m->slots || (uint64_t)(m->count + 1) * 4 > (uint64_t)(m->mask + 1) * 3) {
         if (!so_map_grow(m)) {
             *failed = true;
             return SO_NIL;
@@ -276,22 +276,20 @@ uint32_t so_pool_alloc(so_pool *p) {
     uint32_t slot = p->free_head;
     if (slot == SO_NIL) {
         if (p->fresh >= p->cap) {
-            /* Grow by doubling into zeroed memory (calloc: a large block comes from fresh
-             * pages that stay out of RSS until an entry there is first used) and copy the used
-             * part; the new slots are handed out in order from ``fresh``, never threaded onto
-             * the free list (which would touch every one of them now). */
+            /* Grow by doubling with realloc: a large block is moved by mremap, without a copy
+             * and without touching the new half, whose slots stay out of RSS until they are
+             * handed out in order from ``fresh`` (never threaded onto the free list, which
+             * would touch every one of them now). Slots at or past ``fresh`` are garbage:
+             * nothing reads them before so_pool_alloc() initialises them. */
             uint32_t cap = p->cap ? p->cap * 2 : 64;
-            uint8_t *items = (uint8_t *)calloc(cap, p->item_size);
+            uint8_t *items = (uint8_t *)realloc(p->items, (size_t)cap * p->item_size);
             if (!items)
                 return SO_NIL;
-            if (p->items)
-                memcpy(items, p->items, (size_t)p->cap * p->item_size);
-            free(p->items);
             p->items = items;
             p->cap = cap;
         }
         slot = p->fresh++;
-        so_pool_entry(p, slot)->next = SO_NIL;
+        so_pool_entry(p, slot)->gen = 0;
     } else {
         p->free_head = so_pool_entry(p, slot)->next;
     }

@@ -2,8 +2,8 @@
  * Tables: a hash index (128-bit key -> 32-bit slot) and an ordered pool of fixed-size entries.
  *
  * so_map: open addressing, linear probing, deletion by backward shift (no tombstones), grows
- * by doubling at half load. Keys are so_h128 (see so_hash.h), stored as a 96-bit fingerprint
- * (so_map_slot); values are pool slots.
+ * by doubling at three-quarter load. Keys are so_h128 (see so_hash.h), stored as a 96-bit
+ * fingerprint (so_map_slot); values are pool slots.
  *
  * so_pool: entries of one type in one array, addressed by slot number (stable across growth),
  * recycled through a free list, and kept on a doubly linked list in insertion order with
@@ -56,7 +56,7 @@ typedef struct so_pool {
     uint8_t *items;
     size_t item_size;
     uint32_t cap, count;
-    uint32_t fresh;     /* slots from here to cap were never used (zero) */
+    uint32_t fresh;     /* slots from here to cap were never handed out (not initialised) */
     uint32_t free_head; /* released slots, singly linked through entry.next */
     uint32_t head, tail; /* oldest, newest */
 } so_pool;

@@ -366,12 +366,12 @@ void so_track_free(so_track *t) {
         so_revents_free(&d->events);
         free(d->to_tag_blob);
     }
-    for (uint32_t s = 0; s < t->attempts_pool.cap; s++) {
+    for (uint32_t s = 0; s < t->attempts_pool.fresh; s++) {
         so_attempt *a = so_att_at(t, s);
         if (a->e.live)
             free_attempt_payload(a);
     }
-    for (uint32_t s = 0; s < t->regatt_pool.cap; s++) {
+    for (uint32_t s = 0; s < t->regatt_pool.fresh; s++) {
         so_regatt *r = so_regatt_at(t, s);
         if (r->e.live)
             so_strings_free(&r->str);

@@ -340,7 +340,7 @@ size_t so_txn_timer(so_track *t, int64_t now) {
 
 void so_txn_brief_get(const so_track *t, uint32_t slot, so_txn_brief *out) {
     memset(out, 0, sizeof(*out));
-    if (slot >= t->txns.pool.cap)
+    if (slot >= t->txns.pool.fresh)
         return;
     const so_txn *x = so_txn_at(t, slot);
     out->method = x->method;

@@ -311,6 +311,10 @@ class AfPacketCapture:
     def drops(self) -> int:
         return self._closed_drops + sum(ring.poll_drops() for ring in self._rings)
 
+    def drop_reasons(self) -> dict[str, int]:
+        """TPACKET_V3 drops are packets the kernel found no room for in the ring."""
+        return {"ring_full": self.drops()}
+
     def counters(self) -> dict[str, int]:
         return {"drops": self.drops()}
 

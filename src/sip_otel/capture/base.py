@@ -82,6 +82,10 @@ class Capture(Protocol):
         """Packets the kernel matched but could not hand over (ring full, copy failure)."""
         ...
 
+    def drop_reasons(self) -> dict[str, int]:
+        """:meth:`drops` by reason slug (``ring_full``; eBPF also ``load_fail``)."""
+        ...
+
     def counters(self) -> dict[str, int]:
         """Kernel-side counters by name (passed, drops, ...), for logs and tests."""
         ...

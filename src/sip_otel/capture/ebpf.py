@@ -47,7 +47,7 @@ __all__ = ["COUNTERS", "EbpfCapture", "RingMap", "filter_source"]
 
 log = logging.getLogger(__name__)
 
-_DROP_COUNTERS = (1, 2)  # ring_full, load_fail
+_DROP_COUNTERS = {"ring_full": 1, "load_fail": 2}  # counter indexes
 
 # Fault the ring pages in at start, not on the hot path (Linux; 0 elsewhere).
 _POPULATE = getattr(mmap, "MAP_POPULATE", 0)
@@ -206,9 +206,12 @@ class EbpfCapture:
         return out
 
     def drops(self) -> int:
+        return sum(self.drop_reasons().values())
+
+    def drop_reasons(self) -> dict[str, int]:
         if self._handover is None:
-            return 0
-        return sum(self._counters.sum(i) for i in _DROP_COUNTERS)
+            return {}
+        return {reason: self._counters.sum(i) for reason, i in _DROP_COUNTERS.items()}
 
     def close(self) -> None:
         for _ifindex, sock in self._sockets.values():

@@ -233,6 +233,11 @@ def _hist(*keys: tuple[str, Attrs]) -> Callable[[Snapshot], Iterable[Point]]:
     return lambda s: [(s.hist[k], attrs) for k, attrs in keys]
 
 
+def _capture_drops_by(s: Snapshot) -> Iterable[Point]:
+    # Live capture only (a replay has no capture: the series is absent).
+    return [(n, {"reason": reason}) for reason, n in sorted(s.capture_drops_by.items())]
+
+
 def _reattach(s: Snapshot) -> Iterable[Point]:
     return [(n, {"reason": reason}) for reason, n in sorted(s.capture_reattach.items())]
 
@@ -599,6 +604,15 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "{packet}",
             "Packets the kernel/capture ring dropped before we saw them.",
             _one(lambda s: s.capture_drops),
+        ),
+        InstrumentSpec(
+            "sip_otel_capture_drops_by_reason",
+            "counter",
+            "{packet}",
+            "sip_otel_capture_drops_total by reason: ring_full (no room in a capture ring) or "
+            "load_fail (eBPF: the packet could not be copied); live capture only.",
+            _capture_drops_by,
+            labels=("reason",),
         ),
         InstrumentSpec(
             "sip_otel_capture_reattach",

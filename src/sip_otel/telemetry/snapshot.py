@@ -50,6 +50,7 @@ class Snapshot:
     register_failures: dict[int, int]
     evictions: dict[str, int]
     capture_drops: int
+    capture_drops_by: dict[str, int]
     capture_reattach: dict[str, int]
     capture_detached: int | None
     spans_dropped: int
@@ -115,6 +116,7 @@ class SnapshotSource:
             register_failures=dict(s.register_failures),
             evictions=evictions,
             capture_drops=s.capture_drops,
+            capture_drops_by=dict(s.capture_drops_by),
             capture_reattach=dict(s.capture_reattach),
             capture_detached=s.capture_detached,
             spans_dropped=s.spans_dropped,
