@@ -19,6 +19,7 @@ fi
 
 # --- Debian packages ---------------------------------------------------------------------------
 packages=(python3 python3-venv python3-pip python3-dev gcc libc6-dev python3-bpfcc bpfcc-tools
+          clang libclang-rt-14-dev llvm
           linux-headers-amd64 sip-tester tshark prometheus iproute2 libcap2-bin procps tcpreplay)
 missing=()
 for p in "${packages[@]}"; do

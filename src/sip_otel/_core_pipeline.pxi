@@ -205,6 +205,8 @@ cdef class RingCursor:
         cdef size_t i
         cdef size_t got = 0
         maps = list(maps)
+        if size == 0 or size & (size - 1):
+            raise ValueError(f"ring size {size} is not a power of two")
         if not 1 <= len(maps) <= SO_RINGS_MAX:
             raise ValueError(f"1 to {SO_RINGS_MAX} rings, not {len(maps)}")
         self.rings = <so_ring **>PyMem_Calloc(len(maps), sizeof(so_ring *))
@@ -291,6 +293,7 @@ cdef class RingCursor:
 
     @property
     def bad_records(self):
+        """Records or positions that could not be read (counted, skipped)."""
         cdef size_t i
         cdef uint64_t b = 0
         for i in range(self.n):

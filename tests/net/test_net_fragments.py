@@ -352,3 +352,33 @@ def test_any_fragmentation_and_order_reassembles(
     src, dst = (SRC6, DST6) if v6 else (SRC4, DST4)
     assert [(p.src_ip, p.dst_ip, p.data) for p in out] == [(src, dst, INVITE)]
     assert set(counts) <= {"net.fragment_duplicate"}
+
+
+INT64_MAX = (1 << 63) - 1
+INT64_MIN = -(1 << 63)
+
+
+def test_timeout_near_int64_min_does_not_wrap() -> None:
+    # A set started at INT64_MIN + 1: 1 ns later ``now - 30 s`` would wrap to a huge positive
+    # deadline and expire it at once; so_expired compares without overflow.
+    f = v4_fragments()
+    dec = FrameDecoder(Reasons())
+    assert dec.feed(INT64_MIN + 1, 1, f[0]) == []
+    dec.handle_timer(INT64_MIN + 2)
+    assert dec.table_sizes()["fragments"] == 1
+    # A difference beyond int64 is longer than any timeout.
+    dec.handle_timer(INT64_MAX)
+    assert dec.table_sizes()["fragments"] == 0
+    assert dec.evictions == {"fragments.timeout": 1}
+
+
+def test_timeout_of_int64_max_never_wraps() -> None:
+    f = v4_fragments()
+    dec = FrameDecoder(Reasons(), limits=NetLimits(fragment_timeout_ns=INT64_MAX))
+    assert dec.feed(-5, 1, f[0]) == []
+    dec.handle_timer(-2)  # -2 - INT64_MAX wraps to INT64_MAX: the set looked expired
+    assert dec.table_sizes()["fragments"] == 1
+    dec.handle_timer(INT64_MAX - 6)  # INT64_MAX - 1 ns after -5: not yet
+    assert dec.table_sizes()["fragments"] == 1
+    dec.handle_timer(INT64_MAX - 5)
+    assert dec.evictions == {"fragments.timeout": 1}

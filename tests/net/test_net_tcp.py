@@ -343,3 +343,30 @@ def test_held_segments_at_one_position_deliver_the_smaller_bytes_first() -> None
         assert r.feed(SYN_FRAME, client(first, 100), client(second, 100)) == []
         assert r.feed(client(head, 0)) == [head + bytes(low)]
         assert r.dec.tcp_held_bytes == 0
+
+
+INT64_MAX = (1 << 63) - 1
+INT64_MIN = -(1 << 63)
+
+
+def test_idle_timeout_near_int64_min_does_not_wrap() -> None:
+    # A flow seen at INT64_MIN + 1 is 1 ns idle at INT64_MIN + 2 (``now - 600 s`` would wrap
+    # to a huge positive deadline and close it at once).
+    dec = FrameDecoder(Reasons())
+    dec.feed(INT64_MIN + 1, 1, SYN_FRAME)
+    dec.handle_timer(INT64_MIN + 2)
+    assert dec.table_sizes()["tcp_flows"] == 1
+    dec.handle_timer(INT64_MAX)  # idle for more than int64 can hold: past any timeout
+    assert dec.table_sizes()["tcp_flows"] == 0
+    assert dec.evictions == {"tcp_flows.timeout": 1}
+
+
+def test_idle_timeout_of_int64_max_never_wraps() -> None:
+    dec = FrameDecoder(Reasons(), limits=NetLimits(tcp_idle_timeout_ns=INT64_MAX))
+    dec.feed(-5, 1, SYN_FRAME)
+    dec.handle_timer(-2)
+    assert dec.table_sizes()["tcp_flows"] == 1
+    dec.handle_timer(INT64_MAX - 6)
+    assert dec.table_sizes()["tcp_flows"] == 1
+    dec.handle_timer(INT64_MAX - 5)
+    assert dec.evictions == {"tcp_flows.timeout": 1}

@@ -135,6 +135,21 @@ def test_control_frames_and_empty_messages_yield_nothing() -> None:
     assert reasons.counts == {}
 
 
+def test_empty_masked_frames_before_any_data() -> None:
+    # The first data frames of the stream are empty and masked: the message buffer has never
+    # been allocated, and the unmasking must not form NULL + 0 (undefined behaviour, fatal in
+    # the fuzz build; tests/fuzz/regressions replays it there).
+    f, reasons = framer()
+    frames = (
+        ws_frame(b"", key=KEY)
+        + ws_frame(b"", key=KEY, fin=False)
+        + ws_frame(b"", opcode=0, key=KEY, fin=False)
+        + ws_frame(INVITE, opcode=0, key=KEY)
+    )
+    assert feed_all(f, [WS_UPGRADE, frames]) == [INVITE]
+    assert reasons.counts == {}
+
+
 @pytest.mark.parametrize(
     ("frame", "slug"),
     [

@@ -100,14 +100,14 @@ uint8_t so_att_srd_samples(const so_attempt *a, bool has_final, int64_t final_ns
     uint8_t n = 0;
     int64_t t1 = a->srd_start_ns;
     for (uint32_t i = 0; i < a->n_early; i++)
-        out[n++] = so_att_early(a, i)->ns - t1;
+        out[n++] = so_sat_sub(so_att_early(a, i)->ns, t1);
     if (tag_given && has_final && !tag_in_early && n)
-        out[n++] = final_ns - t1; /* a fork answered without a provisional */
+        out[n++] = so_sat_sub(final_ns, t1); /* a fork answered without a provisional */
     if (!n) {
         if (a->has_first_prov)
-            out[n++] = a->first_prov_ns - t1;
+            out[n++] = so_sat_sub(a->first_prov_ns, t1);
         else if (has_final)
-            out[n++] = final_ns - t1;
+            out[n++] = so_sat_sub(final_ns, t1);
     }
     return n;
 }
@@ -334,7 +334,7 @@ void so_att_response(so_track *t, uint32_t att, const so_msg *m) {
             uint8_t n = so_att_srd_samples(a, true, now, m->to_tag.n != 0, in_early, srd);
             if (want)
                 so_revents_add(&a->events, now, SO_RE_OK_2XX, status, SO_M_NONE);
-            int64_t dialog_srd = in_early ? early_ns - a->srd_start_ns : srd[n - 1];
+            int64_t dialog_srd = in_early ? so_sat_sub(early_ns, a->srd_start_ns) : srd[n - 1];
             so_dlg_confirm(t, att, m, dialog_srd);
             so_event *ev = so_track_emit(t, SO_EV_ATTEMPT_ENDED);
             if (ev) {
@@ -347,9 +347,9 @@ void so_att_response(so_track *t, uint32_t att, const so_msg *m) {
             if (in_early) {
                 /* Its early dialog got its SRD at the 18x (booked with the first 2xx): one
                  * SRD per dialog (RFC 6076 §4.3.1, §5.4), and the record carries it. */
-                so_dlg_confirm(t, att, m, early_ns - a->srd_start_ns);
+                so_dlg_confirm(t, att, m, so_sat_sub(early_ns, a->srd_start_ns));
             } else {
-                int64_t srd_ns = now - a->srd_start_ns;
+                int64_t srd_ns = so_sat_sub(now, a->srd_start_ns);
                 so_dlg_confirm(t, att, m, srd_ns);
                 so_event *ev = so_track_emit(t, SO_EV_FORKED);
                 if (ev) {

@@ -52,11 +52,26 @@ static inline int64_t so_sat_add(int64_t a, int64_t b) {
         return b > 0 ? INT64_MAX : INT64_MIN;
     return r;
 }
+static inline int64_t so_sat_sub(int64_t a, int64_t b) {
+    int64_t r;
+    if (__builtin_sub_overflow(a, b, &r))
+        return b < 0 ? INT64_MAX : INT64_MIN;
+    return r;
+}
 static inline int64_t so_sat_mul(int64_t a, int64_t b) {
     int64_t r;
     if (__builtin_mul_overflow(a, b, &r))
         return ((a < 0) != (b < 0)) ? INT64_MIN : INT64_MAX;
     return r;
+}
+/* ``now - since >= timeout`` without overflow: packet times are whatever the capture says
+ * (a forged pcapng timestamp can be anywhere in int64), and a difference beyond int64 is more
+ * than any timeout. */
+static inline bool so_expired(int64_t since, int64_t now, int64_t timeout) {
+    int64_t d;
+    if (__builtin_sub_overflow(now, since, &d))
+        return now > since;
+    return d >= timeout;
 }
 
 /* Big-endian / little-endian loads; callers have checked that the bytes exist. */

@@ -105,10 +105,10 @@ static void end_dialog(so_track *t, uint32_t slot, uint8_t outcome, int64_t now,
     if (d->has_bye) {
         if (outcome == SO_OUT_COMPLETED) { /* RFC 6076 §4.5.1: 2xx -> BYE */
             has_sdt = true;
-            sdt = d->bye_ns - d->confirmed_ns;
+            sdt = so_sat_sub(d->bye_ns, d->confirmed_ns);
         } else if (outcome == SO_OUT_BYE_FAILED) { /* §4.5.2: 2xx -> the BYE's timeout/failure */
             has_sdt = true;
-            sdt = now - d->confirmed_ns;
+            sdt = so_sat_sub(now, d->confirmed_ns);
         }
     }
     bool completes = outcome == SO_OUT_COMPLETED && !a->completed;
@@ -302,14 +302,14 @@ static void bye_response(so_track *t, uint32_t slot, const so_msg *m) {
         return;
     d = dlg_at(t, slot);
     if (in == SO_DI_BYE_2XX) {
-        end_dialog(t, slot, SO_OUT_COMPLETED, now, true, now - d->bye_ns, true);
+        end_dialog(t, slot, SO_OUT_COMPLETED, now, true, so_sat_sub(now, d->bye_ns), true);
     } else if (in == SO_DI_BYE_RETRY) {
         int64_t ra = m->retry_after > 0 ? m->retry_after : 0;
         d->wait_ns = so_sat_add(so_sat_add(now, so_sat_mul(ra, SO_NS_PER_S)), t->wait_ns);
         if (!so_dq_push(&t->waits, d->wait_ns, SO_W_DIALOG, slot, d->h.e.gen))
             so_count_reason(t, SO_R_INTERNAL_NO_MEMORY);
     } else {
-        end_dialog(t, slot, SO_OUT_BYE_FAILED, now, true, now - d->bye_ns, false);
+        end_dialog(t, slot, SO_OUT_BYE_FAILED, now, true, so_sat_sub(now, d->bye_ns), false);
     }
 }
 
@@ -357,7 +357,8 @@ void so_dlg_on_timeout(so_track *t, const so_timeout_ev *ev) {
         so_revents_add(&d->events, ev->ts_ns, SO_RE_BYE_TIMEOUT, 0, SO_M_NONE);
     if (dlg_step(t, slot, SO_DI_BYE_TIMEOUT)) {
         d = dlg_at(t, slot);
-        end_dialog(t, slot, SO_OUT_BYE_FAILED, ev->ts_ns, true, ev->ts_ns - d->bye_ns, false);
+        int64_t delay = so_sat_sub(ev->ts_ns, d->bye_ns);
+        end_dialog(t, slot, SO_OUT_BYE_FAILED, ev->ts_ns, true, delay, false);
     }
 }
 

@@ -101,9 +101,8 @@ static bool evict_oldest(so_frag_table *t, so_eviction why, uint32_t keep) {
 }
 
 void so_frag_expire(so_frag_table *t, int64_t now_ns) {
-    int64_t deadline = now_ns - t->timeout_ns;
     while (t->sets.head != SO_NIL) {
-        if (FSET(t, t->sets.head)->first_ts > deadline)
+        if (!so_expired(FSET(t, t->sets.head)->first_ts, now_ns, t->timeout_ns))
             break;
         evict_oldest(t, SO_E_FRAGMENTS_TIMEOUT, SO_NIL);
     }

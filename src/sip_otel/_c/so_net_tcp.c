@@ -259,9 +259,8 @@ void so_tcp_close_key(so_tcp_table *t, const so_flow_key *key) {
 }
 
 void so_tcp_expire(so_tcp_table *t, int64_t now_ns) {
-    int64_t deadline = now_ns - t->limits->tcp_idle_timeout_ns;
     while (t->flows.head != SO_NIL) {
-        if (FLOW(t, t->flows.head)->last_ts > deadline)
+        if (!so_expired(FLOW(t, t->flows.head)->last_ts, now_ns, t->limits->tcp_idle_timeout_ns))
             break;
         close_slot(t, t->flows.head, false);
         t->evictions[SO_E_TCP_FLOWS_TIMEOUT]++;

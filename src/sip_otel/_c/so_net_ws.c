@@ -145,14 +145,18 @@ static void ws_frames(so_ws *ws, const so_framer_env *env) {
             ws_clear(ws);
             return;
         }
-        uint8_t *dst = ws->parts.p + ws->parts.n;
-        if (key) {
-            for (size_t i = 0; i < len; i++)
-                dst[i] = b[h + i] ^ key[i & 3];
-        } else if (len) {
-            memcpy(dst, b + h, len);
+        /* An empty frame reserves nothing: ``parts.p`` may still be NULL, and NULL + 0 is
+         * undefined behaviour, so no pointer is formed for it. */
+        if (len) {
+            uint8_t *dst = ws->parts.p + ws->parts.n;
+            if (key) {
+                for (size_t i = 0; i < len; i++)
+                    dst[i] = b[h + i] ^ key[i & 3];
+            } else {
+                memcpy(dst, b + h, len);
+            }
+            ws->parts.n += len;
         }
-        ws->parts.n += len;
         pos = h + len;
         if (fin) {
             ws->in_msg = 0;

@@ -51,7 +51,7 @@ static void reg_end(so_track *t, uint32_t att, int64_t now, uint8_t outcome, uin
         ev->outcome = outcome;
         ev->status = status;
         ev->has_rrd = registered;
-        ev->rrd_ns = registered ? now - r->start_ns : 0;
+        ev->rrd_ns = registered ? so_sat_sub(now, r->start_ns) : 0;
     }
     int32_t index;
     so_record *rec = so_track_new_record(t, &index);
@@ -74,7 +74,7 @@ static void reg_end(so_track *t, uint32_t att, int64_t now, uint8_t outcome, uin
         rec->start_ns = r->start_ns;
         rec->end_ns = now;
         rec->has_delay = registered;
-        rec->delay_ns = registered ? now - r->start_ns : 0;
+        rec->delay_ns = registered ? so_sat_sub(now, r->start_ns) : 0;
         rec->challenged = r->challenged;
         rec->transport = r->origin.transport;
         rec->ip_len = r->origin.ip_len;

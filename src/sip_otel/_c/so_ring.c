@@ -43,6 +43,12 @@ static size_t insert_vlan(uint8_t *out, const uint8_t *frame, size_t len, uint16
     return len + 4;
 }
 
+/* Positions only grow; at the end of uint64 they stay there (no wrap to 0). */
+static inline void advance(so_ring *r, uint64_t step) {
+    if (__builtin_add_overflow(r->cons, step, &r->cons))
+        r->cons = UINT64_MAX;
+}
+
 /* The next committed record of ``r`` at or after r->cons (discarded ones skipped and consumed):
  * fills *h and *pkt (the packet after the header, copied into wrap_buf if it wraps) and returns
  * the ring bytes it takes, or 0 when none is ready. r->cons is not moved past it. */
@@ -51,6 +57,13 @@ static uint64_t ring_peek(so_ring *r, uint64_t prod, struct rec_hdr *h, const ui
     uint64_t mask = r->size - 1;
     while (r->cons < prod) {
         uint64_t at = r->cons & mask;
+        if ((at & 7) || at + RB_HDR > r->size) {
+            /* Positions the kernel never writes (records are 8-aligned): a consumer page
+             * someone else wrote. Nothing here can be trusted: skip to the producer. */
+            r->bad_records++;
+            r->cons = prod;
+            return 0;
+        }
         const uint8_t *rec = r->data + at;
         uint32_t hlen = __atomic_load_n((const uint32_t *)rec, __ATOMIC_ACQUIRE);
         if (hlen & RB_BUSY)
@@ -58,7 +71,7 @@ static uint64_t ring_peek(so_ring *r, uint64_t prod, struct rec_hdr *h, const ui
         uint32_t len = hlen & RB_LEN_MASK;
         uint64_t step = (len + RB_HDR + 7) & ~7ULL;
         if (hlen & RB_DISCARD) {
-            r->cons += step;
+            advance(r, step);
             continue;
         }
         /* The 8-byte kernel header never wraps (records are 8-aligned, the area is pages);
@@ -78,7 +91,7 @@ static uint64_t ring_peek(so_ring *r, uint64_t prod, struct rec_hdr *h, const ui
         }
         if (!ok) {
             r->bad_records++;
-            r->cons += step;
+            advance(r, step);
             continue;
         }
         memcpy(h, body, sizeof(*h));
@@ -91,7 +104,7 @@ static uint64_t ring_peek(so_ring *r, uint64_t prod, struct rec_hdr *h, const ui
 
 static void deliver(so_ring *r, const struct rec_hdr *h, const uint8_t *pkt, size_t caplen,
                     so_live_frame_fn fn, void *ctx) {
-    int64_t ts = (int64_t)h->ts_ns + r->offset_ns;
+    int64_t ts = so_sat_add((int64_t)h->ts_ns, r->offset_ns);
     if (h->vlan_proto && caplen <= 65535) {
         size_t m = insert_vlan(r->vlan_buf, pkt, caplen, h->vlan_tci, h->vlan_proto);
         fn(ctx, ts, r->vlan_buf, m, h->ifindex, h->pkt_type);
@@ -140,7 +153,7 @@ size_t so_rings_drain(so_ring *const *rings, size_t n, size_t max_frames, so_liv
         so_ring *r = rings[best];
         deliver(r, &hdr[best], pkt[best], caplen[best], fn, ctx);
         got++;
-        r->cons += step[best];
+        advance(r, step[best]);
         step[best] = got < max_frames ? ring_peek(r, prod[best], &hdr[best], &pkt[best],
                                                   &caplen[best]) : 0;
         if (!step[best])

@@ -321,10 +321,12 @@ so_track *so_track_new(const so_track_config *cfg, uint64_t *reasons, uint64_t *
     t->cfg = *cfg;
     t->reasons = reasons;
     t->evictions = evictions;
-    t->timeout_ns = 64 * cfg->t1_ns; /* Timer B = Timer F = 64*T1 (§17.1.1.2, §17.1.2.2) */
-    t->linger_ns = 64 * cfg->t1_ns;
-    t->wait_ns = 64 * cfg->t1_ns; /* window for a credentialed/redirected retry */
-    t->se_default_ns = cfg->session_expires_default_s * SO_NS_PER_S;
+    /* Configured times saturate like packet times (every deadline below is so_sat_add). */
+    int64_t t64 = so_sat_mul(64, cfg->t1_ns);
+    t->timeout_ns = t64; /* Timer B = Timer F = 64*T1 (§17.1.1.2, §17.1.2.2) */
+    t->linger_ns = t64;
+    t->wait_ns = t64; /* window for a credentialed/redirected retry */
+    t->se_default_ns = so_sat_mul(cfg->session_expires_default_s, SO_NS_PER_S);
     so_tab_init(&t->txns, sizeof(so_txn));
     so_dq_init(&t->txn_deadlines);
     so_pool_init(&t->attempts_pool, sizeof(so_attempt));
@@ -421,7 +423,7 @@ void so_regatt_decref(so_track *t, uint32_t att) {
 static void timers(so_track *t, int64_t now) {
     bool sweep = now >= t->next_sweep;
     if (sweep)
-        t->next_sweep = now + t->cfg.expiry_check_ns;
+        t->next_sweep = so_sat_add(now, t->cfg.expiry_check_ns);
     /* Registration events wait in the side list until the dialog layer's timers ran. */
     t->divert_reg = true;
     t->n_side = 0;
@@ -464,7 +466,7 @@ static void timers(so_track *t, int64_t now) {
     /* Earliest time any timer can be due. Every deadline pushed while handling messages is at
      * least 64*T1 ahead, so capping at now + 64*T1 keeps this exact without looking at the
      * queues on every message. */
-    int64_t nxt = SO_MIN(t->next_sweep, now + 64 * t->cfg.t1_ns);
+    int64_t nxt = SO_MIN(t->next_sweep, so_sat_add(now, t->timeout_ns));
     int64_t due;
     if (so_dq_next_due(&t->txn_deadlines, &due) && due < nxt)
         nxt = due;

@@ -196,7 +196,7 @@ so_verdict so_txn_request(so_track *t, const so_msg *m, uint32_t *txn, uint32_t 
             return SO_V_ORPHAN;
         so_txn_at(t, slot)->state = SO_TXN_COMPLETED;
         t->txn_open--;
-        push_deadline(t, slot, m->ts_ns + t->linger_ns, true);
+        push_deadline(t, slot, so_sat_add(m->ts_ns, t->linger_ns), true);
         *txn = slot;
         return SO_V_NEW;
     }
@@ -206,7 +206,7 @@ so_verdict so_txn_request(so_track *t, const so_msg *m, uint32_t *txn, uint32_t 
         return SO_V_RETRANSMISSION;
     if (slot == SO_NIL)
         return SO_V_ORPHAN;
-    push_deadline(t, slot, m->ts_ns + t->timeout_ns, true);
+    push_deadline(t, slot, so_sat_add(m->ts_ns, t->timeout_ns), true);
     *txn = slot;
     if (m->method == SO_M_CANCEL) /* linked to the INVITE with the same branch (§9.1) */
         *related = so_tab_get(&t->txns, txn_key(t, m, INVITE_TOK, client));
@@ -241,7 +241,7 @@ so_verdict so_txn_response(so_track *t, const so_msg *m, uint32_t *txn, bool *fi
         return SO_V_NEW;
     t->txn_open--;
     x->final_status = m->status;
-    push_deadline(t, slot, m->ts_ns + t->linger_ns, true);
+    push_deadline(t, slot, so_sat_add(m->ts_ns, t->linger_ns), true);
     *first_final = true;
     return SO_V_NEW;
 }
@@ -309,7 +309,7 @@ size_t so_txn_timer(so_track *t, int64_t now) {
             continue;
         }
         if (action == SO_TA_PROCEEDING && x->method == SO_M_INVITE) {
-            int64_t give_up = x->start_ns + t->cfg.invite_proceeding_timeout_ns;
+            int64_t give_up = so_sat_add(x->start_ns, t->cfg.invite_proceeding_timeout_ns);
             if (deadline < give_up) {
                 push_deadline(t, slot, give_up, false); /* not "now + 64*T1": the heap */
                 continue;
