@@ -14,9 +14,10 @@ timestamps (see capture/base.py) -- minus :data:`IDLE_GRACE_NS`, so a packet sti
 never older than the timer that just ran.
 Shutdown: stop polling, close the capture (sockets, ring, BPF program), flush spans and a last
 metric export (bounded by :data:`SHUTDOWN_BUDGET_S`), exit 0.
-Startup failures (bad config, missing privileges, port in use) print one line and exit 2. The
-HTTP port is bound before the capture opens (an eBPF compile takes seconds): a busy port fails
-at once; ``/health`` answers 503 until the main loop runs.
+Startup failures (bad config, unknown interface, missing privileges, port in use) print one line
+and exit 2. Order: settings, interface names, then the HTTP port is bound, then the capture
+opens (an eBPF compile takes seconds): a busy port fails at once; ``/health`` answers 503 until
+the main loop runs.
 """
 
 from __future__ import annotations
@@ -211,6 +212,10 @@ def _run(settings: Settings, stop: _Stop) -> int:
         )
     except ValueError as exc:  # a correlation header SIP itself defines
         return _fail(f"{exc}; set SIP_EXPORTER_CORRELATION_HEADER or --correlation-header")
+    try:  # an unknown interface is reported before anything is bound or compiled
+        resolve_interfaces(settings.interface)
+    except CaptureError as exc:
+        return _fail(str(exc))
     telemetry: Any = None
     try:
         telemetry = _make_telemetry(settings, pipeline)

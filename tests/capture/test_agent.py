@@ -57,6 +57,17 @@ def test_misspelt_variable_exits_2() -> None:
     )
 
 
+def test_unknown_sip_otel_variable_is_logged() -> None:
+    proc = run_agent("--interface", "nosuchif0", env={"SIP_OTEL_BPF_SOURSE": "/x.c"})
+    assert proc.returncode == 2, proc.stderr
+    warning, error = proc.stderr.strip().splitlines()
+    assert warning.endswith(
+        "WARNING sip_otel.agent: SIP_OTEL_BPF_SOURSE is not a sip-otel variable (ignored); "
+        "closest: SIP_OTEL_BPF_SOURCE"
+    )
+    assert "'nosuchif0' does not exist" in error
+
+
 def test_bad_otlp_endpoint_exits_2() -> None:
     proc = run_agent("--otlp-endpoint", "http//collector:4317")
     assert_one_line_exit_2(proc, "SIP_EXPORTER_OTLP_ENDPOINT", "invalid OTLP endpoint")
