@@ -259,12 +259,12 @@ def run_one(data: bytes, totals: Totals) -> None:
     else:
         _run_records(pipe, data, totals)
     pipe.finish()
-    stats = pipe.stats
+    stats = pipe.stats  # one sync brings the reasons up to date too
     totals.inputs += 1
     totals.frames += stats.frames
     totals.sip_messages += stats.messages
     totals.records += len(records)
-    for slug, count in pipe.reasons.counts.items():
+    for slug, count in pipe._reasons.counts.items():
         if count:
             totals.reasons[slug] = totals.reasons.get(slug, 0) + count
 
