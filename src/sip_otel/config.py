@@ -8,11 +8,14 @@ the fix; the agent prints it and exits 2.
 ``SIP_EXPORTER_SIP_PORTS`` (comma list) replaces ``SIP_PORT`` + ``SIPS_PORT`` when set.
 ``SIP_EXPORTER_INTERFACE`` unset or empty means every interface; a comma list means those.
 
-A ``SIP_EXPORTER_*`` variable that names no setting (``SIP_EXPORTER_INTERFACES``) is a start-up
-error naming the closest valid one: silently ignoring it would, for that example, capture on
-every interface. So is a setting spelt with our own prefix (``SIP_OTEL_HTTP_PORT``). Any other
-unknown ``SIP_OTEL_*`` variable gets a warning (that prefix also holds the eBPF loader's
-variables, :data:`OTHER_VARIABLES`, and test-harness ones).
+A ``SIP_EXPORTER_*`` variable that looks like a misspelt setting (``SIP_EXPORTER_INTERFACES``) is
+a start-up error naming the closest valid one: silently ignoring it would, for that example,
+capture on every interface. So is a setting spelt with our own prefix (``SIP_OTEL_HTTP_PORT``).
+One that is not close to any setting -- e.g. a sip-exporter 1.x feature sip-otel does not
+implement (``SIP_EXPORTER_CARRIERS_CONFIG``, ``SIP_EXPORTER_FRAUD_*``), so that an environment
+written for 1.x still starts -- gets a warning saying it is ignored. Any other unknown
+``SIP_OTEL_*`` variable gets a warning (that prefix also holds the eBPF loader's variables,
+:data:`OTHER_VARIABLES`, and test-harness ones).
 """
 
 from __future__ import annotations
@@ -48,6 +51,19 @@ OTHER_VARIABLES = frozenset(
         "SIP_OTEL_BPF_RINGS",
     }
 )
+
+# sip-exporter 1.x settings sip-otel does not implement (its docs: carrier and user-agent label
+# maps, the outgoing-traffic switch, fraud detection, GeoIP): ignored with a warning.
+SIP_EXPORTER_1X_VARIABLES = frozenset(
+    {
+        "SIP_EXPORTER_CARRIERS_CONFIG",
+        "SIP_EXPORTER_USER_AGENTS_CONFIG",
+        "SIP_EXPORTER_IGNORE_OUTGOING",
+    }
+)
+SIP_EXPORTER_1X_PREFIXES = ("SIP_EXPORTER_FRAUD_", "SIP_EXPORTER_GEOIP")
+# A name at least this similar to a setting's (difflib ratio) is taken for a misspelling of it.
+MISSPELT_RATIO = 0.8
 
 LOG_LEVELS: dict[str, int] = {
     "debug": logging.DEBUG,
@@ -217,6 +233,10 @@ def _closest(name: str, known: list[str]) -> str:
     return match[0] if match else known[0]
 
 
+def _similarity(a: str, b: str) -> float:
+    return difflib.SequenceMatcher(None, a, b).ratio()
+
+
 def check_environment(env: Mapping[str, str] | None = None) -> list[str]:
     """Refuse ``SIP_EXPORTER_*`` variables that name no setting (ConfigError naming the closest
     one); return warnings for unknown ``SIP_OTEL_*`` ones."""
@@ -227,11 +247,24 @@ def check_environment(env: Mapping[str, str] | None = None) -> list[str]:
     for key in sorted(env):
         upper = key.upper()
         if upper.startswith(ENV_PREFIX):
-            if upper not in settings_vars:
+            if upper in settings_vars:
+                continue
+            if upper in SIP_EXPORTER_1X_VARIABLES or upper.startswith(SIP_EXPORTER_1X_PREFIXES):
+                warnings.append(
+                    f"{key} is a sip-exporter 1.x setting that sip-otel does not implement "
+                    "(ignored)"
+                )
+                continue
+            closest = _closest(upper, settings_vars)
+            if _similarity(upper, closest) >= MISSPELT_RATIO:
                 raise ConfigError(
                     f"bad configuration: {key} is not a setting; did you mean "
-                    f"{_closest(upper, settings_vars)}? (docs/configuration.md lists them all)"
+                    f"{closest}? (docs/configuration.md lists them all)"
                 )
+            warnings.append(
+                f"{key} is not a sip-otel setting (ignored); closest: {closest} "
+                "(docs/configuration.md lists them all)"
+            )
         elif upper.startswith("SIP_OTEL_") and upper not in OTHER_VARIABLES:
             rest = upper.removeprefix("SIP_OTEL_")
             if rest in fields:

@@ -131,6 +131,27 @@ def test_misspelt_variable_is_an_error(
     assert needle in text
 
 
+def test_sip_exporter_1x_and_unrelated_variables_are_warnings() -> None:
+    from sip_otel.config import check_environment
+
+    env = {
+        "SIP_EXPORTER_CARRIERS_CONFIG": "/etc/carriers.yaml",
+        "SIP_EXPORTER_FRAUD_INVITE_BURST_THRESHOLD": "100",
+        "SIP_EXPORTER_GEOIP_DB": "/x.mmdb",
+        "SIP_EXPORTER_COLOUR": "blue",
+    }
+    got = check_environment(env)
+    assert got[1].startswith("SIP_EXPORTER_COLOUR is not a sip-otel setting (ignored); closest: ")
+    assert got[:1] + got[2:] == [
+        "SIP_EXPORTER_CARRIERS_CONFIG is a sip-exporter 1.x setting that sip-otel does not "
+        "implement (ignored)",
+        "SIP_EXPORTER_FRAUD_INVITE_BURST_THRESHOLD is a sip-exporter 1.x setting that sip-otel "
+        "does not implement (ignored)",
+        "SIP_EXPORTER_GEOIP_DB is a sip-exporter 1.x setting that sip-otel does not implement "
+        "(ignored)",
+    ]
+
+
 def test_unknown_sip_otel_variable_is_a_warning() -> None:
     from sip_otel.config import check_environment
 
