@@ -10,7 +10,9 @@ For every capture (the 89 files at the top of the folder):
 - live-path seeds: its first Ethernet frames as an eBPF ring and as TPACKET_V3 blocks.
 
 Plus synthetic SIP-over-WebSocket connections (no capture in the corpus has one), built with
-the tests' own frame builders (tests/netbuild.py).
+the tests' own frame builders (tests/netbuild.py), and the synthetic SIP conversations of
+flows.py (dialogs with re-INVITE/UPDATE and BYE retry, challenges, CANCEL, failures,
+registrations, fragments) under every limit profile.
 
 The seeds are derived from files in ../shared (never committed): ``python seeds.py OUTDIR``
 writes them, fuzz_run.py does it when its seed folder is empty.
@@ -24,6 +26,7 @@ import os
 import sys
 from pathlib import Path
 
+from flows import flow_seeds
 from harness import (
     FLAG_ALL_PORTS,
     FLAG_CAPTURE,
@@ -134,7 +137,7 @@ def build(outdir: Path, max_len: int = 4096, per_capture: int = 16) -> int:
     outdir.mkdir(parents=True, exist_ok=True)
     files = captures()
     made = [seeds_for(path, max_len, per_capture, i) for i, path in enumerate(files)]
-    for seeds in [*made, websocket_seeds()]:
+    for seeds in [*made, websocket_seeds(), flow_seeds()]:
         for seed in seeds:
             name = hashlib.sha1(seed).hexdigest()
             (outdir / name).write_bytes(seed)
