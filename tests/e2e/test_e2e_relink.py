@@ -44,7 +44,18 @@ def _send(a: NetNs, n: int) -> None:
         s.sendto(OPTIONS.format(n=n).encode(), ("10.77.0.2", 5060))
 
 
-def _wait_for(agent: Agent, needle: str, limit_s: float = 5.0) -> None:
+def _until(agent: Agent, name: str, value: float, limit_s: float = 30.0) -> dict[str, float]:
+    """Metrics once ``name`` reached ``value`` (a loaded machine may take seconds), else the
+    last scrape (the assertions then show what was counted)."""
+    end = time.monotonic() + limit_s
+    m = agent.settled()
+    while m.get(name) != value and time.monotonic() < end:
+        time.sleep(0.2)
+        m = agent.settled()
+    return m
+
+
+def _wait_for(agent: Agent, needle: str, limit_s: float = 30.0) -> None:
     end = time.monotonic() + limit_s
     while needle not in agent.log():
         assert time.monotonic() < end, f"{needle!r} not logged:\n{agent.log()}"
@@ -63,7 +74,10 @@ def test_veth_deleted_and_recreated(tmp_path: Path, mode: str, interface: str) -
         try:
             agent.wait_ready()
             _send(a, 1)
-            assert agent.settled().get("sip_exporter_options_total") == 1, agent.log()
+            assert (
+                _until(agent, "sip_exporter_options_total", 1).get("sip_exporter_options_total")
+                == 1
+            ), agent.log()
             a.ip("link", "del", "va")
             if interface:
                 _wait_for(agent, "interface va went away")
@@ -74,7 +88,7 @@ def test_veth_deleted_and_recreated(tmp_path: Path, mode: str, interface: str) -
                 _wait_for(agent, "interface va is back")
             _send(a, 2)
             _send(a, 3)
-            m = agent.settled()
+            m = _until(agent, "sip_exporter_options_total", 3)
         finally:
             rc, _took = agent.stop()
     finally:
