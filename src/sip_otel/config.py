@@ -29,6 +29,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from .runconfig import CONFIG_ENV, AgentConfig
 from .telemetry.otlp import check_otlp_endpoint
 
 __all__ = [
@@ -49,6 +50,7 @@ OTHER_VARIABLES = frozenset(
         "SIP_OTEL_BPF_DEBUG",
         "SIP_OTEL_BPF_LOAD_TIMEOUT",
         "SIP_OTEL_BPF_RINGS",
+        CONFIG_ENV,
     }
 )
 
@@ -217,6 +219,31 @@ class Settings(BaseSettings):
 
     def log_level(self) -> int:
         return LOG_LEVELS[self.logger_level]
+
+    def agent_config(self) -> AgentConfig:
+        """The validated values as plain data for the running agent (runconfig.py)."""
+        return AgentConfig(
+            interface=tuple(self.interface),
+            sip_ports=tuple(sorted(self.ports())),
+            level=self.log_level(),
+            http_port=self.http_port,
+            http_host=self.http_host,
+            capture_mode=self.capture_mode,
+            ring_size=self.ring_size,
+            otlp_endpoint=self.otlp_endpoint,
+            otlp_protocol=self.otlp_protocol,
+            service_name=self.service_name,
+            all_ports=self.all_ports,
+            tick_ms=self.tick_ms,
+            scope_labels=self.scope_labels,
+            target_info=self.target_info,
+            raw_call_id=self.raw_call_id,
+            span_uris=self.span_uris,
+            span_queue=self.span_queue,
+            trace_ids=self.trace_ids,
+            correlation_header=self.correlation_header,
+            object_file_path=self.object_file_path,
+        )
 
 
 def _one_line(exc: ValidationError) -> str:

@@ -1,0 +1,62 @@
+"""The agent's validated settings as plain data, handed from ``sip-otel run`` to itself.
+
+``sip-otel run`` validates its configuration with pydantic-settings (config.py), then replaces
+itself (``execve``, same PID) with a fresh interpreter that gets the validated values as JSON in
+:data:`CONFIG_ENV` and never imports pydantic: the validation libraries cost ~25 MiB of resident
+memory that the capture loop has no use for (docs/capture.md, "Memory").
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+__all__ = ["CONFIG_ENV", "AgentConfig"]
+
+CONFIG_ENV = "SIP_OTEL_AGENT_CONFIG"
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """What the running agent reads of its settings (the names of config.Settings)."""
+
+    interface: tuple[str, ...]
+    sip_ports: tuple[int, ...]  # the resolved port set (Settings.ports())
+    level: int  # logging level (Settings.log_level())
+    http_port: int
+    http_host: str
+    capture_mode: str
+    ring_size: int
+    otlp_endpoint: str | None
+    otlp_protocol: str | None
+    service_name: str
+    all_ports: bool
+    tick_ms: int
+    scope_labels: bool
+    target_info: bool
+    raw_call_id: bool
+    span_uris: bool
+    span_queue: int
+    trace_ids: str
+    correlation_header: str | None
+    object_file_path: str | None
+
+    def ports(self) -> frozenset[int]:
+        return frozenset(self.sip_ports)
+
+    def log_level(self) -> int:
+        return self.level
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> AgentConfig:
+        """The inverse of :meth:`to_json`; ValueError (one line) on anything else."""
+        try:
+            data = json.loads(text)
+            data["interface"] = tuple(data["interface"])
+            data["sip_ports"] = tuple(data["sip_ports"])
+            return cls(**data)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ValueError(f"{CONFIG_ENV} is not a configuration sip-otel wrote: {exc}") from None
