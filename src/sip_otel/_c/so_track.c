@@ -347,9 +347,15 @@ static void free_attempt_payload(so_attempt *a) {
     free(a->early_heap);
     so_set_free(&a->confirmed);
     so_set_free(&a->seen);
-    so_revents_free(&a->events);
-    so_strings_free(&a->str);
-    free(a->first_early_blob);
+    free(a->keys);
+    a->keys = NULL;
+    if (a->rec) {
+        so_revents_free(&a->rec->events);
+        so_strings_free(&a->rec->str);
+        free(a->rec->first_early_tag);
+        free(a->rec);
+        a->rec = NULL;
+    }
 }
 
 void so_track_free(so_track *t) {
