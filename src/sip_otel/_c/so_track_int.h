@@ -20,12 +20,15 @@
 /* ---- small building blocks -------------------------------------------------------------- */
 
 /* A bounded set of 64-bit values (hashes of (status, tag) pairs, tags, ...), insertion
- * ordered: a few inline, the rest on the heap. */
+ * ordered: up to SO_SET_INLINE inline; past that all of them on the heap (cap > 0), whose
+ * pointer shares the inline room. */
 #define SO_SET_INLINE 3
 typedef struct so_set {
-    uint32_t n, cap;
-    uint64_t inl[SO_SET_INLINE];
-    uint64_t *heap;
+    uint32_t n, cap; /* cap 0: inline */
+    union {
+        uint64_t inl[SO_SET_INLINE];
+        uint64_t *heap;
+    };
 } so_set;
 
 bool so_set_has(const so_set *s, uint64_t v);
@@ -34,7 +37,7 @@ bool so_set_add(so_set *s, uint64_t v);
 void so_set_clear(so_set *s);
 void so_set_free(so_set *s);
 static inline uint64_t so_set_at(const so_set *s, uint32_t i) {
-    return i < SO_SET_INLINE ? s->inl[i] : s->heap[i - SO_SET_INLINE];
+    return s->cap ? s->heap[i] : s->inl[i];
 }
 
 /* Record events of an attempt or dialog (only with want_records). */
