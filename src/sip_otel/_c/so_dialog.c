@@ -80,7 +80,7 @@ static void push_expiry(so_track *t, uint32_t slot) {
         for (uint32_t s = t->dialogs.pool.head; s != SO_NIL;
              s = so_pool_entry(&t->dialogs.pool, s)->next) {
             so_dialog *x = dlg_at(t, s);
-            so_dq_item it = {x->expires_ns, 0, x->h.key.a, x->h.key.b, 0, 0};
+            so_dq_item it = {.deadline = x->expires_ns, .a = x->h.key.a, .b = x->h.key.b};
             items[k++] = it;
         }
         if (!so_dq_rebuild(&t->expiry, items, k))

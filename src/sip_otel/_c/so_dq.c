@@ -87,12 +87,12 @@ static inline so_dq_item *fifo_back(const so_dq *q) {
 }
 
 bool so_dq_push(so_dq *q, int64_t deadline, uint32_t kind, uint64_t a, uint64_t b) {
-    so_dq_item it = {deadline, ++q->seq, a, b, kind, 0};
+    so_dq_item it = {.deadline = deadline, .seq = ++q->seq, .kind = kind, .a = a, .b = b};
     return heap_push(q, it);
 }
 
 bool so_dq_push_in_order(so_dq *q, int64_t deadline, uint32_t kind, uint64_t a, uint64_t b) {
-    so_dq_item it = {deadline, ++q->seq, a, b, kind, 0};
+    so_dq_item it = {.deadline = deadline, .seq = ++q->seq, .kind = kind, .a = a, .b = b};
     if (q->fifo_n == 0 || fifo_back(q)->deadline <= deadline)
         return fifo_push(q, it);
     return heap_push(q, it); /* packet time went backwards (reordered capture) */
