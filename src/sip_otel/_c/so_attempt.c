@@ -129,8 +129,11 @@ int32_t so_dialog_record(so_track *t, const so_attempt *a, so_slice to_tag, int6
     so_record *r = so_track_new_record(t, &index);
     if (!r)
         return -1;
-    const so_strings *s = &a->str;
-    size_t n = s->call_id.n + s->from_uri.n + s->to_uri.n + s->from_tag.n + to_tag.n +
+    /* without a record part (records switched on after it opened): the dialog keys only */
+    static const so_strings none;
+    const so_strings *s = a->rec ? &a->rec->str : &none;
+    so_slice call_id = so_att_call_id(a), from_tag = so_att_from_tag(a);
+    size_t n = call_id.n + s->from_uri.n + s->to_uri.n + from_tag.n + to_tag.n +
                s->user_agent.n + s->session_id.n + s->correlation.n;
     r->blob = (uint8_t *)malloc(n ? n : 1);
     if (!r->blob) {
@@ -147,10 +150,10 @@ int32_t so_dialog_record(so_track *t, const so_attempt *a, so_slice to_tag, int6
             memcpy(w, (src).p, (src).n);                                                        \
         w += (src).n;                                                                           \
     } while (0)
-    PUT(call_id, s->call_id);
+    PUT(call_id, call_id);
     PUT(from_uri, s->from_uri);
     PUT(to_uri, s->to_uri);
-    PUT(from_tag, s->from_tag);
+    PUT(from_tag, from_tag);
     PUT(to_tag, to_tag);
     PUT(user_agent, s->user_agent);
     PUT(session_id, s->session_id);
@@ -165,7 +168,8 @@ int32_t so_dialog_record(so_track *t, const so_attempt *a, so_slice to_tag, int6
     r->delay_ns = srd_ns;
     r->has_sdt = has_sdt;
     r->sdt_ns = sdt_ns;
-    so_record_origin(r, &a->origin);
+    if (a->rec)
+        so_record_origin(r, &a->rec->origin);
     if (events->n) {
         r->events = (so_revent *)malloc(events->n * sizeof(so_revent));
         if (r->events) {
@@ -203,10 +207,13 @@ void so_att_end(so_track *t, uint32_t att, uint8_t prev, int64_t now, uint16_t s
                         : so_att_srd_samples(a, status != 0, now, false, false, ev->srd_ns);
     }
     if (t->cfg.want_records) {
-        so_slice to_tag = a->first_early_tag;
+        static const so_revents no_events;
+        so_slice to_tag = a->rec ? so_slice_of(a->rec->first_early_tag, a->rec->first_early_len)
+                                 : so_slice_of(NULL, 0);
         bool has_srd = ev && ev->n_srd;
         int32_t rec = so_dialog_record(t, a, to_tag, now, outcome, status, has_srd,
-                                       has_srd ? ev->srd_ns[0] : 0, false, 0, &a->events);
+                                       has_srd ? ev->srd_ns[0] : 0, false, 0,
+                                       a->rec ? &a->rec->events : &no_events);
         if (ev)
             ev->record = rec;
     }
@@ -281,7 +288,7 @@ void so_att_response(so_track *t, uint32_t att, const so_msg *m) {
     uint16_t status = m->status;
     int64_t now = m->ts_ns;
     uint64_t tag = so_key64(t, SO_DOMAIN_TAG, m->to_tag, 0);
-    bool want = t->cfg.want_records;
+    so_att_rec *rec = t->cfg.want_records ? a->rec : NULL; /* record-only bookkeeping */
     if (status < 200) {
         if (so_sm_step(&so_att_table[a->state][SO_AI_1XX], &a->state, t,
                        SO_R_INTERNAL_ATTEMPT_TRANSITION) <= 0)
@@ -300,21 +307,21 @@ void so_att_response(so_track *t, uint32_t att, const so_msg *m) {
         if (m->to_tag.n && !found && a->n_early < SO_MAX_EARLY_PER_ATTEMPT) {
             if (early_add(a, tag, now)) {
                 t->early_count++;
-                if (want && a->n_early == 1) {
-                    free(a->first_early_blob);
-                    a->first_early_tag = so_slice_of(NULL, 0);
-                    a->first_early_blob = (uint8_t *)malloc(m->to_tag.n);
-                    if (a->first_early_blob) {
-                        memcpy(a->first_early_blob, m->to_tag.p, m->to_tag.n);
-                        a->first_early_tag = so_slice_of(a->first_early_blob, m->to_tag.n);
+                if (rec && a->n_early == 1) {
+                    free(rec->first_early_tag);
+                    rec->first_early_len = 0;
+                    rec->first_early_tag = (uint8_t *)malloc(m->to_tag.n);
+                    if (rec->first_early_tag) {
+                        memcpy(rec->first_early_tag, m->to_tag.p, m->to_tag.n);
+                        rec->first_early_len = m->to_tag.n;
                     }
                 }
             } else {
                 so_count_reason(t, SO_R_INTERNAL_NO_MEMORY);
             }
         }
-        if (want)
-            so_revents_add(&a->events, now, SO_RE_PROVISIONAL, status, SO_M_NONE);
+        if (rec)
+            so_revents_add(&rec->events, now, SO_RE_PROVISIONAL, status, SO_M_NONE);
         return;
     }
     if (status < 300) {
@@ -332,8 +339,8 @@ void so_att_response(so_track *t, uint32_t att, const so_msg *m) {
             a = so_att_at(t, att);
             int64_t srd[SO_MAX_SRD_SAMPLES];
             uint8_t n = so_att_srd_samples(a, true, now, m->to_tag.n != 0, in_early, srd);
-            if (want)
-                so_revents_add(&a->events, now, SO_RE_OK_2XX, status, SO_M_NONE);
+            if (rec)
+                so_revents_add(&rec->events, now, SO_RE_OK_2XX, status, SO_M_NONE);
             int64_t dialog_srd = in_early ? so_sat_sub(early_ns, a->srd_start_ns) : srd[n - 1];
             so_dlg_confirm(t, att, m, dialog_srd);
             so_event *ev = so_track_emit(t, SO_EV_ATTEMPT_ENDED);
@@ -371,20 +378,22 @@ void so_att_response(so_track *t, uint32_t att, const so_msg *m) {
         a = so_att_at(t, att);
         t->early_count -= a->n_early;
         a->n_early = 0;
-        free(a->first_early_blob);
-        a->first_early_blob = NULL;
-        a->first_early_tag = so_slice_of(NULL, 0);
+        if (a->rec) {
+            free(a->rec->first_early_tag);
+            a->rec->first_early_tag = NULL;
+            a->rec->first_early_len = 0;
+        }
         a->has_first_prov = false;
-        if (want)
-            so_revents_add(&a->events, now, SO_RE_CHALLENGE, status, SO_M_NONE);
+        if (rec)
+            so_revents_add(&rec->events, now, SO_RE_CHALLENGE, status, SO_M_NONE);
         a->deadline_ns = so_sat_add(now, t->wait_ns);
         int64_t deadline = a->deadline_ns;
         park(t, a->pkey, now, false, att, 0, 0, 0);
         push_wait_attempt(t, att, deadline);
         return;
     }
-    if (want)
-        so_revents_add(&a->events, now, SO_RE_FINAL, status, SO_M_NONE);
+    if (rec)
+        so_revents_add(&rec->events, now, SO_RE_FINAL, status, SO_M_NONE);
     so_att_end(t, att, prev, now, status, outcome_of(status), 0);
     if (status < 400) {
         a = so_att_at(t, att);
@@ -411,11 +420,29 @@ static uint32_t att_new(so_track *t, const so_msg *m, uint32_t txn, int64_t srd_
     a->srd_start_ns = srd_start; /* RFC 6076 t1 (earlier after a 3xx redirect) */
     a->se = m->session_expires;
     a->txn = so_txn_ref(t, txn);
-    /* Always: the strings key the dialogs its 2xx confirm (so_dlg_confirm), records or not. */
-    if (!so_strings_set(&a->str, m, false, t->cfg.want_records))
+    /* Always: Call-ID and From tag key the dialogs its 2xx confirm (so_dlg_confirm). */
+    size_t n = m->call_id.n + m->from_tag.n;
+    a->keys = (uint8_t *)malloc(n ? n : 1);
+    if (a->keys) {
+        if (m->call_id.n)
+            memcpy(a->keys, m->call_id.p, m->call_id.n);
+        if (m->from_tag.n)
+            memcpy(a->keys + m->call_id.n, m->from_tag.p, m->from_tag.n);
+        a->call_id_len = m->call_id.n;
+        a->from_tag_len = m->from_tag.n;
+    } else {
         so_count_reason(t, SO_R_INTERNAL_NO_MEMORY);
-    if (t->cfg.want_records)
-        so_origin_set(&a->origin, m->origin);
+    }
+    if (t->cfg.want_records) {
+        a->rec = (so_att_rec *)calloc(1, sizeof(so_att_rec));
+        if (!a->rec || !so_strings_set(&a->rec->str, m, false, true)) {
+            free(a->rec);
+            a->rec = NULL;
+            so_count_reason(t, SO_R_INTERNAL_NO_MEMORY);
+        } else {
+            so_origin_set(&a->rec->origin, m->origin);
+        }
+    }
     return att;
 }
 
@@ -447,8 +474,8 @@ void so_att_initial_invite(so_track *t, const so_msg *m, uint32_t txn) {
                     /* the credentialed retry resumes the attempt */
                     a->cseq = m->cseq;
                     a->txn = so_txn_ref(t, txn);
-                    if (t->cfg.want_records)
-                        so_revents_add(&a->events, m->ts_ns, SO_RE_INVITE_RETRY, 0, SO_M_NONE);
+                    if (t->cfg.want_records && a->rec)
+                        so_revents_add(&a->rec->events, m->ts_ns, SO_RE_INVITE_RETRY, 0, SO_M_NONE);
                     bool created;
                     uint32_t e = so_tab_put(&t->attempts, key, &created);
                     if (e != SO_NIL) {
@@ -503,8 +530,8 @@ void so_att_note(so_track *t, uint32_t att, const so_msg *m, so_att_input in, ui
         so_sm_step(&so_att_table[a->state][SO_AI_CANCEL], &a->state, t,
                    SO_R_INTERNAL_ATTEMPT_TRANSITION) <= 0)
         return;
-    if (t->cfg.want_records)
-        so_revents_add(&a->events, m->ts_ns, name, 0, SO_M_NONE);
+    if (t->cfg.want_records && a->rec)
+        so_revents_add(&a->rec->events, m->ts_ns, name, 0, SO_M_NONE);
 }
 
 /* Timer B/C of the attempt's first-hop transaction. */

@@ -80,7 +80,7 @@ static void push_expiry(so_track *t, uint32_t slot) {
         for (uint32_t s = t->dialogs.pool.head; s != SO_NIL;
              s = so_pool_entry(&t->dialogs.pool, s)->next) {
             so_dialog *x = dlg_at(t, s);
-            so_dq_item it = {x->expires_ns, 0, x->h.key.a, x->h.key.b, 0, 0};
+            so_dq_item it = {.deadline = x->expires_ns, .a = x->h.key.a, .b = x->h.key.b};
             items[k++] = it;
         }
         if (!so_dq_rebuild(&t->expiry, items, k))
@@ -164,7 +164,7 @@ void so_dlg_confirm(so_track *t, uint32_t att, const so_msg *m, int64_t srd_ns) 
     /* The dialog of the attempt's INVITE: its Call-ID and From tag, not the 2xx's (the
      * transaction routed the 2xx here; a 2xx that spells them differently still confirms it). */
     a = so_att_at(t, att);
-    so_h128 key = dkey(t, a->str.call_id, a->str.from_tag, m->to_tag);
+    so_h128 key = dkey(t, so_att_call_id(a), so_att_from_tag(a), m->to_tag);
     uint32_t old = so_tab_get(&t->dialogs, key);
     if (old != SO_NIL && dlg_step(t, old, SO_DI_EVICT)) /* same tags reused */
         end_dialog(t, old, SO_OUT_EVICTED, now, false, 0, false);
@@ -186,7 +186,7 @@ void so_dlg_confirm(so_track *t, uint32_t att, const so_msg *m, int64_t srd_ns) 
     int64_t se = m->session_expires > 0 ? m->session_expires : a->se;
     d->expires_ns = expires_at(now, se, t->se_default_ns);
     if (t->cfg.want_records) {
-        if (!so_revents_copy(&d->events, &a->events))
+        if (a->rec && !so_revents_copy(&d->events, &a->rec->events))
             so_count_reason(t, SO_R_INTERNAL_NO_MEMORY);
         if (m->to_tag.n) {
             d->to_tag_blob = (uint8_t *)malloc(m->to_tag.n);

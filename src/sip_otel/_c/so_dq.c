@@ -65,15 +65,17 @@ static so_dq_item heap_pop(so_dq *q) {
 
 static bool fifo_push(so_dq *q, so_dq_item it) {
     if (q->fifo_n == q->fifo_cap) {
-        size_t cap = q->fifo_cap ? q->fifo_cap * 2 : 64;
-        so_dq_item *f = (so_dq_item *)malloc(cap * sizeof(so_dq_item));
+        /* Grow in place with realloc (a large block moves by mremap: no transient second
+         * copy), then move the wrapped front part, [0, head), to just past the old end: the
+         * ring is full, so its items are [head, old) then [0, head), and 2 * old holds both. */
+        size_t old = q->fifo_cap;
+        size_t cap = old ? old * 2 : 64;
+        so_dq_item *f = (so_dq_item *)realloc(q->fifo, cap * sizeof(so_dq_item));
         if (!f)
             return false;
-        for (size_t i = 0; i < q->fifo_n; i++)
-            f[i] = q->fifo[(q->fifo_head + i) % q->fifo_cap];
-        free(q->fifo);
+        if (q->fifo_head)
+            memcpy(f + old, f, q->fifo_head * sizeof(so_dq_item));
         q->fifo = f;
-        q->fifo_head = 0;
         q->fifo_cap = cap;
     }
     q->fifo[(q->fifo_head + q->fifo_n) % q->fifo_cap] = it;
@@ -87,12 +89,12 @@ static inline so_dq_item *fifo_back(const so_dq *q) {
 }
 
 bool so_dq_push(so_dq *q, int64_t deadline, uint32_t kind, uint64_t a, uint64_t b) {
-    so_dq_item it = {deadline, ++q->seq, a, b, kind, 0};
+    so_dq_item it = {.deadline = deadline, .seq = ++q->seq, .kind = kind, .a = a, .b = b};
     return heap_push(q, it);
 }
 
 bool so_dq_push_in_order(so_dq *q, int64_t deadline, uint32_t kind, uint64_t a, uint64_t b) {
-    so_dq_item it = {deadline, ++q->seq, a, b, kind, 0};
+    so_dq_item it = {.deadline = deadline, .seq = ++q->seq, .kind = kind, .a = a, .b = b};
     if (q->fifo_n == 0 || fifo_back(q)->deadline <= deadline)
         return fifo_push(q, it);
     return heap_push(q, it); /* packet time went backwards (reordered capture) */

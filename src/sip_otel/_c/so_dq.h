@@ -16,10 +16,9 @@
 
 typedef struct so_dq_item {
     int64_t deadline;
-    uint64_t seq;
-    uint64_t a, b; /* the item: a (slot, generation) reference or a 128-bit key */
-    uint32_t kind; /* which of the owner's item types */
-    uint32_t pad;
+    uint64_t seq : 56; /* push order (2^56 pushes: never wraps in practice) */
+    uint64_t kind : 8; /* which of the owner's item types */
+    uint64_t a, b;     /* the item: a (slot, generation) reference or a 128-bit key */
 } so_dq_item;
 
 typedef struct so_dq {

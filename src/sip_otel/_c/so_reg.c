@@ -192,7 +192,7 @@ static void activate(so_track *t, so_h128 aor, int64_t expiry) {
         for (uint32_t s = t->active.pool.head; s != SO_NIL;
              s = so_pool_entry(&t->active.pool, s)->next) {
             so_active *a = (so_active *)so_tab_at(&t->active, s);
-            so_dq_item it = {a->expiry_ns, 0, a->h.key.a, a->h.key.b, 0, 0};
+            so_dq_item it = {.deadline = a->expiry_ns, .a = a->h.key.a, .b = a->h.key.b};
             items[k++] = it;
         }
         if (!so_dq_rebuild(&t->reg_expiry, items, k))

@@ -58,39 +58,44 @@ uint64_t so_key64(const so_track *t, uint64_t domain, so_slice s, int64_t num) {
 /* ---- so_set ---------------------------------------------------------------------------------- */
 
 bool so_set_has(const so_set *s, uint64_t v) {
-    uint32_t k = s->n < SO_SET_INLINE ? s->n : SO_SET_INLINE;
-    for (uint32_t i = 0; i < k; i++)
-        if (s->inl[i] == v)
-            return true;
-    for (uint32_t i = SO_SET_INLINE; i < s->n; i++)
-        if (s->heap[i - SO_SET_INLINE] == v)
+    const uint64_t *p = s->cap ? s->heap : s->inl;
+    for (uint32_t i = 0; i < s->n; i++)
+        if (p[i] == v)
             return true;
     return false;
 }
 
 bool so_set_add(so_set *s, uint64_t v) {
-    if (s->n < SO_SET_INLINE) {
-        s->inl[s->n++] = v;
-        return true;
-    }
-    uint32_t j = s->n - SO_SET_INLINE;
-    if (j >= s->cap) {
-        uint32_t cap = s->cap ? s->cap * 2 : 4;
+    if (!s->cap) {
+        if (s->n < SO_SET_INLINE) {
+            s->inl[s->n++] = v;
+            return true;
+        }
+        /* spill: the inline values move to the heap, whose pointer takes their room */
+        uint32_t cap = 2 * SO_SET_INLINE;
+        uint64_t *p = (uint64_t *)malloc(cap * sizeof(uint64_t));
+        if (!p)
+            return false;
+        memcpy(p, s->inl, s->n * sizeof(uint64_t));
+        s->heap = p;
+        s->cap = cap;
+    } else if (s->n >= s->cap) {
+        uint32_t cap = s->cap * 2;
         uint64_t *p = (uint64_t *)realloc(s->heap, cap * sizeof(uint64_t));
         if (!p)
             return false;
         s->heap = p;
         s->cap = cap;
     }
-    s->heap[j] = v;
-    s->n++;
+    s->heap[s->n++] = v;
     return true;
 }
 
 void so_set_clear(so_set *s) { s->n = 0; }
 
 void so_set_free(so_set *s) {
-    free(s->heap);
+    if (s->cap)
+        free(s->heap);
     memset(s, 0, sizeof(*s));
 }
 
@@ -347,9 +352,15 @@ static void free_attempt_payload(so_attempt *a) {
     free(a->early_heap);
     so_set_free(&a->confirmed);
     so_set_free(&a->seen);
-    so_revents_free(&a->events);
-    so_strings_free(&a->str);
-    free(a->first_early_blob);
+    free(a->keys);
+    a->keys = NULL;
+    if (a->rec) {
+        so_revents_free(&a->rec->events);
+        so_strings_free(&a->rec->str);
+        free(a->rec->first_early_tag);
+        free(a->rec);
+        a->rec = NULL;
+    }
 }
 
 void so_track_free(so_track *t) {

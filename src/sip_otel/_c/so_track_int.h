@@ -20,12 +20,15 @@
 /* ---- small building blocks -------------------------------------------------------------- */
 
 /* A bounded set of 64-bit values (hashes of (status, tag) pairs, tags, ...), insertion
- * ordered: a few inline, the rest on the heap. */
+ * ordered: up to SO_SET_INLINE inline; past that all of them on the heap (cap > 0), whose
+ * pointer shares the inline room. */
 #define SO_SET_INLINE 3
 typedef struct so_set {
-    uint32_t n, cap;
-    uint64_t inl[SO_SET_INLINE];
-    uint64_t *heap;
+    uint32_t n, cap; /* cap 0: inline */
+    union {
+        uint64_t inl[SO_SET_INLINE];
+        uint64_t *heap;
+    };
 } so_set;
 
 bool so_set_has(const so_set *s, uint64_t v);
@@ -34,7 +37,7 @@ bool so_set_add(so_set *s, uint64_t v);
 void so_set_clear(so_set *s);
 void so_set_free(so_set *s);
 static inline uint64_t so_set_at(const so_set *s, uint32_t i) {
-    return i < SO_SET_INLINE ? s->inl[i] : s->heap[i - SO_SET_INLINE];
+    return s->cap ? s->heap[i] : s->inl[i];
 }
 
 /* Record events of an attempt or dialog (only with want_records). */
@@ -47,8 +50,8 @@ void so_revents_add(so_revents *e, int64_t ts, uint8_t name, uint16_t status, ui
 bool so_revents_copy(so_revents *dst, const so_revents *src);
 void so_revents_free(so_revents *e);
 
-/* An attempt's strings, one blob with slices into it: an INVITE attempt always keeps them (its
- * Call-ID and From tag key the dialogs its 2xx confirm), a REGISTER attempt only for records. */
+/* An attempt's strings, one blob with slices into it: a REGISTER attempt's (Call-ID, AOR), an
+ * INVITE attempt's record strings (only with records). */
 typedef struct so_strings {
     uint8_t *blob;
     so_slice call_id, from_uri, to_uri, from_tag, user_agent;
@@ -150,6 +153,16 @@ typedef struct so_early {
     int64_t ns;
 } so_early;
 
+/* What only records need: allocated with the attempt when records are wanted (an attempt
+ * opened before set_want_records(true) has none: its records carry the dialog keys only). */
+typedef struct so_att_rec {
+    so_revents events;
+    so_strings str;           /* all of the INVITE's record strings */
+    uint8_t *first_early_tag; /* record's To tag when no dialog was confirmed */
+    uint32_t first_early_len;
+    so_origin origin;
+} so_att_rec;
+
 typedef struct so_attempt {
     so_entry e;
     uint32_t refs;
@@ -157,22 +170,29 @@ typedef struct so_attempt {
     bool completed; /* SCR counted once per attempt */
     bool has_first_prov;
     uint16_t final_status;
+    uint32_t call_id_len; /* of ``keys`` */
     so_h128 pkey; /* (Call-ID, From tag): the pending key; the table key adds the CSeq */
     int64_t cseq;
     int64_t start_ns, srd_start_ns, first_prov_ns, deadline_ns;
     int64_t se; /* Session-Expires of the INVITE (-1: none) */
     so_ref txn; /* first hop's transaction: only its timer ends the attempt */
     uint32_t n_early;
+    uint32_t from_tag_len; /* of ``keys`` */
     so_early early_inl[2];
     so_early *early_heap; /* n_early > 2 */
     so_set confirmed; /* To tags confirmed */
     so_set seen;      /* (status, To tag) across hops */
-    so_revents events;
-    so_strings str;
-    so_slice first_early_tag; /* record's To tag when no dialog was confirmed */
-    uint8_t *first_early_blob;
-    so_origin origin;
+    /* Call-ID then From tag, always kept: they key the dialogs its 2xx confirm */
+    uint8_t *keys;
+    so_att_rec *rec; /* NULL unless records were wanted when it opened */
 } so_attempt;
+
+static inline so_slice so_att_call_id(const so_attempt *a) {
+    return so_slice_of(a->keys, a->call_id_len);
+}
+static inline so_slice so_att_from_tag(const so_attempt *a) {
+    return so_slice_of(a->keys ? a->keys + a->call_id_len : NULL, a->from_tag_len);
+}
 
 typedef struct so_dialog {
     so_tab_head h;
