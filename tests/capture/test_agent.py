@@ -45,6 +45,11 @@ def test_bad_config_env() -> None:
     assert_one_line_exit_2(proc, "SIP_EXPORTER_HTTP_PORT", "--http-port")
 
 
+def test_config_handed_over_exec_must_be_ours() -> None:
+    proc = run_agent(env={"SIP_OTEL_AGENT_CONFIG": '{"interface": []}'})
+    assert_one_line_exit_2(proc, "SIP_OTEL_AGENT_CONFIG is not a configuration sip-otel wrote")
+
+
 def test_bad_config_flag() -> None:
     proc = run_agent("--capture-mode", "pcap")
     assert_one_line_exit_2(proc, "SIP_EXPORTER_CAPTURE_MODE")
@@ -331,5 +336,7 @@ def test_agent_never_maps_bcc_or_llvm() -> None:
     assert "(in a child process)" in first
     libs = {line.split()[-1] for line in maps.splitlines() if "/" in line}
     assert not [lib for lib in libs if "bcc" in lib or "LLVM" in lib or "clang" in lib], libs
+    # the settings were validated before the exec: the running agent has no pydantic either
+    assert not [lib for lib in libs if "pydantic" in lib], libs
     assert children == [], "the loader child is still running"
     assert proc.returncode == 0, first + out
