@@ -172,6 +172,8 @@ def one_run(
             agent.wait_ready(deadline_s=120)
             time.sleep(1.0)
             rss_idle = agent.rss_kib()
+            if SMAPS:
+                print("  idle:\n" + largest_mappings(agent.proc.pid), flush=True)
             scraper = Scraper(agent)
             cpu0, t0 = agent.cpu_seconds(), time.monotonic()
             scraper.start()
@@ -195,7 +197,7 @@ def one_run(
             m = agent.settled(limit_s=60)
             rss = agent.rss_peak_kib()
             if SMAPS:
-                print(largest_mappings(agent.proc.pid), flush=True)
+                print("  after the replay:\n" + largest_mappings(agent.proc.pid), flush=True)
         finally:
             agent.stop()
         shutdown = next(
