@@ -260,10 +260,6 @@ def _closest(name: str, known: list[str]) -> str:
     return match[0] if match else known[0]
 
 
-def _similarity(a: str, b: str) -> float:
-    return difflib.SequenceMatcher(None, a, b).ratio()
-
-
 def check_environment(env: Mapping[str, str] | None = None) -> list[str]:
     """Refuse ``SIP_EXPORTER_*`` variables that name no setting (ConfigError naming the closest
     one); return warnings for unknown ``SIP_OTEL_*`` ones."""
@@ -282,14 +278,15 @@ def check_environment(env: Mapping[str, str] | None = None) -> list[str]:
                     "(ignored)"
                 )
                 continue
-            closest = _closest(upper, settings_vars)
-            if _similarity(upper, closest) >= MISSPELT_RATIO:
+            misspelt = difflib.get_close_matches(upper, settings_vars, n=1, cutoff=MISSPELT_RATIO)
+            if misspelt:
                 raise ConfigError(
                     f"bad configuration: {key} is not a setting; did you mean "
-                    f"{closest}? (docs/configuration.md lists them all)"
+                    f"{misspelt[0]}? (docs/configuration.md lists them all)"
                 )
             warnings.append(
-                f"{key} is not a sip-otel setting (ignored); closest: {closest} "
+                f"{key} is not a sip-otel setting (ignored); closest: "
+                f"{_closest(upper, settings_vars)} "
                 "(docs/configuration.md lists them all)"
             )
         elif upper.startswith("SIP_OTEL_") and upper not in OTHER_VARIABLES:

@@ -127,7 +127,6 @@ class CallTraceIds:
 
     def after(self, rec: DialogRecord | RegistrationRecord, ctx: SpanContext) -> None:
         """Remember the span of a finished dialog for the legs that end after it."""
-        self.ids.set_next_trace_id(None)
         if not isinstance(rec, DialogRecord):
             return
         for key in self._keys(rec):
