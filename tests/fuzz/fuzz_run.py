@@ -137,7 +137,8 @@ def run(args: argparse.Namespace) -> dict:
         sys.path.insert(0, str(HERE))
         import seeds as seedmod
 
-        seedmod.build(seeds, args.max_len)
+        if seedmod.build(seeds, args.max_len) == 0:
+            print(f"fuzz_run: {seedmod.PCAPS} is absent: synthetic seeds only", file=sys.stderr)
     work = Path(args.work or build / "work")
     shutil.rmtree(work, ignore_errors=True)
     corpus, artifacts, prof = work / "corpus", work / "artifacts", work / "profraw"

@@ -59,6 +59,9 @@ SUFFIXES = (".pcap", ".pcapng", ".cap")
 
 
 def captures(folder: Path = PCAPS) -> list[Path]:
+    """The corpus captures; none when ../shared is absent (the synthetic seeds still are)."""
+    if not folder.is_dir():
+        return []
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in SUFFIXES)
 
 
