@@ -98,6 +98,18 @@
     X(DIALOGS_ORPHAN_BYE, "dialogs.orphan_bye")                                                \
     X(DIALOGS_ORPHAN_CANCEL, "dialogs.orphan_cancel")                                          \
     X(DIALOGS_ORPHAN_REINVITE, "dialogs.orphan_reinvite")                                      \
+    /* SDP (so_sdp.c) */                                                                       \
+    X(SDP_NOT_SDP, "sdp.not_sdp")                                                              \
+    X(SDP_BAD_LINE, "sdp.bad_line")                                                            \
+    X(SDP_BAD_CONNECTION, "sdp.bad_connection")                                                \
+    X(SDP_HOSTNAME_ADDRESS, "sdp.hostname_address")                                            \
+    X(SDP_MISSING_CONNECTION, "sdp.missing_connection")                                        \
+    X(SDP_BAD_MEDIA, "sdp.bad_media")                                                          \
+    X(SDP_BAD_RTPMAP, "sdp.bad_rtpmap")                                                        \
+    X(SDP_BAD_RTCP, "sdp.bad_rtcp")                                                            \
+    X(SDP_TOO_MANY_MEDIA, "sdp.too_many_media")                                                \
+    X(SDP_TOO_MANY_PAYLOAD_TYPES, "sdp.too_many_payload_types")                                \
+    X(SDP_BAD_MULTIPART, "sdp.bad_multipart")                                                  \
     /* bugs: must stay 0 */                                                                    \
     X(INTERNAL_TRANSACTION_TRANSITION, "internal.transaction_transition")                      \
     X(INTERNAL_ATTEMPT_TRANSITION, "internal.attempt_transition")                              \

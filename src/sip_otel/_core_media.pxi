@@ -1,0 +1,288 @@
+# Media: RTP stream statistics (so_rtp.h), RTCP reports (so_rtcp.h). The C is header-only and
+# shared with the eBPF program; this binding feeds it for replay and for tests.
+
+cdef extern from "so_rtp.h":
+    enum:
+        SO_RTP_F_VALID
+    struct so_rtp_stats:
+        uint32_t base_seq
+        uint32_t cycles
+        uint32_t bad_seq
+        uint32_t received
+        uint16_t max_seq
+        uint8_t probation
+        uint8_t flags
+        uint8_t pt
+        uint32_t clock_rate
+        uint64_t packets
+        uint64_t bytes
+        uint32_t duplicates
+        uint32_t reordered
+        uint32_t bad_seq_packets
+        uint32_t resyncs
+        uint32_t pt_changes
+        uint32_t transit
+        uint64_t first_ns
+        uint64_t last_ns
+        uint64_t max_gap_ns
+        uint64_t jitter
+        uint64_t max_jitter
+        uint64_t seen[2]
+    struct so_rtp_hdr:
+        uint32_t ts
+        uint32_t ssrc
+        uint16_t seq
+        uint8_t pt
+        uint8_t marker
+    int so_rtp_parse_fixed(const uint8_t *b, so_rtp_hdr *h)
+    int so_rtp_update(so_rtp_stats *s, uint16_t seq, uint32_t ts, uint8_t pt, uint32_t nbytes,
+                      uint64_t now_ns, uint32_t clock_rate)
+    uint32_t so_rtp_expected(const so_rtp_stats *s)
+    int64_t so_rtp_lost(const so_rtp_stats *s)
+    uint32_t so_rtp_units16(uint64_t ns, uint32_t rate)
+
+cdef extern from "so_rtcp.h":
+    enum:
+        SO_RTCP_MAX_BLOCKS
+        SO_RTCP_NO_RTT
+        SO_RTCP_SR
+    struct so_rtcp_block:
+        uint32_t ssrc
+        uint32_t ext_max
+        uint32_t jitter
+        uint32_t lsr
+        uint32_t dlsr
+        int32_t cum_lost
+        uint8_t fraction_lost
+    struct so_rtcp_report:
+        uint32_t sender_ssrc
+        uint8_t type
+        uint8_t rc
+        uint8_t n_blocks
+        uint8_t n_packets
+        uint32_t ntp_msw, ntp_lsw, rtp_ts, packet_count, octet_count
+        so_rtcp_block blocks[4]
+    int so_rtcp_parse(const uint8_t *p, uint32_t len, so_rtcp_report *r)
+    uint32_t so_rtcp_ntp_mid32(uint64_t unix_ns)
+    uint32_t so_rtcp_rtt(uint32_t arrival_mid32, uint32_t lsr, uint32_t dlsr)
+
+RTP_OUTCOMES = ("in_order", "probation", "bad_seq", "resync", "duplicate", "reordered")
+RTCP_RESULTS = ("ok", "truncated", "bad_version", "bad_length", "no_report")
+
+
+def rtp_parse_fixed(data):
+    """The fixed RTP header of ``data``: ``(seq, ts, ssrc, pt, marker)``; ``"rtcp"`` for an RTCP
+    packet type (RFC 5761 demultiplexing); None when not RTP version 2 or shorter than 12."""
+    cdef const uint8_t[::1] view = _as_view(data)
+    cdef so_rtp_hdr h
+    if view.shape[0] < 12:
+        return None
+    cdef int rc = so_rtp_parse_fixed(&view[0], &h)
+    if rc < 0:
+        return None
+    if rc == 1:
+        return "rtcp"
+    return (h.seq, h.ts, h.ssrc, h.pt, h.marker)
+
+
+cdef const uint8_t[::1] _as_view(data):
+    if isinstance(data, memoryview):
+        return data.cast("B") if data.format != "B" else data
+    return memoryview(data)
+
+
+cdef class RtpStats:
+    """One RTP stream's statistics (struct so_rtp_stats), fed packet by packet."""
+
+    cdef so_rtp_stats s
+
+    def __cinit__(self):
+        memset(&self.s, 0, sizeof(so_rtp_stats))
+
+    def update(self, int seq, uint32_t ts, int pt, uint32_t nbytes, uint64_t now_ns,
+               uint32_t clock_rate):
+        """Feed one packet; returns its outcome (a RTP_OUTCOMES name)."""
+        return RTP_OUTCOMES[so_rtp_update(&self.s, <uint16_t>seq, ts, <uint8_t>pt, nbytes, now_ns,
+                                          clock_rate)]
+
+    def snapshot(self):
+        """The counters, and the derived RFC 3550 A.3 figures."""
+        cdef so_rtp_stats *s = &self.s
+        return {
+            "packets": s.packets,
+            "bytes": s.bytes,
+            "valid": bool(s.flags & SO_RTP_F_VALID),
+            "base_seq": s.base_seq,
+            "extended_max": s.cycles + s.max_seq,
+            "cycles": s.cycles,
+            "received": s.received,
+            "expected": so_rtp_expected(s),
+            "lost": so_rtp_lost(s),
+            "duplicates": s.duplicates,
+            "reordered": s.reordered,
+            "bad_seq_packets": s.bad_seq_packets,
+            "resyncs": s.resyncs,
+            "pt": s.pt,
+            "pt_changes": s.pt_changes,
+            "clock_rate": s.clock_rate,
+            "first_ns": s.first_ns,
+            "last_ns": s.last_ns,
+            "max_gap_ns": s.max_gap_ns,
+            "jitter256": s.jitter,
+            "max_jitter256": s.max_jitter,
+        }
+
+
+def rtp_units16(uint64_t ns, uint32_t rate):
+    """so_rtp_units16: arrival time in 1/16 RTP timestamp units, modulo 2^32."""
+    return so_rtp_units16(ns, rate)
+
+
+def rtcp_parse(data):
+    """Parse a compound RTCP packet: ``(result, report)`` with result a RTCP_RESULTS name and
+    report a dict (None unless result is "ok")."""
+    cdef const uint8_t[::1] view = _as_view(data)
+    cdef so_rtcp_report r
+    cdef uint32_t n = view.shape[0]
+    cdef int i
+    memset(&r, 0, sizeof(so_rtcp_report))
+    cdef int rc = so_rtcp_parse(&view[0] if n else NULL, n, &r)
+    if rc != 0:
+        return RTCP_RESULTS[rc], None
+    blocks = []
+    for i in range(r.n_blocks):
+        b = &r.blocks[i]
+        blocks.append({
+            "ssrc": b.ssrc,
+            "fraction_lost": b.fraction_lost,
+            "cum_lost": b.cum_lost,
+            "ext_max": b.ext_max,
+            "jitter": b.jitter,
+            "lsr": b.lsr,
+            "dlsr": b.dlsr,
+        })
+    report = {
+        "type": "SR" if r.type == SO_RTCP_SR else "RR",
+        "sender_ssrc": r.sender_ssrc,
+        "rc": r.rc,
+        "packets": r.n_packets,
+        "blocks": blocks,
+    }
+    if r.type == SO_RTCP_SR:
+        report.update(ntp_msw=r.ntp_msw, ntp_lsw=r.ntp_lsw, rtp_ts=r.rtp_ts,
+                      packet_count=r.packet_count, octet_count=r.octet_count)
+    return "ok", report
+
+
+def rtcp_ntp_mid32(uint64_t unix_ns):
+    """Middle 32 bits of the NTP timestamp of a Unix time in ns (16.16 seconds)."""
+    return so_rtcp_ntp_mid32(unix_ns)
+
+
+def rtcp_rtt(uint32_t arrival_mid32, uint32_t lsr, uint32_t dlsr):
+    """Round trip A - LSR - DLSR in 1/65536 s; None when not computable."""
+    cdef uint32_t v = so_rtcp_rtt(arrival_mid32, lsr, dlsr)
+    return None if v == SO_RTCP_NO_RTT else v
+
+
+# --- SDP (so_sdp.h) ---------------------------------------------------------------------------
+
+cdef extern from "so_sdp.h":
+    enum:
+        SO_SDP_MAX_MEDIA
+        SO_SDP_MAX_PT
+    ctypedef struct so_sdp_addr:
+        uint8_t family
+        uint8_t addr[16]
+    ctypedef struct so_sdp_pt:
+        uint8_t pt
+        uint8_t channels
+        uint32_t clock_rate
+        char name[16]
+    ctypedef struct so_sdp_media:
+        uint8_t kind
+        uint8_t rtp
+        uint8_t direction
+        uint8_t rtcp_mux
+        uint16_t port
+        uint16_t n_ports
+        uint16_t rtcp_port
+        uint16_t ptime
+        so_sdp_addr conn
+        so_sdp_addr rtcp_addr
+        char proto[24]
+        uint8_t n_pts
+        so_sdp_pt pts[16]
+    ctypedef struct so_sdp:
+        so_sdp_addr conn
+        uint8_t direction
+        uint8_t n_media
+        uint16_t n_media_seen
+        uint64_t origin_version
+        so_sdp_media media[8]
+    int so_sdp_from_body(const uint8_t *ctype, size_t ctype_n, const uint8_t *body, size_t n,
+                         so_sdp *out, uint64_t *reasons)
+
+SDP_KINDS = ("other", "audio", "video")
+SDP_DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
+
+
+cdef object _sdp_addr(const so_sdp_addr *a):
+    import ipaddress
+    if a.family == 4:
+        return str(ipaddress.IPv4Address(bytes(a.addr[:4])))
+    if a.family == 6:
+        return str(ipaddress.IPv6Address(bytes(a.addr[:16])))
+    return None
+
+
+def sdp_parse(body, content_type=b"application/sdp"):
+    """so_sdp_from_body: ``(sdp, reasons)``. ``sdp`` is None when the body holds no SDP, else a
+    dict (session fields and a ``media`` list); ``reasons`` the sdp.* slugs counted."""
+    cdef const uint8_t[::1] b = _as_view(body)
+    cdef const uint8_t[::1] ct = _as_view(content_type)
+    cdef so_sdp *sdp = <so_sdp *>calloc(1, sizeof(so_sdp))
+    cdef uint64_t *reasons = <uint64_t *>calloc(SO_N_REASONS, sizeof(uint64_t))
+    cdef int rc, i, j
+    cdef so_sdp_media *m
+    if sdp is NULL or reasons is NULL:
+        free(sdp)
+        free(reasons)
+        raise MemoryError()
+    try:
+        rc = so_sdp_from_body(&ct[0] if ct.shape[0] else NULL, ct.shape[0],
+                              &b[0] if b.shape[0] else NULL, b.shape[0], sdp, reasons)
+        counted = counts_dict(reasons, SO_N_REASONS, REASON_SLUGS)
+        if rc != 1:
+            return None, counted
+        media = []
+        for i in range(sdp.n_media):
+            m = &sdp.media[i]
+            media.append({
+                "kind": SDP_KINDS[m.kind],
+                "port": m.port,
+                "n_ports": m.n_ports,
+                "proto": m.proto.decode("latin-1"),
+                "rtp": bool(m.rtp),
+                "addr": _sdp_addr(&m.conn),
+                "rtcp_port": m.rtcp_port,
+                "rtcp_addr": _sdp_addr(&m.rtcp_addr),
+                "rtcp_mux": bool(m.rtcp_mux),
+                "direction": SDP_DIRECTIONS[m.direction],
+                "ptime": m.ptime,
+                "payload_types": [
+                    (m.pts[j].pt, m.pts[j].name.decode("latin-1"), m.pts[j].clock_rate,
+                     m.pts[j].channels)
+                    for j in range(m.n_pts)
+                ],
+            })
+        return {
+            "addr": _sdp_addr(&sdp.conn),
+            "direction": SDP_DIRECTIONS[sdp.direction],
+            "origin_version": sdp.origin_version,
+            "media_lines": sdp.n_media_seen,
+            "media": media,
+        }, counted
+    finally:
+        free(sdp)
+        free(reasons)
