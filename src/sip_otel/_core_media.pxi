@@ -27,6 +27,8 @@ cdef extern from "so_rtp.h":
         uint64_t max_gap_ns
         uint64_t jitter
         uint64_t max_jitter
+        uint64_t jitter_sum
+        uint64_t jitter_samples
         uint64_t seen[2]
     struct so_rtp_hdr:
         uint32_t ts
@@ -107,30 +109,35 @@ cdef class RtpStats:
 
     def snapshot(self):
         """The counters, and the derived RFC 3550 A.3 figures."""
-        cdef so_rtp_stats *s = &self.s
-        return {
-            "packets": s.packets,
-            "bytes": s.bytes,
-            "valid": bool(s.flags & SO_RTP_F_VALID),
-            "base_seq": s.base_seq,
-            "extended_max": s.cycles + s.max_seq,
-            "cycles": s.cycles,
-            "received": s.received,
-            "expected": so_rtp_expected(s),
-            "lost": so_rtp_lost(s),
-            "duplicates": s.duplicates,
-            "reordered": s.reordered,
-            "bad_seq_packets": s.bad_seq_packets,
-            "resyncs": s.resyncs,
-            "pt": s.pt,
-            "pt_changes": s.pt_changes,
-            "clock_rate": s.clock_rate,
-            "first_ns": s.first_ns,
-            "last_ns": s.last_ns,
-            "max_gap_ns": s.max_gap_ns,
-            "jitter256": s.jitter,
-            "max_jitter256": s.max_jitter,
-        }
+        return _rtp_snapshot(&self.s)
+
+
+cdef dict _rtp_snapshot(const so_rtp_stats *s):
+    return {
+        "packets": s.packets,
+        "bytes": s.bytes,
+        "valid": bool(s.flags & SO_RTP_F_VALID),
+        "base_seq": s.base_seq,
+        "extended_max": s.cycles + s.max_seq,
+        "cycles": s.cycles,
+        "received": s.received,
+        "expected": so_rtp_expected(s),
+        "lost": so_rtp_lost(s),
+        "duplicates": s.duplicates,
+        "reordered": s.reordered,
+        "bad_seq_packets": s.bad_seq_packets,
+        "resyncs": s.resyncs,
+        "pt": s.pt,
+        "pt_changes": s.pt_changes,
+        "clock_rate": s.clock_rate,
+        "first_ns": s.first_ns,
+        "last_ns": s.last_ns,
+        "max_gap_ns": s.max_gap_ns,
+        "jitter256": s.jitter,
+        "max_jitter256": s.max_jitter,
+        "jitter256_sum": s.jitter_sum,
+        "jitter_samples": s.jitter_samples,
+    }
 
 
 def rtp_units16(uint64_t ns, uint32_t rate):
@@ -286,3 +293,62 @@ def sdp_parse(body, content_type=b"application/sdp"):
     finally:
         free(sdp)
         free(reasons)
+
+
+# --- the pipeline's media tables (so_media.h) --------------------------------------------------
+
+cdef extern from "so_media.h":
+    ctypedef struct so_media_limits:
+        uint32_t max_endpoints
+        uint32_t max_streams
+        int64_t idle_timeout_ns
+    void so_media_limits_default(so_media_limits *l)
+    ctypedef struct so_media_head:
+        int64_t last_ns
+        uint8_t used
+    ctypedef struct so_media_stream:
+        so_media_head hd
+        uint8_t ip_len
+        uint16_t sport, dport
+        uint32_t ssrc
+        uint8_t src[16]
+        uint8_t dst[16]
+        char codec[16]
+        so_rtp_stats st
+    ctypedef struct so_media:
+        uint32_t st_mask
+        so_media_stream *streams
+        uint64_t rtp_packets, rtcp_packets, endpoints_learned
+
+
+cdef object _ip_text(const uint8_t *a, uint8_t ip_len):
+    import ipaddress
+    if ip_len == 4:
+        return str(ipaddress.IPv4Address(bytes(a[:4])))
+    return str(ipaddress.IPv6Address(bytes(a[:16])))
+
+
+cdef list _media_streams(so_media *m):
+    """Every stream in the table: addresses, ports, SSRC, codec and its statistics."""
+    cdef list out = []
+    cdef uint32_t i
+    cdef so_media_stream *s
+    if m is NULL:
+        return out
+    for i in range(m.st_mask + 1):
+        s = &m.streams[i]
+        if not s.hd.used:
+            continue
+        d = _rtp_snapshot(&s.st)
+        d.update(src=_ip_text(s.src, s.ip_len), sport=s.sport, dst=_ip_text(s.dst, s.ip_len),
+                 dport=s.dport, ssrc=s.ssrc, codec=s.codec.decode("latin-1"))
+        out.append(d)
+    out.sort(key=lambda d: d["first_ns"])
+    return out
+
+
+cdef dict _media_counts(const so_media *m):
+    if m is NULL:
+        return {}
+    return {"rtp_packets": m.rtp_packets, "rtcp_packets": m.rtcp_packets,
+            "endpoints_learned": m.endpoints_learned}

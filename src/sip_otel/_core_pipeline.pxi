@@ -10,6 +10,8 @@ cdef extern from "so_pipeline.h":
         uint8_t sip_ports[8192]
         bint all_ports
         so_track_config track
+        bint media
+        so_media_limits media_limits
     ctypedef struct so_pipeline:
         uint64_t reasons[SO_N_REASONS]
         uint64_t evictions[SO_N_EVICTIONS]
@@ -17,6 +19,7 @@ cdef extern from "so_pipeline.h":
         so_net *net
         so_parser *parser
         so_track *track
+        so_media *media
         int64_t last_ts, next_timer
     so_pipeline *so_pipeline_new(const so_pipeline_config *cfg)
     void so_pipeline_free(so_pipeline *p)
@@ -75,6 +78,10 @@ cdef class PipelineCore:
                 cfg.sip_ports[port >> 3] |= <uint8_t>(1 << (port & 7))
         cfg.all_ports = config.all_ports
         track_config(&cfg.track, config.tracker, want_records)
+        cfg.media = bool(getattr(config, "media", False))
+        so_media_limits_default(&cfg.media_limits)
+        cfg.media_limits.max_endpoints = getattr(config, "media_max_endpoints", 4096)
+        cfg.media_limits.max_streams = getattr(config, "media_max_streams", 4096)
         self.p = so_pipeline_new(&cfg)
         if self.p == NULL:
             raise MemoryError()
@@ -94,6 +101,14 @@ cdef class PipelineCore:
             for i in range(n):
                 self.records.append(make_record(&recs[i]))
             so_track_clear_records(self.p.track)
+
+    def media_streams(self):
+        """RTP streams to learned media endpoints and their statistics ([] without media)."""
+        return _media_streams(self.p.media)
+
+    def media_counts(self):
+        """RTP/RTCP packets taken by the media tables, endpoints learned ({} without media)."""
+        return _media_counts(self.p.media)
 
     def take_records(self):
         out = self.records

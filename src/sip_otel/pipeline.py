@@ -53,6 +53,11 @@ class PipelineConfig:
     # A header whose first value spans carry as their correlation (e.g. "X-CID": the Call-ID of
     # the leg a B2BUA bridged), for trace IDs and links (telemetry/tracectx.py); None: none.
     correlation_header: str | None = None
+    # Media (docs/media.md): learn RTP endpoints from SDP and keep per-stream RTP statistics
+    # (off: nothing of it is computed or reported).
+    media: bool = False
+    media_max_endpoints: int = 4096  # learned endpoints (rounded up to a power of two, >= 8)
+    media_max_streams: int = 4096  # RTP streams (5-tuple + SSRC), likewise
 
 
 class Pipeline:
@@ -151,6 +156,14 @@ class Pipeline:
 
     def gauges(self) -> dict[str, int]:
         return dict(self._core.gauges())
+
+    def media_streams(self) -> list[dict[str, Any]]:
+        """Per RTP stream (5-tuple + SSRC) statistics ([] unless ``config.media``)."""
+        return list(self._core.media_streams())
+
+    def media_counts(self) -> dict[str, int]:
+        """RTP/RTCP packets to learned endpoints, endpoints learned ({} unless media)."""
+        return dict(self._core.media_counts())
 
     def evictions(self) -> dict[str, int]:
         self.sync()

@@ -157,6 +157,8 @@ def test_jitter_by_hand() -> None:
     assert snap["max_jitter256"] == 281
     assert abs(snap["jitter256"] / 256 - 1.1014404296875) < 1 / 64  # integer vs float form
     assert snap["max_gap_ns"] == 21 * MS  # 21, 19, 20, 20.5 ms
+    assert snap["jitter256_sum"] == 128 + 248 + 232 + 281
+    assert snap["jitter_samples"] == 4
     assert snap["clock_rate"] == 8000
 
 

@@ -187,6 +187,8 @@ def test_kernel_and_userspace_agree(bpf: Any) -> None:
         "max_gap_ns": kernel.max_gap_ns,
         "jitter256": kernel.jitter,
         "max_jitter256": kernel.max_jitter,
+        "jitter256_sum": kernel.jitter_sum,
+        "jitter_samples": kernel.jitter_samples,
     }
     assert got == {k: snap[k] for k in got}
     # the schedule reaches the branches it was written for

@@ -165,6 +165,20 @@ static int udp(so_net *net, int64_t ts, const uint8_t *d, size_t off, size_t end
         /* G-PDUs go to 2152 from any source port (TS 29.281 section 4.4.2). */
         if (dport == SO_GTPU_PORT)
             return tunnel(net, ts, d, off, end, depth, TUNNEL_GTPU);
+        if (net->cfg.on_other_udp) {
+            so_payload mp;
+            mp.ts_ns = ts;
+            mp.transport = SO_PROTO_UDP;
+            mp.ip_len = (uint8_t)alen;
+            mp.sport = (uint16_t)sport;
+            mp.dport = (uint16_t)dport;
+            memcpy(mp.src, hdr + aoff, alen);
+            memcpy(mp.dst, hdr + aoff + alen, alen);
+            mp.data = d + off;
+            mp.len = (uint32_t)(end - off);
+            if (net->cfg.on_other_udp(net->cfg.ctx, &mp))
+                return SO_NET_OK;
+        }
         if (!net->cfg.all_ports) {
             net->cfg.reasons[SO_R_SKIPPED_PORT]++;
             return SO_NET_OK;

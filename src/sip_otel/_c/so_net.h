@@ -50,6 +50,8 @@ typedef struct so_net_config {
     so_sniff_fn looks_like_sip;      /* the SIP sniff (sip layer) */
     const so_framer_ops *sip_framer; /* SIP stream framing (sip layer) */
     so_payload_fn on_payload;
+    /* Optional (media): offered each UDP payload on no SIP port first; true = it was taken. */
+    bool (*on_other_udp)(void *ctx, const so_payload *payload);
     void *ctx;
     uint64_t *reasons;   /* [SO_N_REASONS], owned by the caller */
     uint64_t *evictions; /* [SO_N_EVICTIONS], owned by the caller */

@@ -291,6 +291,9 @@ static int finish(so_parser *P, const uint8_t *data, size_t len, size_t start, s
     if (rc)
         return rc;
     *end = body_start + (size_t)m->body_length;
+    m->body = so_slice_of(data + body_start, (size_t)m->body_length);
+    if (HAVE(P, SO_H_CONTENT_TYPE))
+        m->content_type_value = P->vals[SO_H_CONTENT_TYPE];
     return 0;
 }
 

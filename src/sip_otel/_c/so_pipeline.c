@@ -16,8 +16,14 @@ static void fold(so_pipeline *p) {
 static void on_msg(void *ctx, so_msg *m) {
     so_pipeline *p = (so_pipeline *)ctx;
     so_stats_message(&p->stats, m);
+    if (p->media)
+        so_media_learn(p->media, m);
     so_track_handle(p->track, m);
     fold(p);
+}
+
+static bool on_other_udp(void *ctx, const so_payload *payload) {
+    return so_media_udp(((so_pipeline *)ctx)->media, payload);
 }
 
 static void on_payload(void *ctx, const so_payload *payload) {
@@ -39,9 +45,17 @@ so_pipeline *so_pipeline_new(const so_pipeline_config *cfg) {
     nc.looks_like_sip = so_looks_like_sip; /* net/ knows no SIP: sniff and framer passed in */
     nc.sip_framer = &so_sip_framer_ops;
     nc.on_payload = on_payload;
+    nc.on_other_udp = cfg->media ? on_other_udp : NULL;
     nc.ctx = p;
     nc.reasons = p->reasons;
     nc.evictions = p->evictions;
+    if (cfg->media) {
+        p->media = so_media_new(&cfg->media_limits, cfg->track.seed, p->reasons, p->evictions);
+        if (!p->media) {
+            so_pipeline_free(p);
+            return NULL;
+        }
+    }
     p->net = so_net_new(&nc);
     p->parser = so_parser_new();
     p->track = so_track_new(&cfg->track, p->reasons, p->evictions);
@@ -58,6 +72,7 @@ void so_pipeline_free(so_pipeline *p) {
     so_net_free(p->net);
     so_parser_free(p->parser);
     so_track_free(p->track);
+    so_media_free(p->media);
     so_stats_free(&p->stats);
     free(p);
 }

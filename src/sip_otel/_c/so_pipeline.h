@@ -11,6 +11,7 @@
 #ifndef SO_PIPELINE_H
 #define SO_PIPELINE_H
 
+#include "so_media.h"
 #include "so_net.h"
 #include "so_sip.h"
 #include "so_stats.h"
@@ -25,6 +26,8 @@ typedef struct so_pipeline_config {
     uint8_t sip_ports[8192]; /* bitmap */
     bool all_ports;
     so_track_config track;
+    bool media; /* learn media endpoints from SDP and keep RTP stream statistics (so_media.h) */
+    so_media_limits media_limits;
 } so_pipeline_config;
 
 typedef struct so_pipeline {
@@ -34,6 +37,7 @@ typedef struct so_pipeline {
     so_net *net;
     so_parser *parser;
     so_track *track;
+    so_media *media; /* NULL unless cfg.media */
     int64_t last_ts, next_timer;
 } so_pipeline;
 

@@ -110,6 +110,8 @@
     X(SDP_TOO_MANY_MEDIA, "sdp.too_many_media")                                                \
     X(SDP_TOO_MANY_PAYLOAD_TYPES, "sdp.too_many_payload_types")                                \
     X(SDP_BAD_MULTIPART, "sdp.bad_multipart")                                                  \
+    /* RTP (so_media.c) */                                                                     \
+    X(RTP_NOT_RTP, "rtp.not_rtp")                                                              \
     /* bugs: must stay 0 */                                                                    \
     X(INTERNAL_TRANSACTION_TRANSITION, "internal.transaction_transition")                      \
     X(INTERNAL_ATTEMPT_TRANSITION, "internal.attempt_transition")                              \
@@ -127,7 +129,11 @@
     X(DIALOGS_FULL, "dialogs.full")                                                            \
     X(ATTEMPTS_FULL, "attempts.full")                                                          \
     X(REGISTRATIONS_FULL, "registrations.full")                                                \
-    X(REGISTER_ATTEMPTS_FULL, "register_attempts.full")
+    X(REGISTER_ATTEMPTS_FULL, "register_attempts.full")                                        \
+    X(MEDIA_ENDPOINTS_FULL, "media_endpoints.full")                                            \
+    X(MEDIA_ENDPOINTS_TIMEOUT, "media_endpoints.timeout")                                      \
+    X(RTP_STREAMS_FULL, "rtp_streams.full")                                                    \
+    X(RTP_STREAMS_TIMEOUT, "rtp_streams.timeout")
 
 #define SO_X_ENUM(id, slug) SO_R_##id,
 typedef enum so_reason { SO_REASON_LIST(SO_X_ENUM) SO_N_REASONS } so_reason;

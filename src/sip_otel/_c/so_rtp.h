@@ -107,6 +107,8 @@ struct so_rtp_stats {
     so_u64 max_gap_ns; /* largest interval between consecutive arrivals */
     so_u64 jitter;     /* A.8 J, scaled by 256 (1/256 timestamp units) */
     so_u64 max_jitter; /* largest `jitter` reached */
+    so_u64 jitter_sum; /* sum of `jitter` after each update: mean = jitter_sum / jitter_samples */
+    so_u64 jitter_samples;
     so_u64 seen[2];    /* bit i of seen[i / 64]: extended max - i was received */
 };
 
@@ -281,6 +283,8 @@ SO_RTP_INLINE int so_rtp_update(struct so_rtp_stats *s, so_u16 seq, so_u32 ts, s
         s->jitter = s->jitter - ((s->jitter + 8) >> 4) + d;
         if (s->jitter > s->max_jitter)
             s->max_jitter = s->jitter;
+        s->jitter_sum += s->jitter;
+        s->jitter_samples++;
     }
     s->transit = transit;
     s->clock_rate = clock_rate;

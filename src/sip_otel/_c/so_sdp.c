@@ -447,6 +447,9 @@ int so_sdp_from_body(const uint8_t *ctype, size_t ctype_n, const uint8_t *body, 
         ct.p++;
         ct.n--;
     }
+    /* a raw header value may end in its line end (or folding whitespace) */
+    while (ct.n && (so_sdp_ws(ct.p[ct.n - 1]) || ct.p[ct.n - 1] == '\r' || ct.p[ct.n - 1] == '\n'))
+        ct.n--;
     if (is_sdp_type(ct))
         return so_sdp_parse(body, n, out, reasons) ? 1 : -1;
     if (!slice_iprefix(ct, "multipart/"))

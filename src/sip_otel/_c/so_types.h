@@ -79,6 +79,8 @@ typedef struct so_msg {
     so_slice session_id;    /* Session-ID (RFC 7989) value, stripped, as sent */
     so_slice correlation;   /* the configured correlation header's first value, stripped */
     int64_t body_length;    /* body bytes actually present */
+    so_slice body;          /* those bytes (valid during the message callback) */
+    so_slice content_type_value; /* the whole Content-Type value (parameters: a boundary) */
     const so_payload *origin;
     uint8_t n_defects;      /* problems that still left a usable message, in order found */
     uint8_t defects[SO_MAX_DEFECTS]; /* so_reason codes */
