@@ -14,6 +14,8 @@ An input is a small program (all integers little-endian)::
                                 them), read from position 0 to its end
                          bit 6: the rest is TPACKET_V3 blocks (AF_PACKET path) of BLOCK bytes,
                                 each handed to the reader as TP_STATUS_USER
+                         bit 7: media on (so_media.c: SDP learning, RTP statistics), with
+                                8-entry tables so a few calls exercise their evictions
     records, until the input ends:
       tag       1 byte   op = tag & 3, linktype = LINKTYPES[(tag >> 2) & 7]
       op 0: frame   u16 delta (ms after the previous time), u16 length, the frame's bytes
@@ -66,6 +68,7 @@ FLAG_ALL_PORTS = 2
 FLAG_RECORDS = 16
 FLAG_RING = 32
 FLAG_TPACKET = 64
+FLAG_MEDIA = 128
 RING_PAGE = 4096
 TPACKET_BLOCK = 1024  # small blocks: a few packets each, many block boundaries
 
@@ -156,7 +159,14 @@ class Totals:
 
 def _config(flags: int) -> PipelineConfig:
     net, track = PROFILES[(flags >> 2) & 3]
-    return PipelineConfig(all_ports=bool(flags & FLAG_ALL_PORTS), net_limits=net, tracker=track)
+    return PipelineConfig(
+        all_ports=bool(flags & FLAG_ALL_PORTS),
+        net_limits=net,
+        tracker=track,
+        media=bool(flags & FLAG_MEDIA),
+        media_max_endpoints=8,
+        media_max_streams=8,
+    )
 
 
 def _run_records(pipe: Pipeline, data: bytes, totals: Totals) -> None:

@@ -30,6 +30,7 @@ from flows import flow_seeds
 from harness import (
     FLAG_ALL_PORTS,
     FLAG_CAPTURE,
+    FLAG_MEDIA,
     FLAG_RECORDS,
     encode_frames,
     encode_ring,
@@ -77,7 +78,8 @@ def _frames(path: Path) -> list[Frame]:
 
 
 def seeds_for(path: Path, max_len: int, per_capture: int, index: int) -> list[bytes]:
-    out = [bytes([FLAG_CAPTURE]) + path.read_bytes()[: max_len - 1]]
+    media = FLAG_MEDIA if index & 1 else 0  # every other capture also with media on
+    out = [bytes([FLAG_CAPTURE | media]) + path.read_bytes()[: max_len - 1]]
     run: list[Frame] = []
     size = 0
     k = 0
@@ -85,7 +87,7 @@ def seeds_for(path: Path, max_len: int, per_capture: int, index: int) -> list[by
     def flush() -> None:
         nonlocal run, size, k
         if run:
-            flags = (((index + k) & 3) << 2) | (FLAG_RECORDS if k & 1 else 0)
+            flags = (((index + k) & 3) << 2) | (FLAG_RECORDS if k & 1 else 0) | media
             out.append(encode_frames(run, flags))
             k += 1
         run, size = [], 0

@@ -280,6 +280,10 @@ static int direction_of(so_slice a) {
 
 bool so_sdp_parse(const uint8_t *p, size_t n, so_sdp *out, uint64_t *reasons) {
     memset(out, 0, sizeof(*out));
+    if (!p || n == 0) {
+        reasons[SO_R_SDP_NOT_SDP]++;
+        return false;
+    }
     const uint8_t *end = p + n;
     so_sdp_media *m = NULL;     /* current kept media section; NULL at session level */
     bool in_media = false;      /* past the first m= (even when that one was not kept) */
