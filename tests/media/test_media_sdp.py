@@ -122,6 +122,12 @@ def test_defects_are_counted(line: bytes, slug: str) -> None:
     assert reasons == {slug: 1}
 
 
+def test_bracketed_ipv6_is_accepted() -> None:
+    sdp, reasons = parse(b"v=0\r\nc=IN IP6 [::16.0.0.1]\r\nm=audio 41669 RTP/AVP 18\r\n")
+    assert reasons == {}
+    assert sdp["media"][0]["addr"] == "::1000:1"  # ::16.0.0.1, as Python prints it
+
+
 def test_missing_connection() -> None:
     sdp, reasons = _core.sdp_parse(b"v=0\r\nm=audio 5000 RTP/AVP 0\r\n")
     assert sdp is not None and sdp["media"][0]["addr"] is None

@@ -122,6 +122,10 @@ static int parse_conn(so_cur *c, so_sdp_addr *out) {
     uint32_t n = 0;
     while (n < addr.n && addr.p[n] != '/')
         n++;
+    if (family == 6 && n >= 2 && addr.p[0] == '[' && addr.p[n - 1] == ']') {
+        addr.p++; /* "[::1]": not RFC 8866 syntax, but seen in the wild (TRex) */
+        n -= 2;
+    }
     char buf[64];
     if (n == 0 || n >= sizeof(buf))
         return 0;
