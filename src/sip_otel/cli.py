@@ -71,6 +71,11 @@ def _build_parser() -> argparse.ArgumentParser:
         help="progress lines on stderr (auto: when stderr is a terminal)",
     )
     rp.add_argument(
+        "--media",
+        action="store_true",
+        help="learn RTP endpoints from SDP; report per-stream RTP loss, jitter and MOS",
+    )
+    rp.add_argument(
         "--challenge-retry-new-attempt",
         action="store_true",
         help="count a 401/407-challenged INVITE and its retry as two attempts",
@@ -97,6 +102,7 @@ def _replay(args: argparse.Namespace) -> int:
         all_ports=args.all_ports,
         tracker=TrackerConfig(challenge_retry_is_new_attempt=args.challenge_retry_new_attempt),
         correlation_header=getattr(args, "correlation_header", None),
+        media=args.media,
     )
     try:
         pipeline = Pipeline(config)

@@ -40,6 +40,13 @@ def build_summary(pipeline: Pipeline, extra: dict[str, Any] | None = None) -> di
         "dialogs": dialog_outcomes_report(stats),
         "evictions": _sorted_counts(pipeline.evictions()),
     }
+    if pipeline.config.media:  # only when asked for: the default summary stays as it was
+        from .media.report import streams_report
+
+        out["media"] = {
+            **pipeline.media_counts(),
+            "streams": streams_report(pipeline.media_streams()),
+        }
     if extra:
         out.update(extra)
     return out
@@ -57,6 +64,11 @@ def _ms(seconds: float | None) -> str:
     """A delay in milliseconds with 0.1 ms resolution (delays on a LAN are a few ms: seconds
     with two decimals printed most of them as 0.00 s)."""
     return "undefined" if seconds is None else f"{seconds * 1000:.1f} ms"
+
+
+def _jit(ms: float | None) -> str:
+    """Jitter in ms, to the microsecond (LAN jitter is a few us)."""
+    return "undefined" if ms is None else f"{ms:.3f}"
 
 
 def format_text(summary: dict[str, Any]) -> str:
@@ -110,4 +122,17 @@ def format_text(summary: dict[str, Any]) -> str:
     table("dialog outcomes", summary.get("dialogs", {}))
     if summary.get("evictions"):
         table("table evictions", summary["evictions"])
+    media = summary.get("media")
+    if media is not None:
+        add("")
+        add(f"RTP streams ({media.get('rtp_packets', 0)} RTP packets to learned endpoints)")
+        if not media["streams"]:
+            add("  none")
+        for st in media["streams"]:
+            add(
+                f"  {st['src']} -> {st['dst']} ssrc {st['ssrc']} {st['codec'] or '?'}: "
+                f"{st['packets']} packets, lost {st['lost']} ({st['loss_ratio'] * 100:.2f} %), "
+                f"jitter mean {_jit(st['mean_jitter_ms'])} max {_jit(st['max_jitter_ms'])} ms, "
+                f"MOS {st['mos']:.2f}"
+            )
     return "\n".join(lines)
