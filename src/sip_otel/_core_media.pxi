@@ -315,6 +315,11 @@ cdef extern from "so_media.h":
         uint8_t dst[16]
         char codec[16]
         so_rtp_stats st
+        uint32_t rtcp_reports
+        uint32_t rr_jitter
+        uint32_t rr_rtt
+        int32_t rr_cum_lost
+        uint8_t rr_fraction_lost
     ctypedef struct so_media:
         uint32_t st_mask
         so_media_stream *streams
@@ -341,7 +346,12 @@ cdef list _media_streams(so_media *m):
             continue
         d = _rtp_snapshot(&s.st)
         d.update(src=_ip_text(s.src, s.ip_len), sport=s.sport, dst=_ip_text(s.dst, s.ip_len),
-                 dport=s.dport, ssrc=s.ssrc, codec=s.codec.decode("latin-1"))
+                 dport=s.dport, ssrc=s.ssrc, codec=s.codec.decode("latin-1"),
+                 rtcp_reports=s.rtcp_reports)
+        if s.rtcp_reports:
+            d.update(rr_fraction_lost=s.rr_fraction_lost, rr_cum_lost=s.rr_cum_lost,
+                     rr_jitter=s.rr_jitter,
+                     rr_rtt=None if s.rr_rtt == SO_RTCP_NO_RTT else s.rr_rtt)
         out.append(d)
     out.sort(key=lambda d: d["first_ns"])
     return out

@@ -151,3 +151,36 @@ def test_learned_endpoint_table_is_bounded() -> None:
     learned = small.media_counts()["endpoints_learned"]
     assert learned >= 18
     assert small.evictions() == {"media_endpoints.full": learned - 8}
+
+
+def test_rtcp_reports_agree_with_tshark() -> None:
+    """The last RTCP report block about each stream's SSRC, against tshark's RTCP dissector."""
+    path = PCAPS / "heplify_rtp_rtcp_sip_ipv4_udp.pcap"
+    if shutil.which("tshark") is None or not path.exists():
+        pytest.skip("needs tshark and ../shared/pcaps")
+    fields = ["rtcp.ssrc.identifier", "rtcp.ssrc.fraction", "rtcp.ssrc.cum_nr", "rtcp.ssrc.jitter"]
+    out = subprocess.run(
+        ["tshark", "-r", str(path), "-Y", "rtcp", "-T", "fields", "-E", "occurrence=a",
+         "-E", "aggregator=,", *[a for f in fields for a in ("-e", f)]],
+        capture_output=True, text=True, timeout=120, check=True,
+    ).stdout  # fmt: skip
+    last: dict[int, tuple[int, int, int]] = {}
+    for line in out.splitlines():
+        ids, fraction, cum, jitter = ([*line.split("\t"), "", "", "", ""])[:4]
+        if not fraction:
+            continue
+        # block SSRCs come first in the identifier list (SDES chunks after them)
+        for ident, f, c, j in zip(
+            ids.split(","), fraction.split(","), cum.split(","), jitter.split(","), strict=False
+        ):
+            last[int(ident, 16)] = (int(f), int(c), int(j))
+    p = replay(path)
+    ours = {s["ssrc"]: s for s in p.media_streams()}
+    compared = 0
+    for ssrc, (f, c, j) in last.items():
+        if ssrc in ours:
+            s = ours[ssrc]
+            assert s["rtcp_reports"] > 0
+            assert (s["rr_fraction_lost"], s["rr_cum_lost"], s["rr_jitter"]) == (f, c, j), ssrc
+            compared += 1
+    assert compared == 2  # both streams of the call have reports about them

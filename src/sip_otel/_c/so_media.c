@@ -163,13 +163,42 @@ static so_media_stream *stream_for(so_media *m, const so_payload *pl, uint32_t s
     return s;
 }
 
+/* An RTCP compound packet: each report block goes to the stream with its SSRC (a scan of the
+ * stream table: RTCP is one compound packet per stream every few seconds). */
+static void rtcp(so_media *m, const so_payload *pl) {
+    m->rtcp_packets++;
+    int r = so_rtcp_parse(pl->data, pl->len, &m->rtcp);
+    if (r == SO_RTCP_E_TRUNCATED || r == SO_RTCP_E_VERSION || r == SO_RTCP_E_BAD_LENGTH) {
+        m->reasons[r == SO_RTCP_E_TRUNCATED ? SO_R_RTCP_TRUNCATED
+                   : r == SO_RTCP_E_VERSION ? SO_R_RTCP_BAD_VERSION
+                                            : SO_R_RTCP_BAD_LENGTH]++;
+        return;
+    }
+    if (r != SO_RTCP_OK)
+        return; /* no SR/RR (an SDES or BYE alone): nothing to take */
+    uint32_t arrival = so_rtcp_ntp_mid32((uint64_t)pl->ts_ns);
+    for (uint8_t b = 0; b < m->rtcp.n_blocks; b++) {
+        const struct so_rtcp_block *blk = &m->rtcp.blocks[b];
+        for (uint32_t i = 0; i <= m->st_mask; i++) {
+            so_media_stream *s = &m->streams[i];
+            if (!s->hd.used || s->ssrc != blk->ssrc)
+                continue;
+            s->rtcp_reports++;
+            s->rr_fraction_lost = blk->fraction_lost;
+            s->rr_cum_lost = blk->cum_lost;
+            s->rr_jitter = blk->jitter;
+            s->rr_rtt = so_rtcp_rtt(arrival, blk->lsr, blk->dlsr);
+        }
+    }
+}
+
 bool so_media_udp(so_media *m, const so_payload *pl) {
     so_media_endpoint *ep = ep_find(m, pl->dst, pl->ip_len, pl->dport);
     if (!ep)
         return false;
     ep->hd.last_ns = pl->ts_ns;
     if (ep->rtcp) {
-        m->rtcp_packets++;
+        rtcp(m, pl);
         return true;
     }
     struct so_rtp_hdr h;
@@ -179,7 +208,7 @@ bool so_media_udp(so_media *m, const so_payload *pl) {
         return true;
     }
     if (r == 1) { /* RTCP multiplexed on the RTP port (a=rtcp-mux) */
-        m->rtcp_packets++;
+        rtcp(m, pl);
         return true;
     }
     uint32_t rate = 0;

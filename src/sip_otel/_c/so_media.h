@@ -56,6 +56,12 @@ typedef struct so_media_stream {
     uint8_t src[16], dst[16];
     char codec[SO_SDP_CODEC_NAME]; /* encoding name of the first payload type seen */
     struct so_rtp_stats st;
+    /* the last RTCP report block about this SSRC (what its receiver says) */
+    uint32_t rtcp_reports; /* report blocks seen */
+    uint32_t rr_jitter;    /* timestamp units */
+    uint32_t rr_rtt;       /* 1/65536 s; SO_RTCP_NO_RTT when not computable */
+    int32_t rr_cum_lost;
+    uint8_t rr_fraction_lost; /* /256 */
 } so_media_stream;
 
 typedef struct so_media {
@@ -68,6 +74,7 @@ typedef struct so_media {
     uint64_t *evictions;
     uint64_t rtp_packets, rtcp_packets, endpoints_learned;
     so_sdp sdp; /* scratch */
+    struct so_rtcp_report rtcp; /* scratch */
 } so_media;
 
 so_media *so_media_new(const so_media_limits *lim, so_h128 seed, uint64_t *reasons,

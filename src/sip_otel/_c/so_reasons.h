@@ -112,6 +112,9 @@
     X(SDP_BAD_MULTIPART, "sdp.bad_multipart")                                                  \
     /* RTP (so_media.c) */                                                                     \
     X(RTP_NOT_RTP, "rtp.not_rtp")                                                              \
+    X(RTCP_TRUNCATED, "rtcp.truncated")                                                        \
+    X(RTCP_BAD_VERSION, "rtcp.bad_version")                                                    \
+    X(RTCP_BAD_LENGTH, "rtcp.bad_length")                                                      \
     /* bugs: must stay 0 */                                                                    \
     X(INTERNAL_TRANSACTION_TRANSITION, "internal.transaction_transition")                      \
     X(INTERNAL_ATTEMPT_TRANSITION, "internal.attempt_transition")                              \

@@ -46,7 +46,7 @@ struct so_rtcp_block { /* one report block (RFC 3550 6.4.1) */
 struct so_rtcp_report {
     so_u32 sender_ssrc;
     so_u8 type;      /* SO_RTCP_SR or SO_RTCP_RR */
-    so_u8 rc;        /* report count in the header (blocks present) */
+    so_u8 rc;        /* report blocks in all SR/RR packets (saturating at 255) */
     so_u8 n_blocks;  /* blocks stored: min(rc, SO_RTCP_MAX_BLOCKS) */
     so_u8 n_packets; /* RTCP packets walked in the compound packet */
     /* sender info (SR only) */
@@ -58,12 +58,17 @@ SO_RTP_INLINE so_u32 so_rtcp_be32(const so_u8 *p) {
     return ((so_u32)p[0] << 24) | ((so_u32)p[1] << 16) | ((so_u32)p[2] << 8) | p[3];
 }
 
-/* Parse one compound RTCP packet (the UDP payload). Returns an so_rtcp_result. */
+/* Parse one compound RTCP packet (the UDP payload). The first SR or RR gives the type and
+ * sender; the report blocks of every SR/RR in it are kept in order (a sender with more sources
+ * than one packet holds, or an SR followed by an RR, RFC 3550 6.1), at most SO_RTCP_MAX_BLOCKS;
+ * `rc` counts all of them. Returns an so_rtcp_result. */
 SO_RTP_INLINE int so_rtcp_parse(const so_u8 *p, so_u32 len, struct so_rtcp_report *r) {
     so_u32 off = 0;
+    so_u32 total = 0;
     r->n_packets = 0;
     r->n_blocks = 0;
     r->type = 0;
+    r->rc = 0;
     if (len < 4)
         return SO_RTCP_E_TRUNCATED;
     for (int i = 0; i < SO_RTCP_MAX_PACKETS; i++) {
@@ -82,21 +87,23 @@ SO_RTP_INLINE int so_rtcp_parse(const so_u8 *p, so_u32 len, struct so_rtcp_repor
             so_u32 fixed = pt == SO_RTCP_SR ? 28 : 8; /* header + SSRC (+ sender info) */
             if (size < fixed + rc * 24)
                 return SO_RTCP_E_BAD_LENGTH;
-            r->type = pt;
-            r->rc = (so_u8)rc;
-            r->sender_ssrc = so_rtcp_be32(h + 4);
-            if (pt == SO_RTCP_SR) {
-                r->ntp_msw = so_rtcp_be32(h + 8);
-                r->ntp_lsw = so_rtcp_be32(h + 12);
-                r->rtp_ts = so_rtcp_be32(h + 16);
-                r->packet_count = so_rtcp_be32(h + 20);
-                r->octet_count = so_rtcp_be32(h + 24);
+            if (!r->type) {
+                r->type = pt;
+                r->sender_ssrc = so_rtcp_be32(h + 4);
+                if (pt == SO_RTCP_SR) {
+                    r->ntp_msw = so_rtcp_be32(h + 8);
+                    r->ntp_lsw = so_rtcp_be32(h + 12);
+                    r->rtp_ts = so_rtcp_be32(h + 16);
+                    r->packet_count = so_rtcp_be32(h + 20);
+                    r->octet_count = so_rtcp_be32(h + 24);
+                }
             }
+            total += rc;
             for (int j = 0; j < SO_RTCP_MAX_BLOCKS; j++) {
-                if ((so_u32)j >= rc)
+                if ((so_u32)j >= rc || r->n_blocks >= SO_RTCP_MAX_BLOCKS)
                     break;
                 const so_u8 *b = h + fixed + j * 24;
-                struct so_rtcp_block *blk = &r->blocks[j];
+                struct so_rtcp_block *blk = &r->blocks[r->n_blocks];
                 so_u32 lost = ((so_u32)b[5] << 16) | ((so_u32)b[6] << 8) | b[7];
                 blk->ssrc = so_rtcp_be32(b);
                 blk->fraction_lost = b[4];
@@ -105,13 +112,13 @@ SO_RTP_INLINE int so_rtcp_parse(const so_u8 *p, so_u32 len, struct so_rtcp_repor
                 blk->jitter = so_rtcp_be32(b + 12);
                 blk->lsr = so_rtcp_be32(b + 16);
                 blk->dlsr = so_rtcp_be32(b + 20);
-                r->n_blocks = (so_u8)(j + 1);
+                r->n_blocks++;
             }
-            return SO_RTCP_OK;
         }
         off += size;
     }
-    return SO_RTCP_E_NO_REPORT;
+    r->rc = (so_u8)(total > 255 ? 255 : total);
+    return r->type ? SO_RTCP_OK : SO_RTCP_E_NO_REPORT;
 }
 
 /* Middle 32 bits of the NTP timestamp (16.16 fixed point seconds) of a Unix time in ns: the
