@@ -54,6 +54,21 @@ def test_stream_report_by_hand() -> None:
     assert r["mos"] == 3.34
 
 
+def test_rtcp_figures() -> None:
+    r = stream_report(
+        stream(rtcp_reports=3, rr_fraction_lost=64, rr_cum_lost=7, rr_jitter=80, rr_rtt=32768)
+    )
+    # 64/256 = 0.25; 80 units at 8 kHz = 10 ms; 32768/65536 s = 500 ms
+    assert r["rtcp"] == {
+        "reports": 3,
+        "fraction_lost": 0.25,
+        "cumulative_lost": 7,
+        "jitter_ms": 10.0,
+        "rtt_ms": 500.0,
+    }
+    assert "rtcp" not in stream_report(stream())
+
+
 def test_no_clock_rate_no_jitter_and_negative_loss() -> None:
     r = stream_report(stream(clock_rate=0, lost=-2, jitter_samples=0))
     assert r["jitter_ms"] is None and r["mean_jitter_ms"] is None

@@ -130,11 +130,13 @@ SO_RTP_INLINE so_u32 so_rtcp_ntp_mid32(so_u64 unix_ns) {
     return (so_u32)(((sec + SO_RTCP_NTP_UNIX_OFFSET) & 0xffff) << 16) | frac16;
 }
 
-/* Round-trip time (RFC 3550 6.4.1): A - LSR - DLSR, with A the arrival of the report block
- * (so_rtcp_ntp_mid32), all in 1/65536 s. SO_RTCP_NO_RTT when LSR is 0 or the result is
- * negative (clocks or the block are inconsistent). Seen from a passive monitor, A is when the
- * monitor saw the report: the round trip is the path monitor -> reporter -> monitor plus the
- * reporter's own delay, which DLSR removes. */
+/* Round-trip time (RFC 3550 6.4.1): A - LSR - DLSR, all in 1/65536 s, A the arrival of the
+ * report block as the middle 32 bits of an NTP time. SO_RTCP_NO_RTT when LSR is 0 or the result
+ * is negative. The RFC's A is the SR sender's own clock; a passive monitor has no such clock:
+ * given its capture time (so_rtcp_ntp_mid32), the result is only right when the monitor's and
+ * the SR sender's clocks agree (both NTP-synchronised). Clock-free alternative for a monitor:
+ * A = the monitor's time when the RR arrived, LSR replaced by the monitor's time when it saw
+ * the SR whose NTP middle bits equal LSR -- round trip monitor -> reporter -> monitor. */
 SO_RTP_INLINE so_u32 so_rtcp_rtt(so_u32 arrival_mid32, so_u32 lsr, so_u32 dlsr) {
     if (lsr == 0)
         return SO_RTCP_NO_RTT;

@@ -4,6 +4,7 @@ From the compiled core's stream statistics (``Pipeline.media_streams()``, so_rtp
 people read: loss ratio (RFC 3550 A.3), jitter in ms (A.8; the final, mean and max value), the
 largest gap between packets, and the E-model R-factor and MOS (:mod:`sip_otel.media.emodel`)
 for the stream's codec and loss. Delay is not measured passively: R assumes none (docs/media.md).
+When RTCP reports about the stream were seen, the last one's figures too.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def stream_report(s: dict[str, Any]) -> dict[str, Any]:
     loss = max(lost, 0) / expected if expected else 0.0
     samples = int(s["jitter_samples"])
     r = r_factor(codec_for(s["codec"]), loss)
-    return {
+    out: dict[str, Any] = {
         "src": f"{s['src']}:{s['sport']}",
         "dst": f"{s['dst']}:{s['dport']}",
         "ssrc": f"0x{s['ssrc']:08x}",
@@ -48,6 +49,17 @@ def stream_report(s: dict[str, Any]) -> dict[str, Any]:
         "r_factor": round(r, 2),
         "mos": round(mos(r), 2),
     }
+    if s.get("rtcp_reports"):
+        # what the stream's receiver reported last (RTCP RR/SR block, RFC 3550 6.4.1)
+        rtt = s.get("rr_rtt")
+        out["rtcp"] = {
+            "reports": s["rtcp_reports"],
+            "fraction_lost": round(s["rr_fraction_lost"] / 256, 4),
+            "cumulative_lost": s["rr_cum_lost"],
+            "jitter_ms": round(s["rr_jitter"] / rate * 1000, 3) if rate else None,
+            "rtt_ms": None if rtt is None else round(rtt / 65536 * 1000, 3),
+        }
+    return out
 
 
 def streams_report(streams: list[dict[str, Any]]) -> list[dict[str, Any]]:
