@@ -317,8 +317,8 @@ cdef extern from "so_media.h":
         so_rtp_stats st
         uint32_t rtcp_reports
         uint32_t rr_jitter
-        uint32_t rr_rtt
         int32_t rr_cum_lost
+        int64_t rtt_ns
         uint8_t rr_fraction_lost
     ctypedef struct so_media:
         uint32_t st_mask
@@ -351,7 +351,7 @@ cdef list _media_streams(so_media *m):
         if s.rtcp_reports:
             d.update(rr_fraction_lost=s.rr_fraction_lost, rr_cum_lost=s.rr_cum_lost,
                      rr_jitter=s.rr_jitter,
-                     rr_rtt=None if s.rr_rtt == SO_RTCP_NO_RTT else s.rr_rtt)
+                     rtt_ns=None if s.rtt_ns < 0 else s.rtt_ns)
         out.append(d)
     out.sort(key=lambda d: d["first_ns"])
     return out

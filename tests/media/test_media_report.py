@@ -56,9 +56,9 @@ def test_stream_report_by_hand() -> None:
 
 def test_rtcp_figures() -> None:
     r = stream_report(
-        stream(rtcp_reports=3, rr_fraction_lost=64, rr_cum_lost=7, rr_jitter=80, rr_rtt=32768)
+        stream(rtcp_reports=3, rr_fraction_lost=64, rr_cum_lost=7, rr_jitter=80, rtt_ns=500_000_000)
     )
-    # 64/256 = 0.25; 80 units at 8 kHz = 10 ms; 32768/65536 s = 500 ms
+    # 64/256 = 0.25; 80 units at 8 kHz = 10 ms
     assert r["rtcp"] == {
         "reports": 3,
         "fraction_lost": 0.25,

@@ -148,6 +148,7 @@ static so_media_stream *stream_for(so_media *m, const so_payload *pl, uint32_t s
                                                      SO_E_RTP_STREAMS_TIMEOUT);
     memset(s, 0, sizeof(*s));
     s->hd.used = 1;
+    s->rtt_ns = -1;
     s->ip_len = pl->ip_len;
     s->sport = pl->sport;
     s->dport = pl->dport;
@@ -176,18 +177,30 @@ static void rtcp(so_media *m, const so_payload *pl) {
     }
     if (r != SO_RTCP_OK)
         return; /* no SR/RR (an SDES or BYE alone): nothing to take */
-    uint32_t arrival = so_rtcp_ntp_mid32((uint64_t)pl->ts_ns);
-    for (uint8_t b = 0; b < m->rtcp.n_blocks; b++) {
-        const struct so_rtcp_block *blk = &m->rtcp.blocks[b];
-        for (uint32_t i = 0; i <= m->st_mask; i++) {
-            so_media_stream *s = &m->streams[i];
-            if (!s->hd.used || s->ssrc != blk->ssrc)
+    const struct so_rtcp_report *rep = &m->rtcp;
+    for (uint32_t i = 0; i <= m->st_mask; i++) {
+        so_media_stream *s = &m->streams[i];
+        if (!s->hd.used)
+            continue;
+        if (rep->type == SO_RTCP_SR && s->ssrc == rep->sender_ssrc) {
+            /* the SR's NTP middle 32 bits: what the receivers will echo as LSR */
+            s->sr_mid32 = ((rep->ntp_msw & 0xffffu) << 16) | (rep->ntp_lsw >> 16);
+            s->sr_seen_ns = pl->ts_ns;
+        }
+        for (uint8_t b = 0; b < rep->n_blocks; b++) {
+            const struct so_rtcp_block *blk = &rep->blocks[b];
+            if (s->ssrc != blk->ssrc)
                 continue;
             s->rtcp_reports++;
             s->rr_fraction_lost = blk->fraction_lost;
             s->rr_cum_lost = blk->cum_lost;
             s->rr_jitter = blk->jitter;
-            s->rr_rtt = so_rtcp_rtt(arrival, blk->lsr, blk->dlsr);
+            if (blk->lsr && s->sr_seen_ns && blk->lsr == s->sr_mid32) {
+                /* DLSR in 1/65536 s to ns: < 2^32 * 1e9 / 2^16, no overflow */
+                int64_t dlsr_ns = (int64_t)(((uint64_t)blk->dlsr * 1000000000ull) >> 16);
+                int64_t rtt = so_sat_sub(so_sat_sub(pl->ts_ns, s->sr_seen_ns), dlsr_ns);
+                s->rtt_ns = rtt >= 0 ? rtt : -1;
+            }
         }
     }
 }

@@ -59,9 +59,13 @@ typedef struct so_media_stream {
     /* the last RTCP report block about this SSRC (what its receiver says) */
     uint32_t rtcp_reports; /* report blocks seen */
     uint32_t rr_jitter;    /* timestamp units */
-    uint32_t rr_rtt;       /* 1/65536 s; SO_RTCP_NO_RTT when not computable */
     int32_t rr_cum_lost;
     uint8_t rr_fraction_lost; /* /256 */
+    /* round trip on the monitor's clock: this SSRC's last SR (NTP middle 32 bits, when seen),
+     * and the last block whose LSR names it: rtt = RR seen - SR seen - DLSR */
+    uint32_t sr_mid32;
+    int64_t sr_seen_ns;  /* 0: no SR seen */
+    int64_t rtt_ns;      /* -1: none yet */
 } so_media_stream;
 
 typedef struct so_media {

@@ -51,13 +51,13 @@ def stream_report(s: dict[str, Any]) -> dict[str, Any]:
     }
     if s.get("rtcp_reports"):
         # what the stream's receiver reported last (RTCP RR/SR block, RFC 3550 6.4.1)
-        rtt = s.get("rr_rtt")
+        rtt = s.get("rtt_ns")
         out["rtcp"] = {
             "reports": s["rtcp_reports"],
             "fraction_lost": round(s["rr_fraction_lost"] / 256, 4),
             "cumulative_lost": s["rr_cum_lost"],
             "jitter_ms": round(s["rr_jitter"] / rate * 1000, 3) if rate else None,
-            "rtt_ms": None if rtt is None else round(rtt / 65536 * 1000, 3),
+            "rtt_ms": None if rtt is None else round(rtt / 1e6, 3),
         }
     return out
 
