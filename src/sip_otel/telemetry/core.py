@@ -51,6 +51,7 @@ class TelemetryOptions:
     otlp_traces: bool = True
     hash_call_id: bool = True  # privacy: export sha256(Call-ID)[:16] only
     include_uris: bool = False  # privacy: From/To/AOR URIs on spans
+    include_addresses: bool = True  # privacy: source.*/destination.* address and port on spans
     max_span_queue: int = 2048  # spans waiting for the exporter; more are dropped and counted
     export_interval_ms: int | None = None  # else OTEL_METRIC_EXPORT_INTERVAL, default 60 s
     service_name: str = "sip-otel"  # unless OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES say
@@ -212,6 +213,7 @@ class Telemetry:
                 self.options.hash_call_id,
                 self.options.include_uris,
                 self.trace_ids,
+                self.options.include_addresses,
             )
         except Exception:
             self._count_dropped(1)
