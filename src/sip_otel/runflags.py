@@ -32,6 +32,11 @@ _FLAGS: tuple[tuple[str, str], ...] = (
         "[SIP_EXPORTER_TRACE_IDS, derived]",
     ),
     (
+        "config_file",
+        "file of SIP_EXPORTER_NAME=value lines, below the environment; SIGHUP re-reads its log "
+        "level [SIP_EXPORTER_CONFIG_FILE]",
+    ),
+    (
         "correlation_header",
         "header naming the leg a B2BUA bridged, e.g. X-CID: same trace and a "
         "span link [SIP_EXPORTER_CORRELATION_HEADER]",
@@ -47,6 +52,13 @@ _SWITCHES = (
     ("raw_call_id", "put the raw Call-ID on spans (default: a hash of it)"),
     ("span_uris", "put From/To URIs on spans (privacy: off by default)"),
 )
+# Switches on by default: --x / --no-x (the environment variable takes true/false).
+_ON_SWITCHES = (
+    (
+        "span_addresses",
+        "endpoint IP addresses and ports on spans (personal data where phones are endpoints)",
+    ),
+)
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -61,4 +73,12 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
             const=True,
             default=None,
             help=f"{help_text} [SIP_EXPORTER_{name.upper()}]",
+        )
+    for name, help_text in _ON_SWITCHES:
+        parser.add_argument(
+            "--" + name.replace("_", "-"),
+            dest=name,
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help=f"{help_text} [SIP_EXPORTER_{name.upper()}, true]",
         )
