@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from conftest import REPO
 from netbuild import DST4, SRC4, eth_udp4, ethernet, ipv4, tcp, udp
 from sip_otel.capture.pcapfile import PcapWriter
@@ -254,6 +256,26 @@ def test_span_uris_flag_and_deprecated_alias() -> None:
         assert args.span_uris or args.include_uris_deprecated
     run = parser.parse_args(["run", "--span-uris"])
     assert run.span_uris is True
+
+
+def test_span_addresses_switch_both_ways(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On by default; ``--no-span-addresses`` or the variable set to false turns it off, for
+    ``run`` (through the settings) and ``replay`` (its flag) alike."""
+    from sip_otel.cli import _build_parser
+    from sip_otel.config import load_settings
+
+    parser = _build_parser()
+    assert parser.parse_args(["replay", "x.pcap"]).span_addresses is True
+    assert parser.parse_args(["replay", "x.pcap", "--no-span-addresses"]).span_addresses is False
+    assert parser.parse_args(["run"]).span_addresses is None  # not given: the variable decides
+    assert parser.parse_args(["run", "--no-span-addresses"]).span_addresses is False
+    assert parser.parse_args(["run", "--span-addresses"]).span_addresses is True
+    monkeypatch.delenv("SIP_EXPORTER_SPAN_ADDRESSES", raising=False)
+    assert load_settings().agent_config().span_addresses is True
+    assert load_settings(span_addresses=False).agent_config().span_addresses is False
+    monkeypatch.setenv("SIP_EXPORTER_SPAN_ADDRESSES", "false")
+    assert load_settings().agent_config().span_addresses is False
+    assert load_settings(span_addresses=True).agent_config().span_addresses is True
 
 
 def test_deprecated_flag_says_so(tmp_path: Path) -> None:

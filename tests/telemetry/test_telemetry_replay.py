@@ -48,6 +48,14 @@ def test_flags_and_none_without_export() -> None:
         assert "sip_exporter_invite_total 0.0" in tel.render_prometheus()
     finally:
         tel.shutdown()
+    for flags, want in (([], True), (["--no-span-addresses"], False), (["--span-addresses"], True)):
+        args = parser.parse_args(["--format", "prometheus", *flags])
+        tel = make_replay_telemetry(args, PipelineStats(), Reasons(), dict)
+        assert tel is not None
+        try:
+            assert tel.options.include_addresses is want
+        finally:
+            tel.shutdown()
 
 
 def test_replay_prometheus_golden(tmp_path: Path) -> None:
