@@ -199,5 +199,9 @@ def test_reload_without_a_file_logs_the_settings(caplog: pytest.LogCaptureFixtur
     levels: list[int] = []
     Reloader(agent_config(None), levels.append).reload()
     assert levels == []
-    assert "no config file" in caplog.text and "interface=('lo',)" in caplog.text
-    assert effective(agent_config(None), logging.WARNING).startswith("interface=('lo',)")
+    assert (
+        "no config file" in caplog.text and "interface=lo sip_ports=5060 level=info" in caplog.text
+    )
+    line = effective(agent_config(None, sip_ports=(5060, 5070)), logging.WARNING)
+    assert line.startswith("interface=lo sip_ports=5060,5070 level=warning http_port=2112")
+    assert "level_pinned" not in line

@@ -83,9 +83,14 @@ def _redacted(endpoint: str | None) -> str | None:
 def effective(config: AgentConfig, level: int) -> str:
     """The running settings as one log line (``name=value``, the log level as now applied)."""
     values = asdict(config)
+    del values["level_pinned"]  # where the level came from, not a setting
     values["level"] = logging.getLevelName(level).lower()
     values["otlp_endpoint"] = _redacted(config.otlp_endpoint)
-    return " ".join(f"{k}={v}" for k, v in values.items() if v not in (None, (), ""))
+    return " ".join(
+        f"{k}={','.join(str(x) for x in v) if isinstance(v, tuple) else v}"
+        for k, v in values.items()
+        if v not in (None, (), "")
+    )
 
 
 class Reloader:
