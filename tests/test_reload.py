@@ -129,11 +129,18 @@ def test_file_errors_name_the_setting(tmp_path: Path, monkeypatch: pytest.Monkey
         load_settings(config_file=str(f))
     assert str(info.value) == (
         "bad configuration: SIP_EXPORTER_HTTP_PORT (--http-port): "
-        "Input should be less than or equal to 65535"
+        f"Input should be less than or equal to 65535 (in config file {f})"
     )
+    monkeypatch.setenv("SIP_EXPORTER_SIP_PORT", "0")  # an error of the environment's own
+    with pytest.raises(ConfigError) as info:
+        load_settings(config_file=str(f), http_port="80")
+    assert "SIP_EXPORTER_SIP_PORT" in str(info.value) and "config file" not in str(info.value)
+    monkeypatch.delenv("SIP_EXPORTER_SIP_PORT")
     f.write_text("SIP_EXPORTER_INTERFACES=eth0\n")
-    with pytest.raises(ConfigError, match="did you mean SIP_EXPORTER_INTERFACE"):
+    with pytest.raises(ConfigError) as info:
         load_settings(config_file=str(f))
+    assert "did you mean SIP_EXPORTER_INTERFACE?" in str(info.value)
+    assert str(info.value).endswith(f"(in config file {f})")
     with pytest.raises(ConfigError) as info:
         load_settings(config_file=str(tmp_path / "nope"))
     assert str(info.value).startswith(

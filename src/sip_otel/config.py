@@ -309,6 +309,7 @@ def load_settings(**overrides: Any) -> Settings:
     given = {k: v for k, v in overrides.items() if v is not None}
     env_names = {k.upper() for k in os.environ}
     path = given.get("config_file") or _env_value("SIP_EXPORTER_CONFIG_FILE")
+    file_fields: set[str] = set()
     if path:
         try:
             from_file = read_config_file(path)
@@ -317,16 +318,23 @@ def load_settings(**overrides: Any) -> Settings:
                 f"bad configuration: SIP_EXPORTER_CONFIG_FILE (--config-file): {exc}"
             ) from None
         from_file.pop("SIP_EXPORTER_CONFIG_FILE", None)  # no chains of files
-        for warning in check_environment(from_file):
-            logging.getLogger("sip_otel.config").warning("%s: %s", path, warning)
+        try:
+            warnings = check_environment(from_file)
+        except ConfigError as exc:
+            raise ConfigError(f"{exc} (in config file {path})") from None
+        for warning in warnings:
+            logging.getLogger("sip_otel.config").warning("%s (in config file %s)", warning, path)
         for key, value in from_file.items():
             name = key.removeprefix(ENV_PREFIX).lower()
             if name in Settings.model_fields and key not in env_names and name not in given:
                 given[name] = value
+                file_fields.add(name)
     try:
         return Settings(**given)
     except ValidationError as exc:
-        raise ConfigError(_one_line(exc)) from None
+        where = {str(err["loc"][0]) for err in exc.errors() if err["loc"]} & file_fields
+        suffix = f" (in config file {path})" if where else ""
+        raise ConfigError(_one_line(exc) + suffix) from None
 
 
 def _env_value(name: str) -> str | None:
