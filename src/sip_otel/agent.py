@@ -260,6 +260,8 @@ def _run(settings: AgentConfig, stop: _Stop) -> int:
     from sip_otel.pipeline import Pipeline, PipelineConfig
 
     _fix_mmap_threshold()
+    # the config file as it is now, just after the validating stage read it (reload.py)
+    reloader = Reloader(settings, logging.getLogger().setLevel)
 
     try:
         pipeline = Pipeline(
@@ -306,7 +308,6 @@ def _run(settings: AgentConfig, stop: _Stop) -> int:
     links = _watch_links(capture)
     if links is not None:
         pipeline.stats.capture_detached = 0
-    reloader = Reloader(settings, logging.getLogger().setLevel)
     try:
         if telemetry is not None:
             telemetry.set_ready()
