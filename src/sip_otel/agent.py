@@ -44,6 +44,7 @@ from sip_otel.capture.base import (
 from sip_otel.capture.links import LinkWatcher
 from sip_otel.runconfig import CONFIG_ENV, AgentConfig
 from sip_otel.runflags import _FLAGS, _SWITCHES, add_run_arguments
+from sip_otel.telemetry.webconfig import WebConfigError
 
 if TYPE_CHECKING:
     from sip_otel.config import Settings
@@ -115,6 +116,7 @@ def _make_telemetry(settings: AgentConfig, pipeline: Any) -> Any:
         prometheus=True,
         http_host=settings.http_host,
         http_port=settings.http_port,
+        web_config_file=settings.web_config_file,
         otlp_endpoint=settings.otlp_endpoint,
         otlp_protocol=settings.otlp_protocol,
         service_name=settings.service_name,
@@ -271,6 +273,10 @@ def _run(settings: AgentConfig, stop: _Stop) -> int:
             f"cannot serve /metrics on {settings.http_host}:{settings.http_port} "
             f"({exc.strerror or exc}); set SIP_EXPORTER_HTTP_PORT or --http-port to a free port"
         )
+    except WebConfigError as exc:  # the file changed since the settings were checked
+        if telemetry is not None:
+            telemetry.shutdown()
+        return _fail(f"{exc}; fix SIP_EXPORTER_WEB_CONFIG_FILE or --web-config-file")
     except Exception as exc:  # e.g. an OTLP endpoint the exporter rejects
         return _fail(f"telemetry setup failed: {exc}; check the OTLP settings")
     try:
