@@ -420,3 +420,20 @@ def test_client_errors_logged_once_per_kind_per_minute() -> None:
     assert "49 more since the last line" in records[2]
     assert errors.snapshot() == {"disconnect": 51, "bad_request": 1}
     assert not any("127.0.0.1" in r for r in records)
+
+
+def test_a_long_pipeline_is_answered_in_order(
+    tel: Telemetry, caplog: pytest.LogCaptureFixture
+) -> None:
+    n = 5000
+    with socket.create_connection(("127.0.0.1", tel.http_port), timeout=10) as s:
+        data = b"GET /health HTTP/1.1\r\n\r\n" * n + b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n"
+        sender = threading.Thread(target=s.sendall, args=(data,))
+        sender.start()
+        answer = b""
+        while chunk := s.recv(65536):
+            answer += chunk
+        sender.join()
+    assert answer.count(b"HTTP/1.1 200 OK\r\n") == n + 1
+    assert answer.endswith(b"sip-otel: /metrics /health\n")
+    assert not [r for r in caplog.records if "bug" in r.getMessage()]

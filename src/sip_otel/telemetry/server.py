@@ -224,7 +224,7 @@ class MetricsServer:
             if conn.handshaking:
                 self._handshake(conn)
             elif conn.out is not None:
-                self._write(conn)
+                self._serve(conn)
             else:
                 self._read(conn)
         except Exception:  # a bug: one connection, not the server
@@ -346,47 +346,66 @@ class MetricsServer:
             return
         conn.handshaking = False
         self._set_events(conn, selectors.EVENT_READ)
+        if conn.sock.pending():  # the request may have come with the handshake's last flight
+            self._serve(conn)
 
     def _read(self, conn: _Conn) -> None:
+        if self._fill(conn):
+            self._serve(conn)
+
+    def _fill(self, conn: _Conn) -> bool:
+        """Read what the socket has into ``inbuf``; False if the connection is gone."""
         while True:
             try:
                 data = conn.sock.recv(RECV_BYTES)
             except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
-                break
+                return True
             except (ssl.SSLError, OSError) as exc:
                 if conn.inbuf:
                     self.errors.count("disconnect", conn.peer, str(exc))
                 self._close(conn)
-                return
+                return False
             if not data:
                 if conn.inbuf:
                     self.errors.count("disconnect", conn.peer, "closed mid-request")
                 self._close(conn)
-                return
+                return False
             if not conn.inbuf and conn.served:
                 conn.deadline = self._clock() + HEADER_TIMEOUT_S  # a kept-alive one's next
             conn.inbuf += data
             pending = conn.sock.pending() if isinstance(conn.sock, ssl.SSLSocket) else 0
             if len(conn.inbuf) > 2 * RECV_BYTES or not pending:
-                break
-        self._next_request(conn)
+                return True
 
-    def _next_request(self, conn: _Conn) -> None:
-        """Answer the request at the head of ``inbuf`` if it is complete."""
+    def _serve(self, conn: _Conn) -> None:
+        """Answer the complete requests in ``inbuf`` in turn (pipelining: a loop, not
+        recursion), until one is incomplete, the socket blocks or the connection closes."""
+        while conn.sock in self._conns:
+            if conn.out is not None and not self._write(conn):
+                return
+            if self._next_request(conn):
+                continue
+            if isinstance(conn.sock, ssl.SSLSocket) and conn.sock.pending() and self._fill(conn):
+                continue  # decrypted bytes the kernel no longer signals
+            return
+
+    def _next_request(self, conn: _Conn) -> bool:
+        """Queue the answer to the request at the head of ``inbuf`` if it is complete."""
         while conn.inbuf[:2] == b"\r\n":  # RFC 9112 2.2: ignore empty lines before a request
             del conn.inbuf[:2]
         try:
             end = head_end(conn.inbuf)
             if end < 0:
-                return
+                return False
             head = bytes(conn.inbuf[:end])
             del conn.inbuf[:end]
             request = parse_head(head)
         except HttpError as exc:
             self.errors.count(exc.kind, conn.peer, f"status {exc.status}")
             self._respond(conn, error_response(exc.status), keep_alive=False)
-            return
+            return True
         self._respond(conn, *self._answer(request))
+        return True
 
     def _answer(self, req: Request) -> tuple[bytes, bool]:
         """(response bytes, keep the connection)."""
@@ -436,9 +455,9 @@ class MetricsServer:
         conn.out = memoryview(raw)
         conn.keep_alive = keep_alive
         conn.deadline = self._clock() + WRITE_TIMEOUT_S
-        self._write(conn)
 
-    def _write(self, conn: _Conn) -> None:
+    def _write(self, conn: _Conn) -> bool:
+        """Send the queued answer; True when all of it went and the connection stays open."""
         out = conn.out
         assert out is not None
         while out:
@@ -447,23 +466,22 @@ class MetricsServer:
             except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
                 self._set_events(conn, selectors.EVENT_WRITE)
                 conn.out = out
-                return
+                return False
             except (ssl.SSLError, OSError) as exc:
                 self.errors.count("disconnect", conn.peer, str(exc))
                 self._close(conn)
-                return
+                return False
             out = out[n:]
         conn.out = None
         conn.served += 1
         if not conn.keep_alive:
             self._close(conn)
-            return
+            return False
         now = self._clock()
         conn.since = now
         conn.deadline = now + (HEADER_TIMEOUT_S if conn.inbuf else IDLE_TIMEOUT_S)
         self._set_events(conn, selectors.EVENT_READ)
-        if conn.inbuf:
-            self._next_request(conn)  # pipelined
+        return True
 
     def _sweep(self, now: float) -> None:
         for conn in [c for c in self._conns.values() if c.deadline <= now]:
