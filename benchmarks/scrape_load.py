@@ -109,6 +109,16 @@ class Agent:
         fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / HZ
 
+    def runqueue_wait_s(self) -> float:
+        """Time the agent's threads spent runnable but waiting for a CPU (schedstat)."""
+        total = 0
+        for tid in os.listdir(f"/proc/{self.proc.pid}/task"):
+            with contextlib.suppress(OSError):
+                total += int(
+                    Path(f"/proc/{self.proc.pid}/task/{tid}/schedstat").read_text().split()[1]
+                )
+        return total / 1e9
+
     def fds(self) -> int:
         return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
 
@@ -218,6 +228,7 @@ def run_load(args: argparse.Namespace) -> None:
         print(f"target {url}/metrics: {len(body)} bytes, {series} series")
         out: dict[str, list] = {"lat": [], "fail": []}
         cpu0 = agent.cpu_s() if agent else 0.0
+        wait0 = agent.runqueue_wait_s() if agent else 0.0
         t0 = time.monotonic()
         end = t0 + args.seconds
 
@@ -247,7 +258,8 @@ def run_load(args: argparse.Namespace) -> None:
         if agent:
             print(
                 f"agent CPU {100 * (agent.cpu_s() - cpu0) / wall:.0f} % of a core, "
-                f"{agent.threads()} threads at the end; clients {client_cpu:.0f} %"
+                f"{agent.threads()} threads at the end; clients {client_cpu:.0f} %; the agent's "
+                f"threads waited {agent.runqueue_wait_s() - wait0:.1f} s for a CPU"
             )
         print(f"load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f}")
     finally:
