@@ -167,6 +167,7 @@ class MetricsServer:
         self._conns: dict[socket.socket, _Conn] = {}
         self._reserve: int | None = self._open_reserve()
         self._paused_until = 0.0
+        self._accept_logged = -60.0
         self._stop = False
         self._bug_logged = False
         self._thread = threading.Thread(target=self._run, name="sip-otel-http", daemon=True)
@@ -257,7 +258,12 @@ class MetricsServer:
                     return
                 if exc.errno in (errno.ECONNABORTED, errno.EPROTO, errno.EINTR):
                     continue
-                raise
+                now = self._clock()  # anything else: say so (once a minute), rest, retry
+                if now - self._accept_logged >= 60:
+                    self._accept_logged = now
+                    log.warning("http: accept() failed: %s; retrying", exc)
+                self._pause_listener()
+                return
             if len(self._conns) >= MAX_CONNECTIONS and not self._evict_idle():
                 self.errors.count("over_capacity", peer)
                 self._refuse(sock)
@@ -305,7 +311,11 @@ class MetricsServer:
             except OSError:
                 pass
             self._reserve = self._open_reserve()
-        self._sel.unregister(self._lsock)
+        self._pause_listener()
+
+    def _pause_listener(self) -> None:
+        if not self._paused_until:
+            self._sel.unregister(self._lsock)
         self._paused_until = self._clock() + ACCEPT_PAUSE_S
 
     @staticmethod
