@@ -437,3 +437,19 @@ def test_a_long_pipeline_is_answered_in_order(
     assert answer.count(b"HTTP/1.1 200 OK\r\n") == n + 1
     assert answer.endswith(b"sip-otel: /metrics /health\n")
     assert not [r for r in caplog.records if "bug" in r.getMessage()]
+
+
+def test_connection_cap_closes_the_longest_idle_to_serve_a_newcomer(
+    tel: Telemetry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(server_mod, "MAX_CONNECTIONS", 4)
+    idle = [socket.create_connection(("127.0.0.1", tel.http_port), timeout=5) for _ in range(4)]
+    try:
+        time.sleep(0.3)  # all four accepted
+        assert status_of(raw(tel.http_port, b"GET /health HTTP/1.0\r\n\r\n")) == 200
+        assert idle[0].recv(100) == b""  # the oldest was closed to make room
+        _, _, body = request(tel, "/metrics")
+        assert b'sip_otel_http_client_errors_total{kind="over_capacity"} 1.0\n' in body
+    finally:
+        for s in idle:
+            s.close()
