@@ -290,7 +290,12 @@ def _run(settings: AgentConfig, stop: _Stop) -> int:
     log.info("capture path %s on %s, SIP ports %s: %s", capture.path, ifaces, ports, why)
     if telemetry is not None:
         telemetry.set_capture_path(capture.path)
-        log.info("serving /metrics and /health on %s:%d", settings.http_host, telemetry.http_port)
+        log.info(
+            "serving /metrics and /health on %s:%d%s",
+            settings.http_host,
+            telemetry.http_port,
+            f" ({telemetry.http_security})" if telemetry.http_security else "",
+        )
     links = _watch_links(capture)
     if links is not None:
         pipeline.stats.capture_detached = 0

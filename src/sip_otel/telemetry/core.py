@@ -112,6 +112,7 @@ class Telemetry:
         self._render_lock = threading.Lock()
         self._ready = False
         self._server: MetricsServer | None = None
+        self.http_security = ""  # "TLS, basic auth" as the web config file sets them
         self._closed = False
         if evictions is None:
             # Pipeline.gauges is a bound method whose pipeline merges the decoder's and the
@@ -244,6 +245,9 @@ class Telemetry:
         if self.options.web_config_file:
             web = load_web_config(self.options.web_config_file)
             tls, auth = web.ssl_context(), web.authenticator()
+            self.http_security = ", ".join(
+                name for name, on in (("TLS", tls), ("basic auth", auth)) if on is not None
+            )
         self._server = MetricsServer(
             self.options.http_host,
             self.options.http_port,
