@@ -30,6 +30,7 @@ def agent_config(path: Path | None, **kw: object) -> AgentConfig:
         level=logging.INFO,
         http_port=2112,
         http_host="0.0.0.0",
+        web_config_file=None,
         capture_mode="auto",
         ring_size=1 << 24,
         otlp_endpoint="http://user:secret@collector:4317",

@@ -51,6 +51,7 @@ from sip_otel.capture.links import LinkWatcher
 from sip_otel.reload import Reloader
 from sip_otel.runconfig import CONFIG_ENV, AgentConfig
 from sip_otel.runflags import _FLAGS, _ON_SWITCHES, _SWITCHES, add_run_arguments
+from sip_otel.telemetry.webconfig import WebConfigError
 
 if TYPE_CHECKING:
     from sip_otel.config import Settings
@@ -130,6 +131,7 @@ def _make_telemetry(settings: AgentConfig, pipeline: Any) -> Any:
         prometheus=True,
         http_host=settings.http_host,
         http_port=settings.http_port,
+        web_config_file=settings.web_config_file,
         otlp_endpoint=settings.otlp_endpoint,
         otlp_protocol=settings.otlp_protocol,
         service_name=settings.service_name,
@@ -291,6 +293,10 @@ def _run(settings: AgentConfig, stop: _Stop) -> int:
             f"cannot serve /metrics on {settings.http_host}:{settings.http_port} "
             f"({exc.strerror or exc}); set SIP_EXPORTER_HTTP_PORT or --http-port to a free port"
         )
+    except WebConfigError as exc:  # the file changed since the settings were checked
+        if telemetry is not None:
+            telemetry.shutdown()
+        return _fail(f"{exc}; fix SIP_EXPORTER_WEB_CONFIG_FILE or --web-config-file")
     except Exception as exc:  # e.g. an OTLP endpoint the exporter rejects
         return _fail(f"telemetry setup failed: {exc}; check the OTLP settings")
     try:
@@ -304,7 +310,12 @@ def _run(settings: AgentConfig, stop: _Stop) -> int:
     log.info("capture path %s on %s, SIP ports %s: %s", capture.path, ifaces, ports, why)
     if telemetry is not None:
         telemetry.set_capture_path(capture.path)
-        log.info("serving /metrics and /health on %s:%d", settings.http_host, telemetry.http_port)
+        log.info(
+            "serving /metrics and /health on %s:%d%s",
+            settings.http_host,
+            telemetry.http_port,
+            f" ({telemetry.http_security})" if telemetry.http_security else "",
+        )
     links = _watch_links(capture)
     if links is not None:
         pipeline.stats.capture_detached = 0

@@ -32,6 +32,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from .reload import ConfigFileError, read_config_file
 from .runconfig import CONFIG_ENV, LOG_LEVELS, AgentConfig
 from .telemetry.otlp import check_otlp_endpoint
+from .telemetry.webconfig import WebConfigError, load_web_config
 
 __all__ = [
     "LOG_LEVELS",
@@ -112,6 +113,8 @@ class Settings(BaseSettings):
     # --- ours ---
     sip_ports: Annotated[list[int], NoDecode] = Field(default_factory=list)
     http_host: str = "0.0.0.0"
+    # TLS / basic auth for /metrics (Prometheus exporter-toolkit format; telemetry/webconfig.py)
+    web_config_file: str | None = None
     capture_mode: Literal["auto", "ebpf", "afpacket"] = "auto"
     ring_size: int = DEFAULT_RING_BYTES
     otlp_endpoint: str | None = None
@@ -191,6 +194,17 @@ class Settings(BaseSettings):
             return level
         return v
 
+    @field_validator("web_config_file")
+    @classmethod
+    def _web_config(cls, v: str | None) -> str | None:
+        if v is None or not v.strip():
+            return None
+        try:
+            load_web_config(v)  # read and checked now: a bad file stops the start
+        except WebConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return v
+
     @field_validator("otlp_endpoint")
     @classmethod
     def _endpoint(cls, v: str | None) -> str | None:
@@ -223,6 +237,7 @@ class Settings(BaseSettings):
             level=self.log_level(),
             http_port=self.http_port,
             http_host=self.http_host,
+            web_config_file=self.web_config_file,
             capture_mode=self.capture_mode,
             ring_size=self.ring_size,
             otlp_endpoint=self.otlp_endpoint,

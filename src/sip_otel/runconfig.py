@@ -37,6 +37,7 @@ class AgentConfig:
     level: int  # logging level (Settings.log_level())
     http_port: int
     http_host: str
+    web_config_file: str | None
     capture_mode: str
     ring_size: int
     otlp_endpoint: str | None

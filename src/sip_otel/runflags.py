@@ -14,6 +14,11 @@ _FLAGS: tuple[tuple[str, str], ...] = (
     ("interface", "interface(s) to capture on, comma list; unset = all [SIP_EXPORTER_INTERFACE]"),
     ("http_port", "Prometheus /metrics port [SIP_EXPORTER_HTTP_PORT, 2112]"),
     ("http_host", "address /metrics listens on [SIP_EXPORTER_HTTP_HOST, 0.0.0.0]"),
+    (
+        "web_config_file",
+        "TLS and basic auth for /metrics: a Prometheus exporter web config file "
+        "(alias --web.config.file) [SIP_EXPORTER_WEB_CONFIG_FILE]",
+    ),
     ("logger_level", "debug|info|warn|error [SIP_EXPORTER_LOGGER_LEVEL, info]"),
     ("sip_port", "SIP port [SIP_EXPORTER_SIP_PORT, 5060]"),
     ("sips_port", "SIPS port [SIP_EXPORTER_SIPS_PORT, 5061]"),
@@ -64,7 +69,10 @@ _ON_SWITCHES = (
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags matching the ``SIP_EXPORTER_*`` variables (flags win over the environment)."""
     for name, help_text in _FLAGS:
-        parser.add_argument("--" + name.replace("_", "-"), dest=name, default=None, help=help_text)
+        flags = ["--" + name.replace("_", "-")]
+        if name == "web_config_file":
+            flags.append("--web.config.file")  # the Prometheus exporters' spelling
+        parser.add_argument(*flags, dest=name, default=None, help=help_text)
     for name, help_text in _SWITCHES:
         parser.add_argument(
             "--" + name.replace("_", "-"),

@@ -242,6 +242,10 @@ def _reattach(s: Snapshot) -> Iterable[Point]:
     return [(n, {"reason": reason}) for reason, n in sorted(s.capture_reattach.items())]
 
 
+def _http_errors(s: Snapshot) -> Iterable[Point]:
+    return [(n, {"kind": kind}) for kind, n in s.http_client_errors.items()]
+
+
 def _build(s: Snapshot) -> Iterable[Point]:
     return ((1, {"version": s.version, "capture": s.capture_path}),)
 
@@ -638,6 +642,17 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "{span}",
             "Spans dropped: span queue full, or their OTLP export failed.",
             _one(lambda s: s.spans_dropped),
+        ),
+        InstrumentSpec(
+            "sip_otel_http_client_errors",
+            "counter",
+            "{error}",
+            "Scrape-endpoint client errors by kind: bad_request, request_too_large, "
+            "method_not_allowed, unauthorized, header_timeout, write_timeout, disconnect, "
+            "tls_error, over_capacity, fd_exhausted (docs/deployment.md); absent without "
+            "/metrics.",
+            _http_errors,
+            labels=("kind",),
         ),
         InstrumentSpec(
             "sip_otel_build_info",
