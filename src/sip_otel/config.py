@@ -30,6 +30,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .runconfig import CONFIG_ENV, AgentConfig
+from .sizes import parse_memory_limit
 from .telemetry.otlp import check_otlp_endpoint
 
 __all__ = [
@@ -133,6 +134,8 @@ class Settings(BaseSettings):
     raw_call_id: bool = False  # span attribute sip.call_id unhashed (privacy: off by default)
     span_uris: bool = False  # From/To URIs on spans (RFC 6076 §7 privacy: off by default)
     span_queue: int = Field(default=2048, ge=1, le=1_000_000)  # spans waiting for export
+    # one byte budget over every table of the pipeline (docs/reliability.md, "Memory budget")
+    memory_limit: int = 256 * 1024 * 1024
     # trace IDs from Session-ID / correlation header / Call-ID (telemetry/tracectx.py) or random
     trace_ids: Literal["derived", "random"] = "derived"
     correlation_header: str | None = None  # e.g. X-CID: links the legs a B2BUA bridges
@@ -196,6 +199,13 @@ class Settings(BaseSettings):
             return level
         return v
 
+    @field_validator("memory_limit", mode="before")
+    @classmethod
+    def _memory_limit(cls, v: Any) -> Any:
+        if isinstance(v, (str, int)) and not isinstance(v, bool):
+            return parse_memory_limit(v)
+        return v
+
     @field_validator("otlp_endpoint")
     @classmethod
     def _endpoint(cls, v: str | None) -> str | None:
@@ -240,6 +250,7 @@ class Settings(BaseSettings):
             raw_call_id=self.raw_call_id,
             span_uris=self.span_uris,
             span_queue=self.span_queue,
+            memory_limit=self.memory_limit,
             trace_ids=self.trace_ids,
             correlation_header=self.correlation_header,
             object_file_path=self.object_file_path,

@@ -37,6 +37,7 @@ class AgentConfig:
     raw_call_id: bool
     span_uris: bool
     span_queue: int
+    memory_limit: int  # bytes (Settings.memory_limit)
     trace_ids: str
     correlation_header: str | None
     object_file_path: str | None
