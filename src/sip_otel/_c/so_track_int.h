@@ -374,6 +374,8 @@ static inline void so_att_charge_to_dialogs(so_track *t, so_attempt *a) {
 #define SO_RECORD_PY_BYTES 1024
 #define SO_REVENT_PY_BYTES 256
 bool so_track_charge_record(so_track *t, so_record *r);
+/* The memory budget's eviction hook for the tracker's tables (so_track_mem.c). */
+bool so_track_mem_evict(void *ctx, int table);
 void so_origin_set(so_origin *o, const so_payload *p);
 
 /* transactions */
