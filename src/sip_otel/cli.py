@@ -142,7 +142,8 @@ def _replay(args: argparse.Namespace) -> int:
         next_progress = started + 1.0
         try:
             # The compiled core reads the file region by region (no Python object per frame).
-            while pipeline.feed_capture(reader, _chunk(pipeline)):
+            chunk = _Chunk(reader)
+            while pipeline.feed_capture(reader, chunk.next()):
                 if show:
                     now = time.perf_counter()
                     if now >= next_progress:
@@ -191,15 +192,26 @@ def _replay(args: argparse.Namespace) -> int:
     return 0
 
 
-def _chunk(pipeline: Any) -> int:
-    """Frames for the next call into the core: REPLAY_CHUNK, fewer when frames are large, so
-    the pages of the file mapped at once (resident until the reader drops them) stay near
-    REPLAY_CHUNK_BYTES whatever the frame size."""
-    stats = pipeline.stats
-    if not stats.frames:
-        return 1024
-    per_frame = max(1, stats.bytes // stats.frames)
-    return int(max(64, min(REPLAY_CHUNK, REPLAY_CHUNK_BYTES // per_frame)))
+class _Chunk:
+    """Frames for each call into the core: REPLAY_CHUNK, fewer when frames are large, so that
+    the pages of the mapped file one call touches (resident until the reader gives them back
+    after the call) stay near REPLAY_CHUNK_BYTES whatever the frame size. The frame size is
+    learnt from the bytes the previous call read (no counter sync per call)."""
+
+    def __init__(self, reader: Any) -> None:
+        self.reader = reader
+        self.last_pos = reader.progress
+        self.last_n = 0
+
+    def next(self) -> int:
+        pos = self.reader.progress
+        read, self.last_pos = pos - self.last_pos, pos
+        if not self.last_n or read <= 0:
+            self.last_n = 1024
+        else:
+            per_frame = max(1, read // self.last_n)
+            self.last_n = int(max(64, min(REPLAY_CHUNK, REPLAY_CHUNK_BYTES // per_frame)))
+        return self.last_n
 
 
 def _port_hint(args: argparse.Namespace, summary: dict[str, Any]) -> str | None:
