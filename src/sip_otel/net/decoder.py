@@ -57,7 +57,7 @@ Reason slugs (all of them):
 - framing: sip_framing.missing_content_length, sip_framing.bad_content_length,
   sip_framing.resync, sip_framing.too_large, sip_framing.incomplete
 - evictions: fragments.full, fragments.memory, fragments.timeout, tcp_flows.full,
-  tcp_flows.timeout
+  tcp_flows.timeout, tcp_flows.memory (the memory budget, docs/reliability.md)
 """
 
 from __future__ import annotations
