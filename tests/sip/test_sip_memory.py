@@ -72,6 +72,20 @@ def test_invite_flood_evicts_the_oldest_attempts_with_their_transactions() -> No
     assert flow.reasons.counts.get("tracker.orphan_response", 0) == before + 1
 
 
+def test_options_flood_evicts_the_oldest_transactions() -> None:
+    flow = Flow(config=TrackerConfig(memory_limit=limit_for(10 * TXN)))
+    for i in range(14):
+        flow.send(request("OPTIONS", 0.001 * i, call_id=f"o{i}", branch=f"z9hG4bK-o{i}"))
+    assert flow.tracker.memory()["transactions"] == 10 * TXN
+    assert flow.tracker.gauges()["transactions_tracked"] == 10
+    assert flow.stats.evictions == {"transactions.memory": 4}
+    # the oldest is gone (its 200 is an orphan), the newest is there (its 200 is not)
+    before = flow.reasons.counts.get("tracker.orphan_response", 0)
+    flow.send(response(request("OPTIONS", 0.0, call_id="o0", branch="z9hG4bK-o0"), 200, 1.0))
+    flow.send(response(request("OPTIONS", 0.0, call_id="o13", branch="z9hG4bK-o13"), 200, 1.0))
+    assert flow.reasons.counts.get("tracker.orphan_response", 0) == before + 1
+
+
 def test_no_limit_keeps_everything() -> None:
     flow = Flow(config=TrackerConfig(memory_limit=0))
     for i in range(14):
