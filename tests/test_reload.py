@@ -44,6 +44,7 @@ def agent_config(path: Path | None, **kw: object) -> AgentConfig:
         span_uris=False,
         span_addresses=True,
         span_queue=2048,
+        memory_limit=256 << 20,
         trace_ids="derived",
         correlation_header=None,
         object_file_path=None,

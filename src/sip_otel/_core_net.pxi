@@ -54,6 +54,7 @@ cdef extern from "so_net.h":
         uint64_t max_tcp_ooo_bytes_total
         uint32_t max_sip_message_bytes
         uint32_t max_tunnel_depth
+        uint64_t memory_limit
     void so_net_limits_default(so_net_limits *limits)
 
     ctypedef void (*so_payload_fn)(void *ctx, const so_payload *payload) noexcept
@@ -78,6 +79,8 @@ cdef extern from "so_net.h":
     size_t so_net_tcp_flows(const so_net *net)
     uint64_t so_net_tcp_held_bytes(const so_net *net)
     uint64_t so_net_fragment_memory(const so_net *net)
+    const so_mem *so_net_mem(const so_net *net)
+    size_t so_net_entry_size(const so_net *net, int which)
 
     ctypedef enum so_pcap_status:
         SO_PCAP_MORE
@@ -132,7 +135,7 @@ cdef extern from "so_net_int.h":
         uint64_t *reasons
         uint64_t *evictions
     void so_frag_init(so_frag_table *t, const so_net_limits *limits, net_h128 seed,
-                      uint64_t *reasons, uint64_t *evictions)
+                      uint64_t *reasons, uint64_t *evictions, so_mem *mem)
     void so_frag_free(so_frag_table *t)
     int so_frag_add(so_frag_table *t, const so_frag_key *key, int64_t ts_ns, uint32_t offset,
                     bint more, const uint8_t *p, size_t n, int proto, uint8_t **out,
@@ -211,6 +214,8 @@ cdef void _limits_from(so_net_limits *l, dict limits) except *:
             l.max_sip_message_bytes = <uint32_t>_clamp(v, 0xFFFFFFFF)
         elif name == "max_tunnel_depth":
             l.max_tunnel_depth = <uint32_t>_clamp(v, 0xFFFFFFFF)
+        elif name == "memory_limit":
+            l.memory_limit = _clamp(v, 0xFFFFFFFFFFFFFFFF)
         else:
             raise TypeError(f"unknown net limit {name!r}")
 
@@ -311,6 +316,15 @@ cdef class NetDecoder:
     def fragment_memory(self):
         return so_net_fragment_memory(self.net)
 
+    def memory(self):
+        """The memory budget: bytes charged per table, and ``limit``."""
+        return mem_dict(so_net_mem(self.net))
+
+    def entry_sizes(self):
+        """Bytes the budget charges per flow entry, fragment set and piece slot (tests)."""
+        return {"flow": so_net_entry_size(self.net, 0), "fragment_set": so_net_entry_size(self.net, 1),
+                "piece": so_net_entry_size(self.net, 2)}
+
 
 def link_decode(uint32_t linktype, const uint8_t[::1] data):
     """The link layer alone: (ethertype, offset, end) of the IP packet inside, or DecodeError."""
@@ -328,6 +342,7 @@ cdef class FragmentReassembler:
 
     cdef so_frag_table table
     cdef so_net_limits limits
+    cdef so_mem mem  # charged, never enforced (the table alone has no outer call)
     cdef uint64_t *reasons
     cdef uint64_t *evictions
     cdef dict _reasons_into
@@ -335,9 +350,10 @@ cdef class FragmentReassembler:
 
     def __cinit__(self, dict reasons, dict evictions, dict limits):
         so_net_limits_default(&self.limits)
-        so_frag_init(&self.table, &self.limits, _random_seed(), NULL, NULL)
+        so_mem_init(&self.mem, 0)
+        so_frag_init(&self.table, &self.limits, _random_seed(), NULL, NULL, &self.mem)
         _limits_from(&self.limits, limits)
-        so_frag_init(&self.table, &self.limits, _random_seed(), NULL, NULL)
+        so_frag_init(&self.table, &self.limits, _random_seed(), NULL, NULL, &self.mem)
         self.reasons = <uint64_t *>calloc(SO_N_REASONS, sizeof(uint64_t))
         self.evictions = <uint64_t *>calloc(SO_N_EVICTIONS, sizeof(uint64_t))
         if self.reasons is NULL or self.evictions is NULL:

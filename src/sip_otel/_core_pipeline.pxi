@@ -10,6 +10,7 @@ cdef extern from "so_pipeline.h":
         uint8_t sip_ports[8192]
         bint all_ports
         so_track_config track
+        uint64_t memory_limit
     ctypedef struct so_pipeline:
         uint64_t reasons[SO_N_REASONS]
         uint64_t evictions[SO_N_EVICTIONS]
@@ -18,6 +19,7 @@ cdef extern from "so_pipeline.h":
         so_parser *parser
         so_track *track
         int64_t last_ts, next_timer
+        so_mem mem
     so_pipeline *so_pipeline_new(const so_pipeline_config *cfg)
     void so_pipeline_free(so_pipeline *p)
     void so_pipeline_frame(so_pipeline *p, int64_t ts_ns, uint32_t linktype, const uint8_t *data,
@@ -75,6 +77,7 @@ cdef class PipelineCore:
                 cfg.sip_ports[port >> 3] |= <uint8_t>(1 << (port & 7))
         cfg.all_ports = config.all_ports
         track_config(&cfg.track, config.tracker, want_records)
+        cfg.memory_limit = config.memory_limit
         self.p = so_pipeline_new(&cfg)
         if self.p == NULL:
             raise MemoryError()
@@ -174,6 +177,10 @@ cdef class PipelineCore:
             "table.fragments": so_net_fragment_sets(self.p.net),
             "table.tcp_flows": so_net_tcp_flows(self.p.net),
         }
+
+    def memory(self):
+        """The memory budget: bytes charged per table (so_mem), and ``limit``."""
+        return mem_dict(&self.p.mem)
 
 
 cdef void _to_pipeline(void *ctx, int64_t ts, const uint8_t *data, size_t len, uint32_t ifindex,

@@ -271,6 +271,7 @@ def _run(settings: AgentConfig, stop: _Stop) -> int:
                 sip_ports=settings.ports(),
                 all_ports=settings.all_ports,
                 correlation_header=settings.correlation_header,
+                memory_limit=settings.memory_limit,
             )
         )
     except ValueError as exc:  # a correlation header SIP itself defines

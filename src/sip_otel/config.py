@@ -31,6 +31,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .reload import ConfigFileError, read_config_file
 from .runconfig import CONFIG_ENV, LOG_LEVELS, AgentConfig
+from .sizes import parse_memory_limit
 from .telemetry.otlp import check_otlp_endpoint
 from .telemetry.webconfig import WebConfigError, load_web_config
 
@@ -129,6 +130,8 @@ class Settings(BaseSettings):
     span_uris: bool = False  # From/To URIs on spans (RFC 6076 §7 privacy: off by default)
     span_addresses: bool = True  # endpoint IP addresses/ports on spans (personal data)
     span_queue: int = Field(default=2048, ge=1, le=1_000_000)  # spans waiting for export
+    # one byte budget over every table of the pipeline (docs/reliability.md, "Memory budget")
+    memory_limit: int = 256 * 1024 * 1024
     # trace IDs from Session-ID / correlation header / Call-ID (telemetry/tracectx.py) or random
     trace_ids: Literal["derived", "random"] = "derived"
     correlation_header: str | None = None  # e.g. X-CID: links the legs a B2BUA bridges
@@ -205,6 +208,13 @@ class Settings(BaseSettings):
             raise ValueError(str(exc)) from None
         return v
 
+    @field_validator("memory_limit", mode="before")
+    @classmethod
+    def _memory_limit(cls, v: Any) -> Any:
+        if isinstance(v, (str, int)) and not isinstance(v, bool):
+            return parse_memory_limit(v)
+        return v
+
     @field_validator("otlp_endpoint")
     @classmethod
     def _endpoint(cls, v: str | None) -> str | None:
@@ -251,6 +261,7 @@ class Settings(BaseSettings):
             span_uris=self.span_uris,
             span_addresses=self.span_addresses,
             span_queue=self.span_queue,
+            memory_limit=self.memory_limit,
             trace_ids=self.trace_ids,
             correlation_header=self.correlation_header,
             object_file_path=self.object_file_path,

@@ -51,6 +51,7 @@ class AgentConfig:
     span_uris: bool
     span_addresses: bool
     span_queue: int
+    memory_limit: int  # bytes (Settings.memory_limit)
     trace_ids: str
     correlation_header: str | None
     object_file_path: str | None

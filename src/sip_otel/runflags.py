@@ -32,6 +32,10 @@ _FLAGS: tuple[tuple[str, str], ...] = (
     ("tick_ms", "timer tick period in ms [SIP_EXPORTER_TICK_MS, 100]"),
     ("span_queue", "finished spans waiting for export, bounded [SIP_EXPORTER_SPAN_QUEUE, 2048]"),
     (
+        "memory_limit",
+        "byte budget of all tables, e.g. 256MiB, 1GiB [SIP_EXPORTER_MEMORY_LIMIT, 256MiB]",
+    ),
+    (
         "trace_ids",
         "derived (Session-ID, correlation header, Call-ID) | random "
         "[SIP_EXPORTER_TRACE_IDS, derived]",

@@ -7,7 +7,8 @@ An input is a small program (all integers little-endian)::
                          bit 1: all ports are SIP ports
                          bits 2-3: limits profile (PROFILES: tiny tables, small tables,
                                    extreme times, tiny net tables with a 401/407 retry
-                                   counted as a new attempt)
+                                   counted as a new attempt; MEMORY_LIMITS: 6 KiB, 48 KiB,
+                                   none, the default)
                          bit 4: records wanted (the span path: records become Python objects)
                          bit 5: the rest is an eBPF ring (live path, so_ring.c): i64 realtime
                                 offset, then the data area (records as the kernel writes
@@ -123,6 +124,9 @@ _EXTREME_TRACK = TrackerConfig(
     invite_proceeding_timeout_ns=INT64_MAX,
     register_expires_default_s=INT64_MAX // S,
 )
+# The memory budget of each profile: tiny ones so that a few messages pass them and every
+# ``.memory`` eviction path runs (docs/reliability.md); none; the default.
+MEMORY_LIMITS = (6 * 1024, 48 * 1024, 0, 256 * 1024 * 1024)
 PROFILES = (
     (_TINY_NET, _TINY_TRACK),
     (_SMALL_NET, _SMALL_TRACK),
@@ -155,8 +159,14 @@ class Totals:
 
 
 def _config(flags: int) -> PipelineConfig:
-    net, track = PROFILES[(flags >> 2) & 3]
-    return PipelineConfig(all_ports=bool(flags & FLAG_ALL_PORTS), net_limits=net, tracker=track)
+    profile = (flags >> 2) & 3
+    net, track = PROFILES[profile]
+    return PipelineConfig(
+        all_ports=bool(flags & FLAG_ALL_PORTS),
+        net_limits=net,
+        tracker=track,
+        memory_limit=MEMORY_LIMITS[profile],
+    )
 
 
 def _run_records(pipe: Pipeline, data: bytes, totals: Totals) -> None:

@@ -115,6 +115,7 @@ def test_replay_prometheus_golden(tmp_path: Path) -> None:
             ("sip_rfc6076_ira", E): 0,
             ("sip_otel_frames_total", E): 9,
             ("sip_otel_build_info", lab(version="0.1.0", capture="file")): 1,
+            ("sip_otel_memory_limit_bytes", E): 256 * 1024 * 1024,  # the default budget
         }
     )
     expect_hist(exp, "sip_rfc6076_srd_seconds", DELAY_BUCKETS_S, [0.3], result="success")
@@ -135,6 +136,7 @@ def test_replay_prometheus_golden(tmp_path: Path) -> None:
         if k[0]
         in (
             "sip_otel_table_entries",
+            "sip_otel_memory_bytes",
             "sip_exporter_active_registrations",
             "sip_early_dialogs",
             "sip_transactions",

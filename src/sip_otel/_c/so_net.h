@@ -36,6 +36,7 @@ typedef struct so_net_limits {
     uint64_t max_tcp_ooo_bytes_total;       /* 64 MiB */
     uint32_t max_sip_message_bytes;         /* 128 KiB on a stream */
     uint32_t max_tunnel_depth;              /* 4 */
+    uint64_t memory_limit; /* bytes over all tables (so_mem) when net owns its budget; 0: none */
 } so_net_limits;
 
 void so_net_limits_default(so_net_limits *limits);
@@ -53,6 +54,7 @@ typedef struct so_net_config {
     void *ctx;
     uint64_t *reasons;   /* [SO_N_REASONS], owned by the caller */
     uint64_t *evictions; /* [SO_N_EVICTIONS], owned by the caller */
+    so_mem *mem;         /* the shared memory budget (NULL: net keeps its own, limits.memory_limit) */
 } so_net_config;
 
 typedef struct so_net so_net;
@@ -65,6 +67,10 @@ size_t so_net_fragment_sets(const so_net *net);
 size_t so_net_tcp_flows(const so_net *net);
 uint64_t so_net_tcp_held_bytes(const so_net *net);  /* out-of-order bytes held, all flows */
 uint64_t so_net_fragment_memory(const so_net *net); /* fragment bytes held, all sets */
+const so_mem *so_net_mem(const so_net *net);        /* the budget net charges */
+/* Sizes the budget charges per entry (for tests): 0 a flow entry (with its framer state),
+ * 1 a fragment set, 2 one slot of a set's piece array. */
+size_t so_net_entry_size(const so_net *net, int which);
 
 /* ---- capture files -------------------------------------------------------------------------- */
 

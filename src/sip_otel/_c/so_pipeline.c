@@ -30,6 +30,7 @@ so_pipeline *so_pipeline_new(const so_pipeline_config *cfg) {
     if (!p)
         return NULL;
     so_stats_init(&p->stats, cfg->track.seed);
+    so_mem_init(&p->mem, cfg->memory_limit);
     so_net_config nc;
     memset(&nc, 0, sizeof(nc));
     nc.limits = cfg->limits;
@@ -42,9 +43,12 @@ so_pipeline *so_pipeline_new(const so_pipeline_config *cfg) {
     nc.ctx = p;
     nc.reasons = p->reasons;
     nc.evictions = p->evictions;
+    nc.mem = &p->mem;
+    so_track_config tc = cfg->track;
+    tc.mem = &p->mem;
     p->net = so_net_new(&nc);
     p->parser = so_parser_new();
-    p->track = so_track_new(&cfg->track, p->reasons, p->evictions);
+    p->track = so_track_new(&tc, p->reasons, p->evictions);
     if (!p->net || !p->parser || !p->track) {
         so_pipeline_free(p);
         return NULL;
@@ -68,8 +72,16 @@ static void run_timers(so_pipeline *p, int64_t now) {
     fold(p);
 }
 
+/* The budget is enforced when the outermost call returns (so_mem_leave): no table entry is in
+ * use then. Evictions may end attempts and dialogs: their events are folded at once. */
+static void leave(so_pipeline *p) {
+    so_mem_leave(&p->mem);
+    fold(p);
+}
+
 void so_pipeline_frame(so_pipeline *p, int64_t ts, uint32_t linktype, const uint8_t *data,
                        size_t len) {
+    so_mem_enter(&p->mem);
     p->stats.frames++;
     p->stats.bytes += len;
     if (ts > p->last_ts) {
@@ -81,6 +93,7 @@ void so_pipeline_frame(so_pipeline *p, int64_t ts, uint32_t linktype, const uint
         }
     }
     so_net_feed(p->net, ts, linktype, data, len);
+    leave(p);
 }
 
 static void on_frame(void *ctx, int64_t ts, uint32_t linktype, const uint8_t *data, size_t len,
@@ -93,14 +106,18 @@ so_pcap_status so_pipeline_pcap(so_pipeline *p, so_pcap *pc, size_t max_frames) 
 }
 
 void so_pipeline_timer(so_pipeline *p, int64_t now) {
+    so_mem_enter(&p->mem);
     if (now > p->last_ts)
         p->last_ts = now;
     run_timers(p, now);
     p->next_timer = so_sat_add(now, SO_TIMER_TICK_NS);
+    leave(p);
 }
 
 void so_pipeline_finish(so_pipeline *p, int64_t now) {
+    so_mem_enter(&p->mem);
     run_timers(p, now);
     so_track_finish(p->track, now);
     fold(p);
+    leave(p);
 }

@@ -25,6 +25,7 @@ typedef struct so_pipeline_config {
     uint8_t sip_ports[8192]; /* bitmap */
     bool all_ports;
     so_track_config track;
+    uint64_t memory_limit; /* one budget over every table (so_mem, so_common.h); 0: none */
 } so_pipeline_config;
 
 typedef struct so_pipeline {
@@ -35,6 +36,7 @@ typedef struct so_pipeline {
     so_parser *parser;
     so_track *track;
     int64_t last_ts, next_timer;
+    so_mem mem; /* shared by net and track */
 } so_pipeline;
 
 so_pipeline *so_pipeline_new(const so_pipeline_config *cfg); /* NULL: no memory */

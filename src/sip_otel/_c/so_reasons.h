@@ -111,11 +111,18 @@
     X(FRAGMENTS_TIMEOUT, "fragments.timeout")                                                  \
     X(TCP_FLOWS_FULL, "tcp_flows.full")                                                        \
     X(TCP_FLOWS_TIMEOUT, "tcp_flows.timeout")                                                  \
+    X(TCP_FLOWS_MEMORY, "tcp_flows.memory")                                                    \
     X(TRANSACTIONS_FULL, "transactions.full")                                                  \
+    X(TRANSACTIONS_MEMORY, "transactions.memory")                                              \
     X(DIALOGS_FULL, "dialogs.full")                                                            \
+    X(DIALOGS_MEMORY, "dialogs.memory")                                                        \
     X(ATTEMPTS_FULL, "attempts.full")                                                          \
+    X(ATTEMPTS_MEMORY, "attempts.memory")                                                      \
     X(REGISTRATIONS_FULL, "registrations.full")                                                \
-    X(REGISTER_ATTEMPTS_FULL, "register_attempts.full")
+    X(REGISTRATIONS_MEMORY, "registrations.memory")                                            \
+    X(REGISTER_ATTEMPTS_FULL, "register_attempts.full")                                        \
+    X(REGISTER_ATTEMPTS_MEMORY, "register_attempts.memory")                                    \
+    X(RECORDS_MEMORY, "records.memory")
 
 #define SO_X_ENUM(id, slug) SO_R_##id,
 typedef enum so_reason { SO_REASON_LIST(SO_X_ENUM) SO_N_REASONS } so_reason;

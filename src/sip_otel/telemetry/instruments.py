@@ -216,9 +216,18 @@ _OWN_GAUGES = frozenset({"sessions", "registrations", "early_dialogs", "transact
 def _tables(s: Snapshot) -> Iterable[Point]:
     out = []
     for key, n in sorted(s.gauges.items()):
-        if key not in _OWN_GAUGES:
+        if key not in _OWN_GAUGES and not key.startswith("memory"):
             out.append((n, {"table": key.removeprefix("table.")}))
     return out
+
+
+def _memory(s: Snapshot) -> Iterable[Point]:
+    """Bytes charged to the memory budget per table (Pipeline.gauges() ``memory.<table>``)."""
+    return [
+        (n, {"table": key.removeprefix("memory.")})
+        for key, n in sorted(s.gauges.items())
+        if key.startswith("memory.")
+    ]
 
 
 def _gauge(key: str, default: int | None = 0) -> Callable[[Snapshot], Iterable[Point]]:
@@ -593,6 +602,22 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "Entries in each bounded table (decoder and tracker).",
             _tables,
             labels=("table",),
+        ),
+        InstrumentSpec(
+            "sip_otel_memory",
+            "gauge",
+            "By",
+            "Bytes each table keeps, charged to the one memory budget (docs/reliability.md).",
+            _memory,
+            labels=("table",),
+        ),
+        InstrumentSpec(
+            "sip_otel_memory_limit",
+            "gauge",
+            "By",
+            "The memory budget (--memory-limit): past it the oldest entries of the largest "
+            'table are evicted (sip_otel_evictions_total{reason="memory"}).',
+            _gauge("memory_limit", None),
         ),
         InstrumentSpec(
             "sip_otel_evictions",
