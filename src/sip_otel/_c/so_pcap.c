@@ -207,10 +207,14 @@ static so_pcap_status next_pcapng(so_pcap *pc, size_t max_frames, so_frame_fn on
             btype = rd32(pc, off);
         }
         uint64_t blen = rd32(pc, off + 4);
-        if (blen > size - off && blen % 4 == 0 && blen <= SO_PCAP_MAX_BLOCK && !pc->final)
+        /* A length over SO_PCAP_MAX_BLOCK is corruption whatever follows (no region that
+         * large is read); a shorter one past this region is judged once it is all there, so
+         * that the verdict does not depend on where a region ends. */
+        bool huge = blen > SO_PCAP_MAX_BLOCK;
+        if (blen > size - off && blen >= 12 && !huge && !pc->final)
             return need(pc, off, (size_t)blen);
         if (blen < 12 || blen % 4 || blen > size - off) {
-            bool cut = blen > size - off && blen >= 12;
+            bool cut = blen > size - off && blen >= 12 && !huge;
             fail(pc, cut ? SO_PCAP_E_BLOCK_CUT : SO_PCAP_E_BLOCK_CORRUPT, off, btype, blen);
             return SO_PCAP_ERROR;
         }
