@@ -449,3 +449,20 @@ def test_unreadable_file_as_another_user(tmp_path: Path) -> None:
         pytest.skip(f"the other user cannot run the replay here: {out.stderr[-200:]}")
     assert out.returncode == 1
     assert _one_error_line(out) == f"sip-otel: {p}: cannot open: Permission denied"
+
+
+def test_stdin_empty_or_closed_and_a_device() -> None:
+    cmd = [sys.executable, "-m", "sip_otel", "replay"]
+    out = subprocess.run(
+        [*cmd, "-"], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 1
+    assert _one_error_line(out) == "sip-otel: stdin: empty input, not a capture"
+    closed = subprocess.run(
+        ["sh", "-c", '"$@" <&-', "sh", *cmd, "-"], capture_output=True, text=True, timeout=120
+    )
+    assert closed.returncode == 1
+    assert _one_error_line(closed) == "sip-otel: stdin: standard input is closed"
+    out = replay("/dev/zero")  # endless, not a capture: refused after its first bytes
+    assert out.returncode == 1
+    assert _one_error_line(out) == "sip-otel: /dev/zero: not a pcap or pcapng file (magic 00000000)"

@@ -184,6 +184,8 @@ class PcapReader:
         if self.path == "stdin":
             self._fd = -1
             self._owns_fd = False
+            if sys.stdin is None:  # started with standard input closed
+                raise CaptureFileError("stdin: standard input is closed")
             stdin = sys.stdin.buffer
             read = getattr(stdin, "read1", stdin.read)
         else:
