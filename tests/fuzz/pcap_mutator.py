@@ -286,7 +286,8 @@ def run(n: int, seed: int, jobs: int, timeout: float, max_seed: int, keep: Path 
                 for line in proc.stderr.splitlines():
                     # the kind of message, without the file name and numbers
                     kind = line.split(": ", 2)[-1]
-                    kind = re.sub(r"magic [0-9a-f]*|0x[0-9a-f]+", lambda m: m[0][:6] + "X", kind)
+                    kind = re.sub(r"\(magic [0-9a-f]*\)", "(magic X)", kind)
+                    kind = re.sub(r"0x[0-9a-f]+", "0xX", kind)
                     result.stderr_lines[re.sub(r"\d+", "N", kind)[:56]] += 1
             if why is not None:
                 failure: dict[str, object] = {"file": str(path), "why": why, "mutations": ops}
