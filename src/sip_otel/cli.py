@@ -148,11 +148,14 @@ def _replay(args: argparse.Namespace) -> int:
                     now = time.perf_counter()
                     if now >= next_progress:
                         next_progress = now + 1.0
-                        pct = 100.0 * reader.progress / reader.size
+                        if reader.size:
+                            where = f"{100.0 * reader.progress / reader.size:5.1f}%"
+                        else:  # a stream or compressed: bytes of capture read
+                            where = f"{reader.progress / 1e6:,.1f} MB"
                         stats = pipeline.stats
                         rate = stats.messages / (now - started)
                         print(
-                            f"\rreplay: {pct:5.1f}%  {stats.frames:,} frames  "
+                            f"\rreplay: {where}  {stats.frames:,} frames  "
                             f"{stats.messages:,} SIP messages  {rate:,.0f} msg/s",
                             end="",
                             file=sys.stderr,
@@ -161,6 +164,12 @@ def _replay(args: argparse.Namespace) -> int:
         except CaptureFileError as e:
             error = str(e)
         pipeline.finish()
+        dropped = reader.timestamp_range
+        if dropped and not error:  # counted as pcap.timestamp_range in the summary too
+            error = (
+                f"{reader.path}: {dropped:,} packets dropped: their timestamps fall outside "
+                f"the 64-bit nanosecond range (pcap.timestamp_range)"
+            )
     elapsed = time.perf_counter() - started
     if show:
         print("", file=sys.stderr)

@@ -15,6 +15,9 @@ An input is a small program (all integers little-endian)::
                                 them), read from position 0 to its end
                          bit 6: the rest is TPACKET_V3 blocks (AF_PACKET path) of BLOCK bytes,
                                 each handed to the reader as TP_STATUS_USER
+                         bit 7: with bit 0, the capture is handed to the reader in regions of
+                                1 + len % 97 bytes (the first at least 24), as replay reads a
+                                file, a pipe or a gzip stream: every record boundary case
     records, until the input ends:
       tag       1 byte   op = tag & 3, linktype = LINKTYPES[(tag >> 2) & 7]
       op 0: frame   u16 delta (ms after the previous time), u16 length, the frame's bytes
@@ -67,6 +70,7 @@ FLAG_ALL_PORTS = 2
 FLAG_RECORDS = 16
 FLAG_RING = 32
 FLAG_TPACKET = 64
+FLAG_REGIONS = 128
 RING_PAGE = 4096
 TPACKET_BLOCK = 1024  # small blocks: a few packets each, many block boundaries
 
@@ -203,11 +207,21 @@ def _run_records(pipe: Pipeline, data: bytes, totals: Totals) -> None:
 
 
 def _run_capture(pipe: Pipeline, data: bytes) -> None:
-    # The replay path (PcapReader.feed): a capture file in memory, walked by the C reader.
-    cursor = PcapCursor(data[1:])
+    # The replay path (PcapReader.feed): a capture file walked by the C reader, whole or in
+    # regions (each its own bytes object: a read past a region's end hits a redzone).
+    body = data[1:]
+    step = 1 + len(body) % 97 if data[0] & FLAG_REGIONS else len(body)
+    end = min(len(body), max(step, 24))
+    cursor = PcapCursor(body[:end], end == len(body))
     try:
-        while pipe._core.feed_pcap(cursor, 64) == 0:
-            pass
+        while True:
+            state = pipe._core.feed_pcap(cursor, 64)
+            if state == 3:  # the next region, from the record that did not fit
+                start = cursor.offset
+                end = min(len(body), max(start + cursor.need, end + step))
+                cursor.refill(body[start:end], start, end == len(body))
+            elif state != 0:
+                break
     finally:
         cursor.release()
 

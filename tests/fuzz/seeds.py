@@ -31,6 +31,7 @@ from harness import (
     FLAG_ALL_PORTS,
     FLAG_CAPTURE,
     FLAG_RECORDS,
+    FLAG_REGIONS,
     encode_frames,
     encode_ring,
     encode_tpacket,
@@ -77,7 +78,8 @@ def _frames(path: Path) -> list[Frame]:
 
 
 def seeds_for(path: Path, max_len: int, per_capture: int, index: int) -> list[bytes]:
-    out = [bytes([FLAG_CAPTURE]) + path.read_bytes()[: max_len - 1]]
+    regions = FLAG_REGIONS if index & 1 else 0  # every other capture read in small regions
+    out = [bytes([FLAG_CAPTURE | regions]) + path.read_bytes()[: max_len - 1]]
     run: list[Frame] = []
     size = 0
     k = 0

@@ -102,7 +102,10 @@ static void on_frame(void *ctx, int64_t ts, uint32_t linktype, const uint8_t *da
 }
 
 so_pcap_status so_pipeline_pcap(so_pipeline *p, so_pcap *pc, size_t max_frames) {
-    return so_pcap_next(pc, max_frames, on_frame, p);
+    uint64_t dropped = pc->ts_range;
+    so_pcap_status st = so_pcap_next(pc, max_frames, on_frame, p);
+    p->reasons[SO_R_PCAP_TIMESTAMP_RANGE] += pc->ts_range - dropped;
+    return st;
 }
 
 void so_pipeline_timer(so_pipeline *p, int64_t now) {

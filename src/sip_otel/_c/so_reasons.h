@@ -98,6 +98,8 @@
     X(DIALOGS_ORPHAN_BYE, "dialogs.orphan_bye")                                                \
     X(DIALOGS_ORPHAN_CANCEL, "dialogs.orphan_cancel")                                          \
     X(DIALOGS_ORPHAN_REINVITE, "dialogs.orphan_reinvite")                                      \
+    /* capture files */                                                                        \
+    X(PCAP_TIMESTAMP_RANGE, "pcap.timestamp_range")                                            \
     /* bugs: must stay 0 */                                                                    \
     X(INTERNAL_TRANSACTION_TRANSITION, "internal.transaction_transition")                      \
     X(INTERNAL_ATTEMPT_TRANSITION, "internal.attempt_transition")                              \
