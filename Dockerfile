@@ -36,7 +36,7 @@ COPY bpf ./bpf
 RUN python3 -m venv /opt/venv \
  && /opt/venv/bin/pip install --no-cache-dir --upgrade pip \
  && /opt/venv/bin/pip wheel --no-cache-dir --no-deps -w /wheels . \
- && /opt/venv/bin/pip install --no-cache-dir /wheels/*.whl
+ && /opt/venv/bin/pip install --no-cache-dir "$(ls /wheels/*.whl)[web]"
 
 FROM debian:12-slim
 ENV DEBIAN_FRONTEND=noninteractive
@@ -52,6 +52,6 @@ COPY LICENSE /usr/share/doc/sip-otel/LICENSE
 ENV SIP_EXPORTER_HTTP_PORT=2112 SIP_OTEL_BPF_DIR=/opt/venv/share/sip-otel/bpf
 EXPOSE 2112
 HEALTHCHECK --interval=15s --timeout=3s --start-period=60s \
-    CMD ["/opt/venv/bin/python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health' % os.environ.get('SIP_EXPORTER_HTTP_PORT', '2112'), timeout=2)"]
+    CMD ["/opt/venv/bin/python", "-c", "import os, ssl, urllib.request as u; tls = bool(os.environ.get('SIP_EXPORTER_WEB_CONFIG_FILE')); u.urlopen('%s://127.0.0.1:%s/health' % ('https' if tls else 'http', os.environ.get('SIP_EXPORTER_HTTP_PORT', '2112')), timeout=2, context=ssl._create_unverified_context() if tls else None)"]
 ENTRYPOINT ["/opt/venv/bin/sip-otel"]
 CMD ["run"]

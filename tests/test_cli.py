@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from conftest import REPO
 from netbuild import DST4, SRC4, eth_udp4, ethernet, ipv4, tcp, udp
 from sip_otel.capture.pcapfile import PcapWriter
@@ -256,6 +258,26 @@ def test_span_uris_flag_and_deprecated_alias() -> None:
     assert run.span_uris is True
 
 
+def test_span_addresses_switch_both_ways(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On by default; ``--no-span-addresses`` or the variable set to false turns it off, for
+    ``run`` (through the settings) and ``replay`` (its flag) alike."""
+    from sip_otel.cli import _build_parser
+    from sip_otel.config import load_settings
+
+    parser = _build_parser()
+    assert parser.parse_args(["replay", "x.pcap"]).span_addresses is True
+    assert parser.parse_args(["replay", "x.pcap", "--no-span-addresses"]).span_addresses is False
+    assert parser.parse_args(["run"]).span_addresses is None  # not given: the variable decides
+    assert parser.parse_args(["run", "--no-span-addresses"]).span_addresses is False
+    assert parser.parse_args(["run", "--span-addresses"]).span_addresses is True
+    monkeypatch.delenv("SIP_EXPORTER_SPAN_ADDRESSES", raising=False)
+    assert load_settings().agent_config().span_addresses is True
+    assert load_settings(span_addresses=False).agent_config().span_addresses is False
+    monkeypatch.setenv("SIP_EXPORTER_SPAN_ADDRESSES", "false")
+    assert load_settings().agent_config().span_addresses is False
+    assert load_settings(span_addresses=True).agent_config().span_addresses is True
+
+
 def test_deprecated_flag_says_so(tmp_path: Path) -> None:
     cap = str(call_capture(tmp_path))
     out = replay(cap, "--format", "json", "--include-uris")
@@ -268,3 +290,201 @@ def test_bad_otlp_endpoint_is_one_line(tmp_path: Path) -> None:
     out = replay(str(call_capture(tmp_path)), "--otlp", "--otlp-endpoint", "http//collector:4317")
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert "invalid OTLP endpoint 'http//collector:4317'" in out.stderr
+
+
+# -- capture files that must never crash (issue 11, row 6): one line, exit 1, no traceback -------
+
+
+def _one_error_line(out: subprocess.CompletedProcess[str]) -> str:
+    lines = out.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("sip-otel: "), out.stderr
+    assert "Traceback" not in out.stderr
+    return lines[0]
+
+
+_SHRINK_DRIVER = """
+import os, sys
+from sip_otel import cli, pipeline
+from sip_otel.capture import pcapfile
+path, cut = sys.argv[1], int(sys.argv[2])
+cli.REPLAY_CHUNK = 50  # frames per call into the core
+pcapfile.CHUNK = 4096  # bytes per region read
+feed = pipeline.Pipeline.feed_capture
+calls = []
+def feed_then_truncate(self, reader, n):
+    more = feed(self, reader, n)
+    calls.append(n)
+    if len(calls) == 1:
+        os.truncate(path, cut)  # as another process would, while the replay runs
+    return more
+pipeline.Pipeline.feed_capture = feed_then_truncate
+sys.exit(cli.main(["replay", path, "--format", "json"]))
+"""
+
+
+def test_file_shrinking_during_replay(tmp_path: Path) -> None:
+    # Exactly what `sip-otel replay` does, with the file truncated by another writer after the
+    # first 50 frames. A mapped file would die of SIGBUS (exit 135) here.
+    path = write(tmp_path / "big.pcap", [(T0 + i, b"\x00" * 184) for i in range(2000)])
+    assert path.stat().st_size == 24 + 2000 * 200
+    out = subprocess.run(
+        [sys.executable, "-c", _SHRINK_DRIVER, str(path), "200001"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
+    assert out.returncode == 1, (out.returncode, out.stderr)
+    assert _one_error_line(out) == (
+        f"sip-otel: {path}: file shrank/truncated during replay at byte 200001 "
+        f"(it had 400024 bytes when opened)"
+    )
+    assert json.loads(out.stdout)["frames"] == 999  # records ending by byte 200,001
+
+
+def test_short_pcapng_packet_block_at_the_end(tmp_path: Path) -> None:
+    import struct
+
+    def block(btype: int, body: bytes) -> bytes:
+        return struct.pack("<II", btype, 12 + len(body)) + body + struct.pack("<I", 12 + len(body))
+
+    shb = block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
+    idb = block(1, struct.pack("<HHI", 1, 0, 0))
+    p = tmp_path / "short.pcapng"
+    p.write_bytes(shb + idb + struct.pack("<III", 6, 12, 12))
+    out = replay(str(p), "--format", "json")
+    assert out.returncode == 1
+    assert _one_error_line(out) == (
+        f"sip-otel: {p}: corrupt packet block at offset 48: block length 12 is shorter than "
+        "the 32 bytes of its fixed fields (type 0x6)"
+    )
+    assert json.loads(out.stdout)["frames"] == 0  # the summary of what was read comes first
+
+
+def test_timestamps_beyond_int64_ns_are_counted_and_said(tmp_path: Path) -> None:
+    import struct
+
+    def block(btype: int, body: bytes) -> bytes:
+        return struct.pack("<II", btype, 12 + len(body)) + body + struct.pack("<I", 12 + len(body))
+
+    inv = eth_udp4(msg("INVITE sip:bob@example.com SIP/2.0", "1 INVITE", "z9hG4bK1"), 40000, 5060)
+    shb = block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
+    # if_tsresol 10^0 s: 2^63 s does not fit; 1,700,000,000 s does
+    idb = block(1, struct.pack("<HHIHHB3xHH", 1, 0, 0, 9, 1, 0, 0, 0))
+    epbs = b""
+    for ts in (1 << 63, 1_700_000_000, 1 << 62):
+        body = struct.pack("<IIIII", 0, ts >> 32, ts & 0xFFFFFFFF, len(inv), len(inv)) + inv
+        body += b"\0" * (-len(body) % 4)
+        epbs += block(6, body)
+    p = tmp_path / "ts.pcapng"
+    p.write_bytes(shb + idb + epbs)
+    out = replay(str(p), "--format", "json")
+    assert out.returncode == 1
+    assert _one_error_line(out) == (
+        f"sip-otel: {p}: 2 packets dropped: their timestamps fall outside the 64-bit "
+        "nanosecond range (pcap.timestamp_range)"
+    )
+    got = json.loads(out.stdout)
+    assert got["frames"] == 1 and got["messages"] == 1
+    assert got["errors"]["pcap.timestamp_range"] == 2
+
+
+def test_named_pipe_with_a_writer_and_without_data(tmp_path: Path) -> None:
+    import os
+    import threading
+
+    cap = call_capture(tmp_path)
+    want = json.loads(replay(str(cap), "--format", "json").stdout)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    data = cap.read_bytes()
+
+    def writer(payload: bytes) -> None:
+        with open(fifo, "wb", buffering=0) as fh:
+            for i in range(0, len(payload), 100):
+                fh.write(payload[i : i + 100])
+
+    t = threading.Thread(target=writer, args=(data,))
+    t.start()
+    out = replay(str(fifo), "--format", "json")
+    t.join(10)
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout)
+    assert got["frames"] == want["frames"] == 7 and got["messages"] == want["messages"]
+    t = threading.Thread(target=writer, args=(b"",))  # opens and closes: empty input
+    t.start()
+    out = replay(str(fifo), "--format", "json")
+    t.join(10)
+    assert out.returncode == 1
+    assert _one_error_line(out) == f"sip-otel: {fifo}: empty input, not a capture"
+
+
+def test_bad_inputs_are_one_line_and_exit_1(tmp_path: Path) -> None:
+    import gzip
+
+    good = call_capture(tmp_path).read_bytes()
+    packed = gzip.compress(good)
+    cases = {
+        "empty.pcap": (b"", "empty file, not a capture"),
+        "header.pcap": (good[:20], "truncated pcap file header (20 of 24 bytes)"),
+        "text.pcap": (b"hello", "not a pcap or pcapng file (magic 68656c6c)"),
+        "corrupt.pcap.gz": (
+            packed[:30] + bytes(b ^ 0xFF for b in packed[30:60]) + packed[60:],
+            "compressed data corrupt",
+        ),
+        "cut.pcap.gz": (packed[:40], "compressed data cut short"),
+        "magic.gz": (packed[:2], "compressed data cut short"),
+    }
+    for name, (data, text) in cases.items():
+        p = tmp_path / name
+        p.write_bytes(data)
+        out = replay(str(p))
+        assert out.returncode == 1, name
+        assert _one_error_line(out).startswith(f"sip-otel: {p}: {text}"), (name, out.stderr)
+    out = replay(str(tmp_path))
+    assert out.returncode == 1
+    assert _one_error_line(out) == f"sip-otel: {tmp_path}: not a regular file (a directory)"
+
+
+def test_unreadable_file_as_another_user(tmp_path: Path) -> None:
+    import os
+    import shutil
+
+    import pytest
+
+    setpriv = shutil.which("setpriv")
+    if os.geteuid() != 0 or setpriv is None:
+        pytest.skip("needs root and setpriv to run the replay as another user")
+    p = tmp_path / "secret.pcap"
+    p.write_bytes(call_capture(tmp_path).read_bytes())
+    p.chmod(0o600)
+    tmp_path.chmod(0o755)
+    user = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"]
+    out = subprocess.run(
+        [*user, sys.executable, "-m", "sip_otel", "replay", str(p)],
+        capture_output=True,
+        text=True,
+        cwd="/",
+        timeout=120,
+    )
+    if "Permission denied" not in out.stderr:
+        pytest.skip(f"the other user cannot run the replay here: {out.stderr[-200:]}")
+    assert out.returncode == 1
+    assert _one_error_line(out) == f"sip-otel: {p}: cannot open: Permission denied"
+
+
+def test_stdin_empty_or_closed_and_a_device() -> None:
+    cmd = [sys.executable, "-m", "sip_otel", "replay"]
+    out = subprocess.run(
+        [*cmd, "-"], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 1
+    assert _one_error_line(out) == "sip-otel: stdin: empty input, not a capture"
+    closed = subprocess.run(
+        ["sh", "-c", '"$@" <&-', "sh", *cmd, "-"], capture_output=True, text=True, timeout=120
+    )
+    assert closed.returncode == 1
+    assert _one_error_line(closed) == "sip-otel: stdin: standard input is closed"
+    out = replay("/dev/zero")  # endless, not a capture: refused after its first bytes
+    assert out.returncode == 1
+    assert _one_error_line(out) == "sip-otel: /dev/zero: not a pcap or pcapng file (magic 00000000)"

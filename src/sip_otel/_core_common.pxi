@@ -8,6 +8,21 @@ cdef extern from "so_common.h":
     ctypedef struct so_slice:
         const uint8_t *p
         uint32_t n
+    enum:
+        SO_MEM_N
+    ctypedef struct so_mem:
+        uint64_t limit
+        int64_t used[1]  # [SO_MEM_N]
+    const char * const so_mem_table_names[]
+    void so_mem_init(so_mem *m, uint64_t limit)
+
+
+cdef dict mem_dict(const so_mem *m):
+    """The budget's use per table (bytes) and its limit, under the table names of so_mem."""
+    cdef int i
+    out = {so_mem_table_names[i].decode(): m.used[i] for i in range(SO_MEM_N)}
+    out["limit"] = m.limit
+    return out
 
 cdef extern from "so_reasons.h":
     enum:

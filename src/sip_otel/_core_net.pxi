@@ -54,6 +54,7 @@ cdef extern from "so_net.h":
         uint64_t max_tcp_ooo_bytes_total
         uint32_t max_sip_message_bytes
         uint32_t max_tunnel_depth
+        uint64_t memory_limit
     void so_net_limits_default(so_net_limits *limits)
 
     ctypedef void (*so_payload_fn)(void *ctx, const so_payload *payload) noexcept
@@ -78,11 +79,14 @@ cdef extern from "so_net.h":
     size_t so_net_tcp_flows(const so_net *net)
     uint64_t so_net_tcp_held_bytes(const so_net *net)
     uint64_t so_net_fragment_memory(const so_net *net)
+    const so_mem *so_net_mem(const so_net *net)
+    size_t so_net_entry_size(const so_net *net, int which)
 
     ctypedef enum so_pcap_status:
         SO_PCAP_MORE
         SO_PCAP_END
         SO_PCAP_ERROR
+        SO_PCAP_NEED
     enum:
         SO_PCAP_E_NONE
         SO_PCAP_E_MAGIC
@@ -98,10 +102,15 @@ cdef extern from "so_net.h":
         SO_PCAP_E_SPB
         SO_PCAP_E_PB
         SO_PCAP_E_NO_MEMORY
+        SO_PCAP_E_SHORT_PACKET
     ctypedef struct so_pcap:
         const uint8_t *buf
         size_t size
         size_t off
+        uint64_t base
+        int final
+        size_t need
+        uint64_t ts_range
         int pcapng
         int err_kind
         size_t err_off
@@ -109,6 +118,7 @@ cdef extern from "so_net.h":
     ctypedef void (*so_frame_fn)(void *ctx, int64_t ts_ns, uint32_t linktype, const uint8_t *data,
                                  size_t len, uint32_t ifindex) noexcept
     int so_pcap_open(so_pcap *pc, const uint8_t *buf, size_t size)
+    void so_pcap_refill(so_pcap *pc, const uint8_t *buf, size_t size, uint64_t base, int final)
     so_pcap_status so_pcap_next(so_pcap *pc, size_t max_frames, so_frame_fn on_frame, void *ctx)
     void so_pcap_close(so_pcap *pc)
 
@@ -132,7 +142,7 @@ cdef extern from "so_net_int.h":
         uint64_t *reasons
         uint64_t *evictions
     void so_frag_init(so_frag_table *t, const so_net_limits *limits, net_h128 seed,
-                      uint64_t *reasons, uint64_t *evictions)
+                      uint64_t *reasons, uint64_t *evictions, so_mem *mem)
     void so_frag_free(so_frag_table *t)
     int so_frag_add(so_frag_table *t, const so_frag_key *key, int64_t ts_ns, uint32_t offset,
                     bint more, const uint8_t *p, size_t n, int proto, uint8_t **out,
@@ -211,6 +221,8 @@ cdef void _limits_from(so_net_limits *l, dict limits) except *:
             l.max_sip_message_bytes = <uint32_t>_clamp(v, 0xFFFFFFFF)
         elif name == "max_tunnel_depth":
             l.max_tunnel_depth = <uint32_t>_clamp(v, 0xFFFFFFFF)
+        elif name == "memory_limit":
+            l.memory_limit = _clamp(v, 0xFFFFFFFFFFFFFFFF)
         else:
             raise TypeError(f"unknown net limit {name!r}")
 
@@ -311,6 +323,15 @@ cdef class NetDecoder:
     def fragment_memory(self):
         return so_net_fragment_memory(self.net)
 
+    def memory(self):
+        """The memory budget: bytes charged per table, and ``limit``."""
+        return mem_dict(so_net_mem(self.net))
+
+    def entry_sizes(self):
+        """Bytes the budget charges per flow entry, fragment set and piece slot (tests)."""
+        return {"flow": so_net_entry_size(self.net, 0), "fragment_set": so_net_entry_size(self.net, 1),
+                "piece": so_net_entry_size(self.net, 2)}
+
 
 def link_decode(uint32_t linktype, const uint8_t[::1] data):
     """The link layer alone: (ethertype, offset, end) of the IP packet inside, or DecodeError."""
@@ -328,6 +349,7 @@ cdef class FragmentReassembler:
 
     cdef so_frag_table table
     cdef so_net_limits limits
+    cdef so_mem mem  # charged, never enforced (the table alone has no outer call)
     cdef uint64_t *reasons
     cdef uint64_t *evictions
     cdef dict _reasons_into
@@ -335,9 +357,10 @@ cdef class FragmentReassembler:
 
     def __cinit__(self, dict reasons, dict evictions, dict limits):
         so_net_limits_default(&self.limits)
-        so_frag_init(&self.table, &self.limits, _random_seed(), NULL, NULL)
+        so_mem_init(&self.mem, 0)
+        so_frag_init(&self.table, &self.limits, _random_seed(), NULL, NULL, &self.mem)
         _limits_from(&self.limits, limits)
-        so_frag_init(&self.table, &self.limits, _random_seed(), NULL, NULL)
+        so_frag_init(&self.table, &self.limits, _random_seed(), NULL, NULL, &self.mem)
         self.reasons = <uint64_t *>calloc(SO_N_REASONS, sizeof(uint64_t))
         self.evictions = <uint64_t *>calloc(SO_N_EVICTIONS, sizeof(uint64_t))
         if self.reasons is NULL or self.evictions is NULL:
@@ -539,7 +562,11 @@ cdef void _cursor_frame(void *ctx, int64_t ts_ns, uint32_t linktype, const uint8
 cdef class PcapCursor:
     """Record iteration of a classic pcap or pcapng file held in memory (so_pcap). ``pc`` is
     public at C level for the pipeline part of the binding (so_pcap_next with its own frame
-    callback); ``buffer`` owns the bytes and must stay open until release()."""
+    callback); ``buffer`` owns the bytes and must stay open until release() or refill().
+
+    ``buffer`` is the whole file, or with ``final`` false its first region: state 3 (need)
+    then asks for the next one (:meth:`refill`) with the bytes from ``region_offset`` on and
+    at least ``need`` bytes in all."""
 
     cdef so_pcap pc
     cdef const uint8_t[::1] view
@@ -548,11 +575,19 @@ cdef class PcapCursor:
     cdef list _out
     cdef object _exc
 
-    def __cinit__(self, buffer):
+    def __cinit__(self, buffer, bint final=True):
         self.view = buffer
         self.open_error = so_pcap_open(&self.pc, _buf_ptr(self.view), self.view.shape[0])
+        self.pc.final = final
         self.status = SO_PCAP_ERROR if self.open_error else SO_PCAP_MORE
         self._out = []
+
+    def refill(self, buffer, uint64_t base, bint final):
+        """The next region of the file, starting at file offset ``base``."""
+        self.view = buffer
+        so_pcap_refill(&self.pc, _buf_ptr(self.view), self.view.shape[0], base, final)
+        if self.status == SO_PCAP_NEED:
+            self.status = SO_PCAP_MORE
 
     def __dealloc__(self):
         so_pcap_close(&self.pc)
@@ -567,7 +602,8 @@ cdef class PcapCursor:
         self.status = SO_PCAP_END
 
     def next_batch(self, size_t max_frames):
-        """Up to max_frames frames (list[Frame]); then ``status`` tells MORE, END or ERROR."""
+        """Up to max_frames frames (list[Frame]); then ``status`` tells MORE, END, ERROR or
+        NEED."""
         if self.status != SO_PCAP_MORE:
             return []
         self.status = so_pcap_next(&self.pc, max_frames, _cursor_frame, <void *>self)
@@ -581,12 +617,29 @@ cdef class PcapCursor:
 
     @property
     def state(self):
-        """0: more frames may follow, 1: end of file, 2: error (error_message tells)."""
+        """0: more frames may follow, 1: end of file, 2: error (error_message tells), 3: the
+        next region is needed (refill)."""
         return <int>self.status
 
     @property
     def offset(self):
+        """File offset of the next record."""
+        return self.pc.base + self.pc.off
+
+    @property
+    def region_offset(self):
+        """Offset of the next record in the current region."""
         return self.pc.off
+
+    @property
+    def need(self):
+        """State 3: the bytes from region_offset the next record needs at least."""
+        return self.pc.need
+
+    @property
+    def timestamp_range(self):
+        """Frames dropped so far: time outside 0..INT64_MAX ns (pcap.timestamp_range)."""
+        return self.pc.ts_range
 
     @property
     def pcapng(self):
@@ -600,7 +653,7 @@ cdef class PcapCursor:
         if kind == SO_PCAP_E_RECORD_HEADER or kind == SO_PCAP_E_RECORD_LENGTH:
             return self.pc.err_off
         if kind == SO_PCAP_E_RECORD_DATA:
-            return self.pc.size
+            return self.pc.base + self.pc.size
         return None
 
     cdef str error_message(self, str path):
@@ -637,6 +690,9 @@ cdef class PcapCursor:
             return f"{path}: packet block before any interface at {off}"
         if kind == SO_PCAP_E_PB:
             return f"{path}: corrupt packet block at offset {off}"
+        if kind == SO_PCAP_E_SHORT_PACKET:
+            return (f"{path}: corrupt packet block at offset {off}: block length {b} is shorter "
+                    f"than the 32 bytes of its fixed fields (type {a:#x})")
         if kind == SO_PCAP_E_NO_MEMORY:
             return f"{path}: out of memory reading the interfaces at offset {off}"
         return f"{path}: unreadable capture file"

@@ -12,6 +12,7 @@ cdef extern from "so_pipeline.h":
         so_track_config track
         bint media
         so_media_limits media_limits
+        uint64_t memory_limit
     ctypedef struct so_pipeline:
         uint64_t reasons[SO_N_REASONS]
         uint64_t evictions[SO_N_EVICTIONS]
@@ -21,6 +22,7 @@ cdef extern from "so_pipeline.h":
         so_track *track
         so_media *media
         int64_t last_ts, next_timer
+        so_mem mem
     so_pipeline *so_pipeline_new(const so_pipeline_config *cfg)
     void so_pipeline_free(so_pipeline *p)
     void so_pipeline_frame(so_pipeline *p, int64_t ts_ns, uint32_t linktype, const uint8_t *data,
@@ -82,6 +84,7 @@ cdef class PipelineCore:
         so_media_limits_default(&cfg.media_limits)
         cfg.media_limits.max_endpoints = getattr(config, "media_max_endpoints", 4096)
         cfg.media_limits.max_streams = getattr(config, "media_max_streams", 4096)
+        cfg.memory_limit = config.memory_limit
         self.p = so_pipeline_new(&cfg)
         if self.p == NULL:
             raise MemoryError()
@@ -189,6 +192,10 @@ cdef class PipelineCore:
             "table.fragments": so_net_fragment_sets(self.p.net),
             "table.tcp_flows": so_net_tcp_flows(self.p.net),
         }
+
+    def memory(self):
+        """The memory budget: bytes charged per table (so_mem), and ``limit``."""
+        return mem_dict(&self.p.mem)
 
 
 cdef void _to_pipeline(void *ctx, int64_t ts, const uint8_t *data, size_t len, uint32_t ifindex,

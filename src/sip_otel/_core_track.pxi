@@ -24,6 +24,7 @@ cdef extern from "so_track.h":
         int64_t register_expires_default_s
         bint want_records
         so_h128 seed
+        uint64_t memory_limit
     void so_track_config_default(so_track_config *cfg)
 
     enum:
@@ -100,6 +101,8 @@ cdef extern from "so_track.h":
         uint64_t sessions, early_dialogs, registrations, transactions, transactions_tracked
         uint64_t invite_attempts, register_attempts
     void so_track_gauges_get(const so_track *t, so_track_gauges *g)
+    const so_mem *so_track_mem(const so_track *t)
+    size_t so_track_entry_size(int which)
 
 cdef extern from "so_stats.h":
     enum:
@@ -194,6 +197,7 @@ cdef void track_config(so_track_config *cfg, object config, bint want_records,
     cfg.invite_proceeding_timeout_ns = config.invite_proceeding_timeout_ns
     cfg.register_expires_default_s = config.register_expires_default_s
     cfg.want_records = want_records
+    cfg.memory_limit = config.memory_limit
     if not fixed_seed:
         cfg.seed = random_seed()
 
@@ -511,6 +515,10 @@ cdef class TrackerCore:
             "invite_attempts": g.invite_attempts, "register_attempts": g.register_attempts,
         }
 
+    def memory(self):
+        """The memory budget: bytes charged per table, and ``limit``."""
+        return mem_dict(so_track_mem(self.t))
+
     def machine_hits(self):
         """How often each state-machine row was taken: {(machine, state, input): count}."""
         cdef so_track_hits h
@@ -580,3 +588,14 @@ cdef class TrackerCore:
     def txn_keys(self):
         """Keys of the transactions in table order (hashes: tests compare them)."""
         return so_txn_keys_list(self.t)
+
+
+_TRACK_SIZE_NAMES = ("transaction", "attempt", "attempt_entry", "pending", "dialog",
+                     "register_attempt", "register_entry", "active", "attempt_record", "record",
+                     "record_event", "record_estimate", "event_estimate")
+
+
+def track_entry_sizes():
+    """Bytes the memory budget charges per tracker entry (tests compute expected use from
+    these and the entries they know are kept)."""
+    return {name: so_track_entry_size(i) for i, name in enumerate(_TRACK_SIZE_NAMES)}

@@ -12,6 +12,10 @@ Main loop (one thread; OTel's exporters and the HTTP server run their own):
 Idle clock: ``time.monotonic_ns() + offset`` -- the same mapping the capture applies to kernel
 timestamps (see capture/base.py) -- minus :data:`IDLE_GRACE_NS`, so a packet still in the ring is
 never older than the timer that just ran.
+SIGHUP: the main loop re-reads the config file between two reads of the capture and applies the
+log level (reload.py); nothing stops, so no packet, counter or pending span is lost. It is
+ignored (SIG_IGN, which survives the exec) from the very start until the main loop's handler
+is installed, and the eBPF loader child ignores it too.
 Shutdown: stop polling, close the capture (sockets, ring, BPF program), flush spans and a last
 metric export (bounded by :data:`SHUTDOWN_BUDGET_S`), exit 0.
 Startup failures (bad config, unknown interface, missing privileges, port in use) print one line
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import logging
 import os
 import select
@@ -31,6 +36,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -42,8 +48,10 @@ from sip_otel.capture.base import (
     resolve_interfaces,
 )
 from sip_otel.capture.links import LinkWatcher
+from sip_otel.reload import Reloader
 from sip_otel.runconfig import CONFIG_ENV, AgentConfig
-from sip_otel.runflags import _FLAGS, _SWITCHES, add_run_arguments
+from sip_otel.runflags import _FLAGS, _ON_SWITCHES, _SWITCHES, add_run_arguments
+from sip_otel.telemetry.webconfig import WebConfigError
 
 if TYPE_CHECKING:
     from sip_otel.config import Settings
@@ -67,11 +75,19 @@ MAX_WAIT_MS = 20
 SHUTDOWN_BUDGET_S = 3.5
 
 
-def _settings_from_args(args: argparse.Namespace) -> Settings:
-    from sip_otel.config import load_settings
+def _config_from_args(args: argparse.Namespace) -> AgentConfig:
+    """The validated settings (raises config.ConfigError; logs environment warnings)."""
+    from sip_otel.config import check_environment, level_pinned, load_settings
 
-    names = [n for n, _ in _FLAGS] + [n for n, _ in _SWITCHES]
-    return load_settings(**{n: getattr(args, n, None) for n in names})
+    names = [n for n, _ in (*_FLAGS, *_SWITCHES, *_ON_SWITCHES)]
+    overrides = {n: getattr(args, n, None) for n in names}
+    settings = load_settings(**overrides)
+    _setup_logging(settings.log_level())
+    for warning in check_environment():
+        log.warning("%s", warning)
+    if settings.object_file_path:
+        log.info("SIP_EXPORTER_OBJECT_FILE_PATH ignored: sip-otel compiles its filter with bcc")
+    return dataclasses.replace(settings.agent_config(), level_pinned=level_pinned(overrides))
 
 
 def open_capture(settings: AgentConfig | Settings) -> tuple[Capture, str]:
@@ -115,6 +131,7 @@ def _make_telemetry(settings: AgentConfig, pipeline: Any) -> Any:
         prometheus=True,
         http_host=settings.http_host,
         http_port=settings.http_port,
+        web_config_file=settings.web_config_file,
         otlp_endpoint=settings.otlp_endpoint,
         otlp_protocol=settings.otlp_protocol,
         service_name=settings.service_name,
@@ -122,6 +139,7 @@ def _make_telemetry(settings: AgentConfig, pipeline: Any) -> Any:
         target_info=settings.target_info,
         hash_call_id=not settings.raw_call_id,
         include_uris=settings.span_uris,
+        include_addresses=settings.span_addresses,
         max_span_queue=settings.span_queue,
         process_metrics=True,
         trace_ids=settings.trace_ids,
@@ -137,18 +155,24 @@ def _make_telemetry(settings: AgentConfig, pipeline: Any) -> Any:
 
 
 class _Stop:
-    """SIGTERM/SIGINT -> flag + a byte on a pipe that wakes poll()."""
+    """SIGTERM/SIGINT -> stop flag, SIGHUP -> reload flag; either one also puts a byte on a
+    pipe that wakes poll()."""
 
     def __init__(self) -> None:
         self.requested = False
+        self.reload = False
         self.rfd, self.wfd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._old_fd = signal.set_wakeup_fd(self.wfd, warn_on_full_buffer=False)
         self._old = {
-            sig: signal.signal(sig, self._handle) for sig in (signal.SIGTERM, signal.SIGINT)
+            sig: signal.signal(sig, self._handle)
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
         }
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        self.requested = True
+        if signum == signal.SIGHUP:
+            self.reload = True
+        else:
+            self.requested = True
 
     def close(self) -> None:
         for sig, old in self._old.items():
@@ -176,6 +200,8 @@ def run(args: argparse.Namespace) -> int:
     problem), then the process replaces itself with a fresh interpreter that receives the
     validated values (runconfig.py) and runs the capture without the validation libraries
     loaded (~25 MiB less resident memory)."""
+    with contextlib.suppress(ValueError):  # ValueError: not the main thread (tests)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until _Stop handles it
     text = os.environ.pop(CONFIG_ENV, None)
     if text is not None:
         try:
@@ -184,18 +210,12 @@ def run(args: argparse.Namespace) -> int:
             return _fail(str(exc))
         _setup_logging(config.log_level())
     else:
-        from sip_otel.config import ConfigError, check_environment
+        from sip_otel.config import ConfigError
 
         try:
-            settings = _settings_from_args(args)
+            config = _config_from_args(args)
         except ConfigError as exc:
             return _fail(str(exc))
-        _setup_logging(settings.log_level())
-        for warning in check_environment():
-            log.warning("%s", warning)
-        if settings.object_file_path:
-            log.info("SIP_EXPORTER_OBJECT_FILE_PATH ignored: sip-otel compiles its filter with bcc")
-        config = settings.agent_config()
         _reexec(config)  # returns only if the exec failed: go on with what is loaded
     stop = _Stop()  # from here on, SIGTERM/SIGINT mean "stop cleanly", even during startup
     try:
@@ -242,6 +262,8 @@ def _run(settings: AgentConfig, stop: _Stop) -> int:
     from sip_otel.pipeline import Pipeline, PipelineConfig
 
     _fix_mmap_threshold()
+    # the config file as it is now, just after the validating stage read it (reload.py)
+    reloader = Reloader(settings, logging.getLogger().setLevel)
 
     try:
         pipeline = Pipeline(
@@ -249,6 +271,7 @@ def _run(settings: AgentConfig, stop: _Stop) -> int:
                 sip_ports=settings.ports(),
                 all_ports=settings.all_ports,
                 correlation_header=settings.correlation_header,
+                memory_limit=settings.memory_limit,
             )
         )
     except ValueError as exc:  # a correlation header SIP itself defines
@@ -271,6 +294,10 @@ def _run(settings: AgentConfig, stop: _Stop) -> int:
             f"cannot serve /metrics on {settings.http_host}:{settings.http_port} "
             f"({exc.strerror or exc}); set SIP_EXPORTER_HTTP_PORT or --http-port to a free port"
         )
+    except WebConfigError as exc:  # the file changed since the settings were checked
+        if telemetry is not None:
+            telemetry.shutdown()
+        return _fail(f"{exc}; fix SIP_EXPORTER_WEB_CONFIG_FILE or --web-config-file")
     except Exception as exc:  # e.g. an OTLP endpoint the exporter rejects
         return _fail(f"telemetry setup failed: {exc}; check the OTLP settings")
     try:
@@ -284,14 +311,19 @@ def _run(settings: AgentConfig, stop: _Stop) -> int:
     log.info("capture path %s on %s, SIP ports %s: %s", capture.path, ifaces, ports, why)
     if telemetry is not None:
         telemetry.set_capture_path(capture.path)
-        log.info("serving /metrics and /health on %s:%d", settings.http_host, telemetry.http_port)
+        log.info(
+            "serving /metrics and /health on %s:%d%s",
+            settings.http_host,
+            telemetry.http_port,
+            f" ({telemetry.http_security})" if telemetry.http_security else "",
+        )
     links = _watch_links(capture)
     if links is not None:
         pipeline.stats.capture_detached = 0
     try:
         if telemetry is not None:
             telemetry.set_ready()
-        _loop(capture, pipeline, stop, settings.tick_ms * 1_000_000, links)
+        _loop(capture, pipeline, stop, settings.tick_ms * 1_000_000, links, reloader.reload)
     finally:
         if links is not None:
             links.close()
@@ -348,7 +380,12 @@ def _relink(capture: Capture, pipeline: Any, links: LinkWatcher) -> None:
 
 
 def _loop(
-    capture: Capture, pipeline: Any, stop: _Stop, tick_ns: int, links: LinkWatcher | None = None
+    capture: Capture,
+    pipeline: Any,
+    stop: _Stop,
+    tick_ns: int,
+    links: LinkWatcher | None = None,
+    reload: Callable[[], None] | None = None,
 ) -> None:
     offset = realtime_offset_ns()
     poller = select.poll()
@@ -384,6 +421,13 @@ def _loop(
                 pipeline.handle_timer(idle_now)
             last_seen_ts = pipeline.last_ts_ns
             next_tick = max(next_tick + tick_ns, now + tick_ns // 2)
+        if stop.reload:
+            stop.reload = False
+            if reload is not None:
+                try:
+                    reload()
+                except Exception as exc:  # a reload must never stop the capture
+                    log.warning("SIGHUP: reload failed (%s); keeping the running settings", exc)
         with contextlib.suppress(BlockingIOError):
             os.read(stop.rfd, 64)
 

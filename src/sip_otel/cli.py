@@ -18,6 +18,7 @@ __all__ = ["REPLAY_CHUNK", "main"]
 # Frames per call into the compiled core during a replay: ~30 ms of work, so progress lines and
 # Ctrl-C stay responsive.
 REPLAY_CHUNK = 32768
+REPLAY_CHUNK_BYTES = 8 * 1024 * 1024
 
 
 def _ports(text: str) -> frozenset[int]:
@@ -28,6 +29,15 @@ def _ports(text: str) -> frozenset[int]:
     if not ports or any(not 0 < p < 65536 for p in ports):
         raise argparse.ArgumentTypeError(f"ports must be 1-65535: {text!r}")
     return ports
+
+
+def _memory_limit(text: str) -> int:
+    from .sizes import parse_memory_limit
+
+    try:
+        return parse_memory_limit(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -76,6 +86,12 @@ def _build_parser() -> argparse.ArgumentParser:
         help="learn RTP endpoints from SDP; report per-stream RTP loss, jitter and MOS",
     )
     rp.add_argument(
+        "--memory-limit",
+        type=_memory_limit,
+        default=256 * 1024 * 1024,
+        help="byte budget of all tables, e.g. 256MiB, 1GiB (default 256MiB; docs/reliability.md)",
+    )
+    rp.add_argument(
         "--challenge-retry-new-attempt",
         action="store_true",
         help="count a 401/407-challenged INVITE and its retry as two attempts",
@@ -103,6 +119,7 @@ def _replay(args: argparse.Namespace) -> int:
         tracker=TrackerConfig(challenge_retry_is_new_attempt=args.challenge_retry_new_attempt),
         correlation_header=getattr(args, "correlation_header", None),
         media=args.media,
+        memory_limit=args.memory_limit,
     )
     try:
         pipeline = Pipeline(config)
@@ -131,16 +148,20 @@ def _replay(args: argparse.Namespace) -> int:
         next_progress = started + 1.0
         try:
             # The compiled core reads the file region by region (no Python object per frame).
-            while pipeline.feed_capture(reader, REPLAY_CHUNK):
+            chunk = _Chunk(reader)
+            while pipeline.feed_capture(reader, chunk.next()):
                 if show:
                     now = time.perf_counter()
                     if now >= next_progress:
                         next_progress = now + 1.0
-                        pct = 100.0 * reader.progress / reader.size
+                        if reader.size:
+                            where = f"{100.0 * reader.progress / reader.size:5.1f}%"
+                        else:  # a stream or compressed: bytes of capture read
+                            where = f"{reader.progress / 1e6:,.1f} MB"
                         stats = pipeline.stats
                         rate = stats.messages / (now - started)
                         print(
-                            f"\rreplay: {pct:5.1f}%  {stats.frames:,} frames  "
+                            f"\rreplay: {where}  {stats.frames:,} frames  "
                             f"{stats.messages:,} SIP messages  {rate:,.0f} msg/s",
                             end="",
                             file=sys.stderr,
@@ -149,6 +170,12 @@ def _replay(args: argparse.Namespace) -> int:
         except CaptureFileError as e:
             error = str(e)
         pipeline.finish()
+        dropped = reader.timestamp_range
+        if dropped and not error:  # counted as pcap.timestamp_range in the summary too
+            error = (
+                f"{reader.path}: {dropped:,} packets dropped: their timestamps fall outside "
+                f"the 64-bit nanosecond range (pcap.timestamp_range)"
+            )
     elapsed = time.perf_counter() - started
     if show:
         print("", file=sys.stderr)
@@ -178,6 +205,28 @@ def _replay(args: argparse.Namespace) -> int:
         print(f"sip-otel: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+class _Chunk:
+    """Frames for each call into the core: REPLAY_CHUNK, fewer when frames are large, so that
+    the pages of the mapped file one call touches (resident until the reader gives them back
+    after the call) stay near REPLAY_CHUNK_BYTES whatever the frame size. The frame size is
+    learnt from the bytes the previous call read (no counter sync per call)."""
+
+    def __init__(self, reader: Any) -> None:
+        self.reader = reader
+        self.last_pos = reader.progress
+        self.last_n = 0
+
+    def next(self) -> int:
+        pos = self.reader.progress
+        read, self.last_pos = pos - self.last_pos, pos
+        if not self.last_n or read <= 0:
+            self.last_n = 1024
+        else:
+            per_frame = max(1, read // self.last_n)
+            self.last_n = int(max(64, min(REPLAY_CHUNK, REPLAY_CHUNK_BYTES // per_frame)))
+        return self.last_n
 
 
 def _port_hint(args: argparse.Namespace, summary: dict[str, Any]) -> str | None:

@@ -29,8 +29,11 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from .runconfig import CONFIG_ENV, AgentConfig
+from .reload import ConfigFileError, read_config_file
+from .runconfig import CONFIG_ENV, LOG_LEVELS, AgentConfig
+from .sizes import parse_memory_limit
 from .telemetry.otlp import check_otlp_endpoint
+from .telemetry.webconfig import WebConfigError, load_web_config
 
 __all__ = [
     "LOG_LEVELS",
@@ -38,6 +41,7 @@ __all__ = [
     "ConfigError",
     "Settings",
     "check_environment",
+    "level_pinned",
     "load_settings",
 ]
 
@@ -66,16 +70,6 @@ SIP_EXPORTER_1X_VARIABLES = frozenset(
 SIP_EXPORTER_1X_PREFIXES = ("SIP_EXPORTER_FRAUD_", "SIP_EXPORTER_GEOIP")
 # A name at least this similar to a setting's (difflib ratio) is taken for a misspelling of it.
 MISSPELT_RATIO = 0.8
-
-LOG_LEVELS: dict[str, int] = {
-    "debug": logging.DEBUG,
-    "info": logging.INFO,
-    "warn": logging.WARNING,
-    "warning": logging.WARNING,
-    "error": logging.ERROR,
-    "fatal": logging.CRITICAL,
-    "critical": logging.CRITICAL,
-}
 
 # Ports the kernel filter matches (BPF hash map / cBPF comparisons). A cBPF program holds at most
 # 4096 instructions and every port costs 4 of them (src+dst, UDP and TCP share), so 64 keeps the
@@ -120,6 +114,8 @@ class Settings(BaseSettings):
     # --- ours ---
     sip_ports: Annotated[list[int], NoDecode] = Field(default_factory=list)
     http_host: str = "0.0.0.0"
+    # TLS / basic auth for /metrics (Prometheus exporter-toolkit format; telemetry/webconfig.py)
+    web_config_file: str | None = None
     capture_mode: Literal["auto", "ebpf", "afpacket"] = "auto"
     ring_size: int = DEFAULT_RING_BYTES
     otlp_endpoint: str | None = None
@@ -132,10 +128,15 @@ class Settings(BaseSettings):
     target_info: bool = False  # the target_info series
     raw_call_id: bool = False  # span attribute sip.call_id unhashed (privacy: off by default)
     span_uris: bool = False  # From/To URIs on spans (RFC 6076 §7 privacy: off by default)
+    span_addresses: bool = True  # endpoint IP addresses/ports on spans (personal data)
     span_queue: int = Field(default=2048, ge=1, le=1_000_000)  # spans waiting for export
+    # one byte budget over every table of the pipeline (docs/reliability.md, "Memory budget")
+    memory_limit: int = 256 * 1024 * 1024
     # trace IDs from Session-ID / correlation header / Call-ID (telemetry/tracectx.py) or random
     trace_ids: Literal["derived", "random"] = "derived"
     correlation_header: str | None = None  # e.g. X-CID: links the legs a B2BUA bridges
+    # SIP_EXPORTER_* lines read below the environment; its log level reloads on SIGHUP
+    config_file: str | None = None
 
     @field_validator("correlation_header", mode="before")
     @classmethod
@@ -196,6 +197,24 @@ class Settings(BaseSettings):
             return level
         return v
 
+    @field_validator("web_config_file")
+    @classmethod
+    def _web_config(cls, v: str | None) -> str | None:
+        if v is None or not v.strip():
+            return None
+        try:
+            load_web_config(v)  # read and checked now: a bad file stops the start
+        except WebConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return v
+
+    @field_validator("memory_limit", mode="before")
+    @classmethod
+    def _memory_limit(cls, v: Any) -> Any:
+        if isinstance(v, (str, int)) and not isinstance(v, bool):
+            return parse_memory_limit(v)
+        return v
+
     @field_validator("otlp_endpoint")
     @classmethod
     def _endpoint(cls, v: str | None) -> str | None:
@@ -228,6 +247,7 @@ class Settings(BaseSettings):
             level=self.log_level(),
             http_port=self.http_port,
             http_host=self.http_host,
+            web_config_file=self.web_config_file,
             capture_mode=self.capture_mode,
             ring_size=self.ring_size,
             otlp_endpoint=self.otlp_endpoint,
@@ -239,10 +259,13 @@ class Settings(BaseSettings):
             target_info=self.target_info,
             raw_call_id=self.raw_call_id,
             span_uris=self.span_uris,
+            span_addresses=self.span_addresses,
             span_queue=self.span_queue,
+            memory_limit=self.memory_limit,
             trace_ids=self.trace_ids,
             correlation_header=self.correlation_header,
             object_file_path=self.object_file_path,
+            config_file=self.config_file,
         )
 
 
@@ -304,11 +327,53 @@ def check_environment(env: Mapping[str, str] | None = None) -> list[str]:
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Settings from the environment with ``overrides`` (CLI flags; None = not given) on top.
-    Unknown ``SIP_EXPORTER_*`` variables are a ConfigError (:func:`check_environment`)."""
+    """Settings from the environment with ``overrides`` (CLI flags; None = not given) on top,
+    and below both the config file's values (``SIP_EXPORTER_CONFIG_FILE`` / ``--config-file``).
+    Unknown ``SIP_EXPORTER_*`` variables are a ConfigError (:func:`check_environment`), in the
+    environment and in the file alike."""
     check_environment()
     given = {k: v for k, v in overrides.items() if v is not None}
+    env_names = {k.upper() for k in os.environ}
+    path = given.get("config_file") or _env_value("SIP_EXPORTER_CONFIG_FILE")
+    file_fields: set[str] = set()
+    if path:
+        try:
+            from_file = read_config_file(path)
+        except ConfigFileError as exc:
+            raise ConfigError(
+                f"bad configuration: SIP_EXPORTER_CONFIG_FILE (--config-file): {exc}"
+            ) from None
+        from_file.pop("SIP_EXPORTER_CONFIG_FILE", None)  # no chains of files
+        try:
+            warnings = check_environment(from_file)
+        except ConfigError as exc:
+            raise ConfigError(f"{exc} (in config file {path})") from None
+        for warning in warnings:
+            logging.getLogger("sip_otel.config").warning("%s (in config file %s)", warning, path)
+        for key, value in from_file.items():
+            name = key.removeprefix(ENV_PREFIX).lower()
+            if name in Settings.model_fields and key not in env_names and name not in given:
+                given[name] = value
+                file_fields.add(name)
     try:
         return Settings(**given)
     except ValidationError as exc:
-        raise ConfigError(_one_line(exc)) from None
+        where = {str(err["loc"][0]) for err in exc.errors() if err["loc"]} & file_fields
+        suffix = f" (in config file {path})" if where else ""
+        raise ConfigError(_one_line(exc) + suffix) from None
+
+
+def _env_value(name: str) -> str | None:
+    """A variable's value, its name matched case-insensitively (as the settings read it)."""
+    for key, value in os.environ.items():
+        if key.upper() == name:
+            return value or None
+    return None
+
+
+def level_pinned(overrides: Mapping[str, Any]) -> bool:
+    """Did a flag or the environment set the log level (so the config file does not)?"""
+    return (
+        overrides.get("logger_level") is not None
+        or _env_value("SIP_EXPORTER_LOGGER_LEVEL") is not None
+    )

@@ -53,6 +53,10 @@ class PipelineConfig:
     # A header whose first value spans carry as their correlation (e.g. "X-CID": the Call-ID of
     # the leg a B2BUA bridged), for trace IDs and links (telemetry/tracectx.py); None: none.
     correlation_header: str | None = None
+    # One byte budget over every table that keeps bytes from the wire (TCP buffers, fragments,
+    # transactions, attempts, dialogs, registrations, records): past it the oldest entries of
+    # the largest table are evicted (``<table>.memory``). 0: none. docs/reliability.md.
+    memory_limit: int = 256 * 1024 * 1024
     # Media (docs/media.md): learn RTP endpoints from SDP and keep per-stream RTP statistics
     # (off: nothing of it is computed or reported).
     media: bool = False
@@ -155,7 +159,14 @@ class Pipeline:
         return int(self._core.last_ts_ns)
 
     def gauges(self) -> dict[str, int]:
-        return dict(self._core.gauges())
+        g = dict(self._core.gauges())
+        for table, n in self._core.memory().items():
+            g["memory_limit" if table == "limit" else f"memory.{table}"] = n
+        return g
+
+    def memory(self) -> dict[str, int]:
+        """Bytes charged to the memory budget per table, and ``limit``."""
+        return dict(self._core.memory())
 
     def media_streams(self) -> list[dict[str, Any]]:
         """Per RTP stream (5-tuple + SSRC) statistics ([] unless ``config.media``)."""

@@ -9,11 +9,23 @@ memory that the capture loop has no use for (docs/capture.md, "Memory").
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import asdict, dataclass
 
-__all__ = ["CONFIG_ENV", "AgentConfig"]
+__all__ = ["CONFIG_ENV", "LOG_LEVELS", "AgentConfig"]
 
 CONFIG_ENV = "SIP_OTEL_AGENT_CONFIG"
+
+# SIP_EXPORTER_LOGGER_LEVEL values (sip-exporter's names) -> logging levels.
+LOG_LEVELS: dict[str, int] = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warn": logging.WARNING,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+    "fatal": logging.CRITICAL,
+    "critical": logging.CRITICAL,
+}
 
 
 @dataclass(frozen=True)
@@ -25,6 +37,7 @@ class AgentConfig:
     level: int  # logging level (Settings.log_level())
     http_port: int
     http_host: str
+    web_config_file: str | None
     capture_mode: str
     ring_size: int
     otlp_endpoint: str | None
@@ -36,10 +49,14 @@ class AgentConfig:
     target_info: bool
     raw_call_id: bool
     span_uris: bool
+    span_addresses: bool
     span_queue: int
+    memory_limit: int  # bytes (Settings.memory_limit)
     trace_ids: str
     correlation_header: str | None
     object_file_path: str | None
+    config_file: str | None = None  # re-read on SIGHUP (reload.py)
+    level_pinned: bool = False  # the environment or a flag set the log level, not the file
 
     def ports(self) -> frozenset[int]:
         return frozenset(self.sip_ports)

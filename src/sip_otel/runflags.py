@@ -14,6 +14,11 @@ _FLAGS: tuple[tuple[str, str], ...] = (
     ("interface", "interface(s) to capture on, comma list; unset = all [SIP_EXPORTER_INTERFACE]"),
     ("http_port", "Prometheus /metrics port [SIP_EXPORTER_HTTP_PORT, 2112]"),
     ("http_host", "address /metrics listens on [SIP_EXPORTER_HTTP_HOST, 0.0.0.0]"),
+    (
+        "web_config_file",
+        "TLS and basic auth for /metrics: a Prometheus exporter web config file "
+        "(alias --web.config.file) [SIP_EXPORTER_WEB_CONFIG_FILE]",
+    ),
     ("logger_level", "debug|info|warn|error [SIP_EXPORTER_LOGGER_LEVEL, info]"),
     ("sip_port", "SIP port [SIP_EXPORTER_SIP_PORT, 5060]"),
     ("sips_port", "SIPS port [SIP_EXPORTER_SIPS_PORT, 5061]"),
@@ -27,9 +32,18 @@ _FLAGS: tuple[tuple[str, str], ...] = (
     ("tick_ms", "timer tick period in ms [SIP_EXPORTER_TICK_MS, 100]"),
     ("span_queue", "finished spans waiting for export, bounded [SIP_EXPORTER_SPAN_QUEUE, 2048]"),
     (
+        "memory_limit",
+        "byte budget of all tables, e.g. 256MiB, 1GiB [SIP_EXPORTER_MEMORY_LIMIT, 256MiB]",
+    ),
+    (
         "trace_ids",
         "derived (Session-ID, correlation header, Call-ID) | random "
         "[SIP_EXPORTER_TRACE_IDS, derived]",
+    ),
+    (
+        "config_file",
+        "file of SIP_EXPORTER_NAME=value lines, below the environment; SIGHUP re-reads its log "
+        "level [SIP_EXPORTER_CONFIG_FILE]",
     ),
     (
         "correlation_header",
@@ -47,12 +61,22 @@ _SWITCHES = (
     ("raw_call_id", "put the raw Call-ID on spans (default: a hash of it)"),
     ("span_uris", "put From/To URIs on spans (privacy: off by default)"),
 )
+# Switches on by default: --x / --no-x (the environment variable takes true/false).
+_ON_SWITCHES = (
+    (
+        "span_addresses",
+        "endpoint IP addresses and ports on spans (personal data where phones are endpoints)",
+    ),
+)
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags matching the ``SIP_EXPORTER_*`` variables (flags win over the environment)."""
     for name, help_text in _FLAGS:
-        parser.add_argument("--" + name.replace("_", "-"), dest=name, default=None, help=help_text)
+        flags = ["--" + name.replace("_", "-")]
+        if name == "web_config_file":
+            flags.append("--web.config.file")  # the Prometheus exporters' spelling
+        parser.add_argument(*flags, dest=name, default=None, help=help_text)
     for name, help_text in _SWITCHES:
         parser.add_argument(
             "--" + name.replace("_", "-"),
@@ -61,4 +85,12 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
             const=True,
             default=None,
             help=f"{help_text} [SIP_EXPORTER_{name.upper()}]",
+        )
+    for name, help_text in _ON_SWITCHES:
+        parser.add_argument(
+            "--" + name.replace("_", "-"),
+            dest=name,
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help=f"{help_text} [SIP_EXPORTER_{name.upper()}, true]",
         )

@@ -221,6 +221,7 @@ class FakeCapture:
 class FakeStop:
     def __init__(self) -> None:
         self.requested = False
+        self.reload = False
         self.rfd, self.wfd = os.pipe2(os.O_NONBLOCK)
 
 
@@ -261,6 +262,41 @@ def test_idle_clock_advances_packet_time() -> None:
     assert pipe.timers == sorted(pipe.timers)
     assert all(t > frame.ts_ns for t in pipe.timers)
     assert pipe.timers[-1] <= time.time_ns() - agent.IDLE_GRACE_NS
+
+
+def test_reload_request_runs_between_reads_and_the_loop_goes_on() -> None:
+    """A SIGHUP (the reload flag) calls the reload once, at the next turn, and the loop keeps
+    reading; a reload that raises is logged, never fatal."""
+    stop = FakeStop()
+    stop.reload = True
+    t0 = time.time_ns()
+    frame = Frame(t0 - 10**9, 1, b"", 1, 0)
+    cap = FakeCapture(stop, ticks=3, frames=[frame])
+    pipe = FakePipeline()
+    calls: list[int] = []
+
+    def reload() -> None:
+        calls.append(len(pipe.fed))
+        raise RuntimeError("broken reload")
+
+    agent._loop(cap, pipe, stop, 10_000_000, None, reload)  # type: ignore[arg-type]
+    cap.close()
+    assert calls == [1]  # once, after the frame that was waiting had been fed
+    assert stop.reload is False and stop.requested is True  # stopped by the ticks, not the reload
+    assert pipe.fed == [frame] and pipe.timers
+
+
+def test_sighup_sets_the_reload_flag_only() -> None:
+    import signal
+
+    stop = agent._Stop()
+    try:
+        os.kill(os.getpid(), signal.SIGHUP)
+        time.sleep(0.05)
+        assert (stop.reload, stop.requested) == (True, False)
+        assert os.read(stop.rfd, 64)  # poll() wakes up
+    finally:
+        stop.close()
 
 
 @pytest.mark.live

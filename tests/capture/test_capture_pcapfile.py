@@ -179,7 +179,7 @@ def test_pcapng_simple_and_obsolete_packet_blocks(tmp_path: Path) -> None:
 
 def test_pcapng_many_interfaces_and_extreme_resolutions(tmp_path: Path) -> None:
     # more interfaces than any fixed table would hold; 10^-30 s and 2^-100 s ticks give 0 ns;
-    # 10^0 s ticks of 2^63 s do not fit int64 ns: clamped to its maximum
+    # 10^0 s ticks of 2^63 s do not fit int64 ns: that frame is dropped and counted
     idbs = b"".join(_idb(1) for _ in range(300)) + _idb(101, 30) + _idb(113, 0x80 | 100)
     idbs += _idb(228, 0)
     data = _shb() + idbs + _epb(299, 1, b"a") + _epb(300, 1 << 60, b"b")
@@ -190,8 +190,10 @@ def test_pcapng_many_interfaces_and_extreme_resolutions(tmp_path: Path) -> None:
         (1_000, 1, b"a"),
         (0, 101, b"b"),
         (0, 113, b"c"),
-        ((1 << 63) - 1, 228, b"d"),
     ]
+    with PcapReader(str(p)) as r:
+        assert sum(len(b) for b in r.batches()) == 3
+        assert r.timestamp_range == 1
 
 
 def test_pcapng_error_messages(tmp_path: Path) -> None:
@@ -253,3 +255,179 @@ def test_batches_restart_and_close_while_iterating(tmp_path: Path) -> None:
     assert len(next(it)) == 2
     assert [len(b) for b in r.batches(2)] == [2, 2, 1]  # a second iteration starts over
     r.close()  # an unfinished iteration does not keep the file mapped
+
+
+# -- read in regions, streams, and the capture-file defects of issue 11 (row 6) -----------------
+
+
+def _frames(path: Path) -> list[tuple[int, int, bytes, int]]:
+    with PcapReader(str(path)) as r:
+        return [(f.ts_ns, f.linktype, bytes(f.data), f.ifindex) for b in r.batches(3) for f in b]
+
+
+@pytest.mark.parametrize("chunk", [1, 5, 13, 64])
+def test_small_regions_give_the_same_frames(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    import gzip
+
+    import sip_otel.capture.pcapfile as pcapfile
+
+    buf = io.BytesIO()
+    w = PcapWriter(buf, 1)
+    for i in range(7):
+        w.write(1_000_000_000 * i + i, bytes(range(i * 9)))
+    ng = _shb() + _idb(1, 9) + _epb(0, 11, b"a" * 30) + _shb() + _idb(113) + _epb(0, 2, b"bc")
+    ng += _block(5, b"\0" * 40) + _epb(0, 3, b"")
+    want_pcap = [(1_000_000_000 * i + i, 1, bytes(range(i * 9)), 0) for i in range(7)]
+    want_ng = [(11, 1, b"a" * 30, 0), (2_000, 113, b"bc", 0), (3_000, 113, b"", 0)]
+    for name, data, want in (("p.pcap", buf.getvalue(), want_pcap), ("n.pcapng", ng, want_ng)):
+        p = tmp_path / name
+        p.write_bytes(data)
+        z = tmp_path / (name + ".gz")
+        z.write_bytes(gzip.compress(data) + gzip.compress(b""))  # two members
+        monkeypatch.setattr(pcapfile, "CHUNK", chunk)
+        assert _frames(p) == want
+        assert _frames(z) == want
+        # a cut in the last record is reported at its file offset, whatever the region size
+        cut = tmp_path / ("cut-" + name)
+        cut.write_bytes(data[:-1])
+        with pytest.raises(CaptureFileError) as err:
+            _frames(cut)
+        monkeypatch.setattr(pcapfile, "CHUNK", 1 << 20)
+        with pytest.raises(CaptureFileError) as whole:
+            _frames(cut)
+        assert str(err.value) == str(whole.value)
+
+
+def test_short_enhanced_packet_block_at_the_end(tmp_path: Path) -> None:
+    # issue 11: 28-byte SHB + IDB + a 12-byte EPB (no room for its 20 bytes of fixed fields)
+    p = tmp_path / "short.pcapng"
+    head = _shb() + _idb(1)
+    assert len(_shb()) == 28
+    p.write_bytes(head + struct.pack("<III", 6, 12, 12))
+    with pytest.raises(CaptureFileError) as err:
+        _read_all(p)
+    assert str(err.value) == (
+        f"{p}: corrupt packet block at offset {len(head)}: block length 12 is shorter than the "
+        "32 bytes of its fixed fields (type 0x6)"
+    )
+
+
+def _idb_offset(linktype: int, offset_s: int, tsresol: int = 6) -> bytes:
+    opts = struct.pack("<HH", 9, 1) + bytes([tsresol]) + b"\0\0\0"
+    opts += struct.pack("<HHq", 14, 8, offset_s) + struct.pack("<HH", 0, 0)
+    return _block(1, struct.pack("<HHI", linktype, 0, 0) + opts)
+
+
+def test_timestamps_outside_int64_ns_are_dropped_and_counted(tmp_path: Path) -> None:
+    # if_tsoffset 1,700,000,000 s + 5 us; 2^62 s is beyond int64 ns (2^63 ns ~ 292 years);
+    # -100 s before a 5 us stamp is before 1970; 2^64-1 s ticks with 10^0 resolution overflow
+    data = _shb() + _idb_offset(1, 1_700_000_000) + _epb(0, 5, b"ok")
+    data += _idb_offset(1, 1 << 62) + _epb(1, 5, b"far")
+    data += _idb_offset(1, -100) + _epb(2, 5, b"before")
+    data += _idb(1, 0) + _epb(3, (1 << 64) - 1, b"huge") + _epb(3, 9, b"nine s")
+    p = tmp_path / "ts.pcapng"
+    p.write_bytes(data)
+    with PcapReader(str(p)) as r:
+        got = [(f.ts_ns, bytes(f.data)) for b in r.batches() for f in b]
+        assert r.timestamp_range == 3
+    assert got == [(1_700_000_000_000_005_000, b"ok"), (9_000_000_000, b"nine s")]
+
+
+def test_timestamps_going_backwards_are_kept_in_file_order(tmp_path: Path) -> None:
+    buf = io.BytesIO()
+    w = PcapWriter(buf, 1)
+    for ts in (5_000_000_000, 1_000_000_000, 0, (2**32 - 1) * 1_000_000_000 + 999_999_999):
+        w.write(ts, b"x")
+    p = tmp_path / "back.pcap"
+    p.write_bytes(buf.getvalue())
+    assert [t for t, _, _ in _read_all(p)] == [
+        5_000_000_000,
+        1_000_000_000,
+        0,
+        4_294_967_295_999_999_999,  # the largest classic pcap time fits int64 ns
+    ]
+
+
+def test_file_shrinking_between_regions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    import sip_otel.capture.pcapfile as pcapfile
+
+    monkeypatch.setattr(pcapfile, "CHUNK", 1000)
+    buf = io.BytesIO()
+    w = PcapWriter(buf, 1)
+    for i in range(50):
+        w.write(i, b"r" * 84)  # 100-byte records after the 24-byte header
+    p = tmp_path / "shrink.pcap"
+    p.write_bytes(buf.getvalue())
+    got = 0
+    with PcapReader(str(p)) as r, pytest.raises(CaptureFileError) as err:
+        for b in r.batches(2):
+            got += len(b)
+            if got == 2:
+                os.truncate(p, 2_050)  # the reader holds bytes 0-999
+    assert got == 20  # records ending at or before byte 2,050: (2050 - 24) // 100
+    assert str(err.value) == (
+        f"{p}: file shrank/truncated during replay at byte 2050 (it had 5024 bytes when opened)"
+    )
+
+
+def test_named_pipe_is_read_as_a_stream(tmp_path: Path) -> None:
+    import os
+    import threading
+
+    buf = io.BytesIO()
+    w = PcapWriter(buf, 1)
+    for i in range(300):
+        w.write(i, bytes([i % 256]) * 333)
+    data = buf.getvalue()
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+
+    def writer() -> None:
+        with open(fifo, "wb", buffering=0) as fh:
+            for i in range(0, len(data), 4093):  # pieces that cut records anywhere
+                fh.write(data[i : i + 4093])
+
+    t = threading.Thread(target=writer)
+    t.start()
+    try:
+        frames = [f for b in read_frames(str(fifo)) for f in b]
+    finally:
+        t.join(10)
+    assert [(f.ts_ns, f.data) for f in frames] == [(i, bytes([i % 256]) * 333) for i in range(300)]
+
+    t = threading.Thread(target=lambda: open(fifo, "wb").close())  # a writer that sends nothing
+    t.start()
+    try:
+        with pytest.raises(CaptureFileError) as err:
+            PcapReader(str(fifo))
+    finally:
+        t.join(10)
+    assert str(err.value) == f"{fifo}: empty input, not a capture"
+
+
+def test_unreadable_file(tmp_path: Path) -> None:
+    import os
+
+    p = tmp_path / "secret.pcap"
+    p.write_bytes(b"\xd4\xc3\xb2\xa1" + b"\0" * 20)
+    p.chmod(0)
+    if os.access(p, os.R_OK):  # root reads anything
+        pytest.skip("running as root: permissions do not apply")
+    with pytest.raises(CaptureFileError, match="cannot open: Permission denied"):
+        PcapReader(str(p))
+
+
+def test_truncated_and_odd_headers(tmp_path: Path) -> None:
+    p = tmp_path / "h.pcap"
+    p.write_bytes(b"\xd4\xc3")  # two bytes of a magic
+    with pytest.raises(CaptureFileError, match=r"not a pcap or pcapng file \(magic d4c3\)"):
+        PcapReader(str(p))
+    # snaplen 0 (no limit declared) and an unknown link type: frames are read as they are (the
+    # pipeline counts net.unsupported_linktype)
+    head = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 0, 9999)
+    p.write_bytes(head + struct.pack("<IIII", 1, 2, 3, 3) + b"abc")
+    assert _read_all(p) == [(1_000_002_000, 9999, b"abc")]

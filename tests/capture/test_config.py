@@ -102,13 +102,16 @@ def test_telemetry_switches(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_switches_reach_telemetry_options() -> None:
     import argparse
 
-    from sip_otel.agent import _settings_from_args, add_run_arguments
+    from sip_otel.agent import _config_from_args, add_run_arguments
 
     parser = argparse.ArgumentParser()
     add_run_arguments(parser)
     args = parser.parse_args(["--scope-labels", "--target-info", "--span-uris"])
-    s = _settings_from_args(args)
+    s = _config_from_args(args)
     assert (s.scope_labels, s.target_info, s.raw_call_id, s.span_uris) == (True, True, False, True)
+    assert (s.span_addresses, s.level_pinned) == (True, False)
+    s = _config_from_args(parser.parse_args(["--no-span-addresses", "--logger-level", "warn"]))
+    assert (s.span_addresses, s.level_pinned) == (False, True)
 
 
 @pytest.mark.parametrize(

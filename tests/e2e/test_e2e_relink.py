@@ -81,7 +81,9 @@ def test_veth_deleted_and_recreated(tmp_path: Path, mode: str, interface: str) -
             a.ip("link", "del", "va")
             if interface:
                 _wait_for(agent, "interface va went away")
-                assert agent.metrics().get("sip_otel_capture_interfaces_gone") == 1
+                # polled: a scrape may show the exposition of up to 100 ms ago (its cache)
+                gone = _until(agent, "sip_otel_capture_interfaces_gone", 1)
+                assert gone.get("sip_otel_capture_interfaces_gone") == 1
             _link(a, b)
             a.ip("neigh", "add", "10.77.0.2", "lladdr", "02:00:00:00:77:02", "dev", "va")
             if interface:

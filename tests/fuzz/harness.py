@@ -7,7 +7,8 @@ An input is a small program (all integers little-endian)::
                          bit 1: all ports are SIP ports
                          bits 2-3: limits profile (PROFILES: tiny tables, small tables,
                                    extreme times, tiny net tables with a 401/407 retry
-                                   counted as a new attempt)
+                                   counted as a new attempt; MEMORY_LIMITS: 6 KiB, 48 KiB,
+                                   none, the default)
                          bit 4: records wanted (the span path: records become Python objects)
                          bit 5: the rest is an eBPF ring (live path, so_ring.c): i64 realtime
                                 offset, then the data area (records as the kernel writes
@@ -15,7 +16,10 @@ An input is a small program (all integers little-endian)::
                          bit 6: the rest is TPACKET_V3 blocks (AF_PACKET path) of BLOCK bytes,
                                 each handed to the reader as TP_STATUS_USER
                          bit 7: media on (so_media.c: SDP learning, RTP statistics), with
-                                8-entry tables so a few calls exercise their evictions
+                                8-entry tables so a few calls exercise their evictions; with
+                                bit 0 also: the capture is handed to the reader in regions of
+                                1 + len % 97 bytes (the first at least 24), as replay reads a
+                                file, a pipe or a gzip stream: every record boundary case
     records, until the input ends:
       tag       1 byte   op = tag & 3, linktype = LINKTYPES[(tag >> 2) & 7]
       op 0: frame   u16 delta (ms after the previous time), u16 length, the frame's bytes
@@ -68,7 +72,8 @@ FLAG_ALL_PORTS = 2
 FLAG_RECORDS = 16
 FLAG_RING = 32
 FLAG_TPACKET = 64
-FLAG_MEDIA = 128
+FLAG_MEDIA = 128  # media on; with FLAG_CAPTURE also the region reader (one bit left for both)
+FLAG_REGIONS = FLAG_MEDIA
 RING_PAGE = 4096
 TPACKET_BLOCK = 1024  # small blocks: a few packets each, many block boundaries
 
@@ -126,6 +131,9 @@ _EXTREME_TRACK = TrackerConfig(
     invite_proceeding_timeout_ns=INT64_MAX,
     register_expires_default_s=INT64_MAX // S,
 )
+# The memory budget of each profile: tiny ones so that a few messages pass them and every
+# ``.memory`` eviction path runs (docs/reliability.md); none; the default.
+MEMORY_LIMITS = (6 * 1024, 48 * 1024, 0, 256 * 1024 * 1024)
 PROFILES = (
     (_TINY_NET, _TINY_TRACK),
     (_SMALL_NET, _SMALL_TRACK),
@@ -158,7 +166,8 @@ class Totals:
 
 
 def _config(flags: int) -> PipelineConfig:
-    net, track = PROFILES[(flags >> 2) & 3]
+    profile = (flags >> 2) & 3
+    net, track = PROFILES[profile]
     return PipelineConfig(
         all_ports=bool(flags & FLAG_ALL_PORTS),
         net_limits=net,
@@ -166,6 +175,7 @@ def _config(flags: int) -> PipelineConfig:
         media=bool(flags & FLAG_MEDIA),
         media_max_endpoints=8,
         media_max_streams=8,
+        memory_limit=MEMORY_LIMITS[profile],
     )
 
 
@@ -203,11 +213,21 @@ def _run_records(pipe: Pipeline, data: bytes, totals: Totals) -> None:
 
 
 def _run_capture(pipe: Pipeline, data: bytes) -> None:
-    # The replay path (PcapReader.feed): a capture file in memory, walked by the C reader.
-    cursor = PcapCursor(data[1:])
+    # The replay path (PcapReader.feed): a capture file walked by the C reader, whole or in
+    # regions (each its own bytes object: a read past a region's end hits a redzone).
+    body = data[1:]
+    step = 1 + len(body) % 97 if data[0] & FLAG_REGIONS else len(body)
+    end = min(len(body), max(step, 24))
+    cursor = PcapCursor(body[:end], end == len(body))
     try:
-        while pipe._core.feed_pcap(cursor, 64) == 0:
-            pass
+        while True:
+            state = pipe._core.feed_pcap(cursor, 64)
+            if state == 3:  # the next region, from the record that did not fit
+                start = cursor.offset
+                end = min(len(body), max(start + cursor.need, end + step))
+                cursor.refill(body[start:end], start, end == len(body))
+            elif state != 0:
+                break
     finally:
         cursor.release()
 

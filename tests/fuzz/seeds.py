@@ -78,7 +78,8 @@ def _frames(path: Path) -> list[Frame]:
 
 
 def seeds_for(path: Path, max_len: int, per_capture: int, index: int) -> list[bytes]:
-    media = FLAG_MEDIA if index & 1 else 0  # every other capture also with media on
+    # every other capture: read in small regions with media on, its frame runs with media on
+    media = FLAG_MEDIA if index & 1 else 0
     out = [bytes([FLAG_CAPTURE | media]) + path.read_bytes()[: max_len - 1]]
     run: list[Frame] = []
     size = 0

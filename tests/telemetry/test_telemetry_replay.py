@@ -48,6 +48,14 @@ def test_flags_and_none_without_export() -> None:
         assert "sip_exporter_invite_total 0.0" in tel.render_prometheus()
     finally:
         tel.shutdown()
+    for flags, want in (([], True), (["--no-span-addresses"], False), (["--span-addresses"], True)):
+        args = parser.parse_args(["--format", "prometheus", *flags])
+        tel = make_replay_telemetry(args, PipelineStats(), Reasons(), dict)
+        assert tel is not None
+        try:
+            assert tel.options.include_addresses is want
+        finally:
+            tel.shutdown()
 
 
 def test_replay_prometheus_golden(tmp_path: Path) -> None:
@@ -107,6 +115,7 @@ def test_replay_prometheus_golden(tmp_path: Path) -> None:
             ("sip_rfc6076_ira", E): 0,
             ("sip_otel_frames_total", E): 9,
             ("sip_otel_build_info", lab(version="0.1.0", capture="file")): 1,
+            ("sip_otel_memory_limit_bytes", E): 256 * 1024 * 1024,  # the default budget
         }
     )
     expect_hist(exp, "sip_rfc6076_srd_seconds", DELAY_BUCKETS_S, [0.3], result="success")
@@ -127,6 +136,7 @@ def test_replay_prometheus_golden(tmp_path: Path) -> None:
         if k[0]
         in (
             "sip_otel_table_entries",
+            "sip_otel_memory_bytes",
             "sip_exporter_active_registrations",
             "sip_early_dialogs",
             "sip_transactions",

@@ -50,13 +50,14 @@ def spans_of(
     *records: DialogRecord | RegistrationRecord,
     hash_call_id: bool = True,
     include_uris: bool = False,
+    include_addresses: bool = True,
 ) -> list[ReadableSpan]:
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     tracer = provider.get_tracer("test")
     for rec in records:
-        emit_record(tracer, rec, hash_call_id, include_uris)
+        emit_record(tracer, rec, hash_call_id, include_uris, include_addresses=include_addresses)
     provider.shutdown()
     return list(exporter.get_finished_spans())
 
@@ -103,6 +104,52 @@ def test_privacy_opt_ins() -> None:
     (span,) = spans_of(dialog())
     values = [str(v) for v in (span.attributes or {}).values()]
     assert not any("atlanta" in v or "biloxi" in v or "1928301774" in v for v in values)
+
+
+ADDRESS_KEYS = {"source.address", "source.port", "destination.address", "destination.port"}
+
+
+def test_span_addresses_switch() -> None:
+    """On (the default): both endpoints' address and port; off: none of them anywhere on the
+    span or its events, on INVITE and REGISTER spans alike; the transport stays."""
+    reg = RegistrationRecord(
+        call_id="reg-1@atlanta.example.com",
+        aor="sip:alice@atlanta.example.com",
+        start_ns=T0,
+        end_ns=T0 + 1_000_000,
+        outcome="registered",
+        final_status=200,
+        challenged=False,
+        transport="tcp",
+        src="192.0.2.10:49152",
+        dst="198.51.100.7:5060",
+        rrd_s=0.001,
+    )
+    on = spans_of(dialog(), reg)
+    assert [{k: v for k, v in (s.attributes or {}).items() if k in ADDRESS_KEYS} for s in on] == [
+        {
+            "source.address": "192.0.2.10",
+            "source.port": 5060,
+            "destination.address": "2001:db8::1",
+            "destination.port": 5070,
+        },
+        {
+            "source.address": "192.0.2.10",
+            "source.port": 49152,
+            "destination.address": "198.51.100.7",
+            "destination.port": 5060,
+        },
+    ]
+    off = spans_of(dialog(), reg, include_addresses=False)
+    assert [(s.attributes or {}).get("network.transport") for s in off] == ["udp", "tcp"]
+    for span in off:
+        attrs = dict(span.attributes or {})
+        assert not ADDRESS_KEYS & set(attrs)
+        texts = [str(v) for v in attrs.values()]
+        texts += [str(v) for ev in span.events for v in (ev.attributes or {}).values()]
+        assert not any(
+            ip in t for t in texts for ip in ("192.0.2.10", "2001:db8::1", "198.51.100.7")
+        ), texts
 
 
 def test_only_ineffective_attempts_and_timeouts_are_errors() -> None:

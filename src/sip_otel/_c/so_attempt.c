@@ -77,7 +77,7 @@ static int64_t early_ns_of(const so_attempt *a, uint64_t tag, bool *found) {
     return 0;
 }
 
-static bool early_add(so_attempt *a, uint64_t tag, int64_t ns) {
+static bool early_add(so_track *t, so_attempt *a, uint64_t tag, int64_t ns) {
     if (a->n_early < 2) {
         a->early_inl[a->n_early].tag = tag;
         a->early_inl[a->n_early++].ns = ns;
@@ -87,6 +87,7 @@ static bool early_add(so_attempt *a, uint64_t tag, int64_t ns) {
         a->early_heap = (so_early *)malloc((SO_MAX_EARLY_PER_ATTEMPT - 2) * sizeof(so_early));
         if (!a->early_heap)
             return false;
+        so_att_charge(t, a, so_mem_block((SO_MAX_EARLY_PER_ATTEMPT - 2) * sizeof(so_early)));
     }
     a->early_heap[a->n_early - 2].tag = tag;
     a->early_heap[a->n_early - 2].ns = ns;
@@ -178,6 +179,8 @@ int32_t so_dialog_record(so_track *t, const so_attempt *a, so_slice to_tag, int6
         }
     }
     r->events_dropped = events->dropped;
+    if (!so_track_charge_record(t, r))
+        return -1;
     return index;
 }
 
@@ -235,25 +238,49 @@ static uint8_t outcome_of(uint16_t status) {
     }
 }
 
+bool so_pending_evict_oldest(so_track *t, so_eviction why, int64_t now) {
+    uint32_t old = t->pending.pool.head;
+    if (old == SO_NIL)
+        return false;
+    so_pending *p = (so_pending *)so_tab_at(&t->pending, old);
+    so_count_eviction(t, why);
+    bool old_carry = p->is_carry;
+    uint32_t old_att = p->att;
+    so_tab_del(&t->pending, old);
+    if (!old_carry) {
+        so_attempt *oa = so_att_at(t, old_att);
+        if (oa->state == SO_AS_CHALLENGED &&
+            so_sm_step(&so_att_table[oa->state][SO_AI_EVICT], &oa->state, t,
+                       SO_R_INTERNAL_ATTEMPT_TRANSITION) > 0)
+            so_att_end(t, old_att, SO_AS_CHALLENGED, now, 0, SO_OUT_EVICTED, 0);
+        so_att_decref(t, old_att); /* the pending entry's reference */
+    }
+    return true;
+}
+
+bool so_att_evict_oldest(so_track *t, so_eviction why, int64_t now, bool with_txn) {
+    uint32_t old_slot = t->attempts.pool.head;
+    if (old_slot == SO_NIL)
+        return false;
+    uint32_t old = ((so_att_entry *)so_tab_at(&t->attempts, old_slot))->att;
+    so_count_eviction(t, why);
+    so_att_incref(t, old);
+    so_tab_del(&t->attempts, old_slot);
+    so_att_decref(t, old); /* the table's reference */
+    uint8_t st = so_att_at(t, old)->state, prev = st;
+    if (so_sm_step(&so_att_table[st][SO_AI_EVICT], &st, t, SO_R_INTERNAL_ATTEMPT_TRANSITION) > 0)
+        so_att_end(t, old, prev, now, 0, SO_OUT_EVICTED, 0);
+    if (with_txn)
+        so_txn_drop(t, so_att_at(t, old)->txn);
+    so_att_decref(t, old);
+    return true;
+}
+
 /* Keep a challenged attempt or a redirect carry for its retry (bounded table). */
 static void park(so_track *t, so_h128 pkey, int64_t now, bool carry, uint32_t att,
                  int64_t srd_start, int64_t cseq, int64_t deadline) {
-    if (so_tab_len(&t->pending) >= t->cfg.max_invite_attempts) {
-        uint32_t old = t->pending.pool.head;
-        so_pending *p = (so_pending *)so_tab_at(&t->pending, old);
-        so_count_eviction(t, SO_E_ATTEMPTS_FULL);
-        bool old_carry = p->is_carry;
-        uint32_t old_att = p->att;
-        so_tab_del(&t->pending, old);
-        if (!old_carry) {
-            so_attempt *oa = so_att_at(t, old_att);
-            if (oa->state == SO_AS_CHALLENGED &&
-                so_sm_step(&so_att_table[oa->state][SO_AI_EVICT], &oa->state, t,
-                           SO_R_INTERNAL_ATTEMPT_TRANSITION) > 0)
-                so_att_end(t, old_att, SO_AS_CHALLENGED, now, 0, SO_OUT_EVICTED, 0);
-            so_att_decref(t, old_att); /* the pending entry's reference */
-        }
-    }
+    if (so_tab_len(&t->pending) >= t->cfg.max_invite_attempts)
+        so_pending_evict_oldest(t, SO_E_ATTEMPTS_FULL, now);
     bool created;
     uint32_t slot = so_tab_put(&t->pending, pkey, &created);
     if (slot == SO_NIL) {
@@ -305,15 +332,17 @@ void so_att_response(so_track *t, uint32_t att, const so_msg *m) {
         bool found;
         early_ns_of(a, tag, &found);
         if (m->to_tag.n && !found && a->n_early < SO_MAX_EARLY_PER_ATTEMPT) {
-            if (early_add(a, tag, now)) {
+            if (early_add(t, a, tag, now)) {
                 t->early_count++;
                 if (rec && a->n_early == 1) {
                     free(rec->first_early_tag);
+                    so_att_charge(t, a, -(int64_t)so_mem_block(rec->first_early_len));
                     rec->first_early_len = 0;
                     rec->first_early_tag = (uint8_t *)malloc(m->to_tag.n);
                     if (rec->first_early_tag) {
                         memcpy(rec->first_early_tag, m->to_tag.p, m->to_tag.n);
                         rec->first_early_len = m->to_tag.n;
+                        so_att_charge(t, a, so_mem_block(m->to_tag.n));
                     }
                 }
             } else {
@@ -380,6 +409,7 @@ void so_att_response(so_track *t, uint32_t att, const so_msg *m) {
         a->n_early = 0;
         if (a->rec) {
             free(a->rec->first_early_tag);
+            so_att_charge(t, a, -(int64_t)so_mem_block(a->rec->first_early_len));
             a->rec->first_early_tag = NULL;
             a->rec->first_early_len = 0;
         }
@@ -443,6 +473,16 @@ static uint32_t att_new(so_track *t, const so_msg *m, uint32_t txn, int64_t srd_
             so_origin_set(&a->rec->origin, m->origin);
         }
     }
+    /* the budget: the entry, its keys, its record part, strings and first events array (the
+     * array may grow to SO_MAX_RECORD_EVENTS: up to 1 KiB more, not charged) */
+    a->charged = 0;
+    a->mem_table = SO_MEM_ATTEMPTS;
+    size_t rec_bytes = 0;
+    if (a->rec)
+        rec_bytes = so_mem_block(sizeof(so_att_rec)) +
+                    so_mem_block(so_strings_len(&a->rec->str)) + so_mem_block(8 * sizeof(so_revent));
+    so_att_charge(t, a, (int64_t)(SO_MEM_ENTRY(t->attempts_pool.item_size) +
+                                  so_mem_block(a->keys ? n : 0) + rec_bytes));
     return att;
 }
 
@@ -494,19 +534,8 @@ void so_att_initial_invite(so_track *t, const so_msg *m, uint32_t txn) {
             }
         }
     }
-    if (so_tab_len(&t->attempts) >= t->cfg.max_invite_attempts) {
-        uint32_t old_slot = t->attempts.pool.head;
-        uint32_t old = ((so_att_entry *)so_tab_at(&t->attempts, old_slot))->att;
-        so_count_eviction(t, SO_E_ATTEMPTS_FULL);
-        so_att_incref(t, old);
-        so_tab_del(&t->attempts, old_slot);
-        so_att_decref(t, old); /* the table's reference */
-        uint8_t st = so_att_at(t, old)->state, prev = st;
-        if (so_sm_step(&so_att_table[st][SO_AI_EVICT], &st, t,
-                       SO_R_INTERNAL_ATTEMPT_TRANSITION) > 0)
-            so_att_end(t, old, prev, m->ts_ns, 0, SO_OUT_EVICTED, 0);
-        so_att_decref(t, old);
-    }
+    if (so_tab_len(&t->attempts) >= t->cfg.max_invite_attempts)
+        so_att_evict_oldest(t, SO_E_ATTEMPTS_FULL, m->ts_ns, false);
     uint32_t att = att_new(t, m, txn, srd_start, pkey);
     if (att == SO_NIL)
         return;

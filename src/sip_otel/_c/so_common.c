@@ -344,3 +344,30 @@ void so_pool_move_to_end(so_pool *p, uint32_t slot) {
     so_pool_entry(p, p->tail)->next = slot;
     p->tail = slot;
 }
+
+/* ---- so_mem -------------------------------------------------------------------------------- */
+
+const char *const so_mem_table_names[SO_MEM_N] = {
+    "tcp_flows", "fragments", "transactions", "attempts", "dialogs", "registrations", "records",
+};
+
+void so_mem_init(so_mem *m, uint64_t limit) {
+    memset(m, 0, sizeof(*m));
+    m->limit = limit;
+}
+
+void so_mem_enforce(so_mem *m) {
+    bool done[SO_MEM_N] = {false};
+    m->depth++; /* evictions run layer code that enters and leaves: no recursion */
+    while (so_mem_tables(m) > 0 && (uint64_t)so_mem_tables(m) > so_mem_tables_limit(m)) {
+        int big = -1;
+        for (int i = 0; i < SO_MEM_N; i++)
+            if (!done[i] && m->evict[i] && m->used[i] > 0 && (big < 0 || m->used[i] > m->used[big]))
+                big = i;
+        if (big < 0)
+            break;
+        if (!m->evict[big](m->ctx[big], big))
+            done[big] = true;
+    }
+    m->depth--;
+}

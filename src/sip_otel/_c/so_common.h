@@ -210,4 +210,78 @@ bool so_buf_append(so_buf *b, const uint8_t *p, size_t n);
 void so_buf_consume(so_buf *b, size_t n); /* drop n bytes from the front */
 void so_buf_free(so_buf *b);
 
+/* ---- one memory budget ------------------------------------------------------------------------
+ * Every table that keeps bytes from the wire charges what it keeps (its entry structs plus
+ * their variable bytes, roughly the malloc'd sizes) to one so_mem: ``used[table]`` is kept
+ * up to date by the table itself. The budget is enforced at the end of each outermost call
+ * (a frame, a message, a timer tick: so_mem_enter/so_mem_leave nest), never in the middle of
+ * one, so no entry in use by a caller up the stack can be evicted: while the total is over
+ * ``limit`` the oldest entry of the largest consumer is evicted through that table's
+ * ``evict`` hook (which counts ``<table>.memory``); a table whose hook can evict nothing more
+ * is passed over. The total can therefore exceed the limit by what one call adds (at most a
+ * frame's bytes plus one buffer doubling) until that call returns.
+ *
+ * Records (finished dialogs and registrations waiting for the binding to turn them into spans)
+ * are not evictable: they get a fixed sixteenth of the limit (a record past it is dropped,
+ * counted ``records.memory``) and the tables the other fifteen, so evicting a dialog,
+ * which makes a record, never makes the tables evict more. */
+typedef enum so_mem_table {
+    SO_MEM_TCP_FLOWS = 0, /* flow entries, in-order (framer) and out-of-order buffers */
+    SO_MEM_FRAGMENTS,     /* fragment sets and their pieces */
+    SO_MEM_TRANSACTIONS,
+    SO_MEM_ATTEMPTS,      /* INVITE attempts: entries, keys, record strings; pending table */
+    SO_MEM_DIALOGS,
+    SO_MEM_REGISTRATIONS, /* REGISTER attempts (strings) and active AORs */
+    SO_MEM_RECORDS,       /* finished records waiting for the binding (not evictable) */
+    SO_MEM_N
+} so_mem_table;
+
+extern const char *const so_mem_table_names[SO_MEM_N];
+
+/* Evict the oldest entry of ``table`` (counting ``<table>.memory``); false: nothing left that
+ * it can evict. */
+typedef bool (*so_mem_evict_fn)(void *ctx, int table);
+
+typedef struct so_mem {
+    uint64_t limit; /* bytes; 0: no limit */
+    int64_t used[SO_MEM_N];
+    so_mem_evict_fn evict[SO_MEM_N];
+    void *ctx[SO_MEM_N];
+    uint32_t depth;
+} so_mem;
+
+void so_mem_init(so_mem *m, uint64_t limit);
+
+/* What tables charge, close to what the allocator really holds for them:
+ * - a malloc'd block of n bytes: glibc's chunk (8 bytes of header, 16-byte granules);
+ * - a pooled entry of ``size`` bytes: itself, half more for the pool's growth slack (pools
+ *   double and never shrink: between 0 and 100 % slack), and 48 bytes for its hash-index slot
+ *   (16-byte slots, 3/8 to 3/4 full);
+ * - a timer-queue item (so_dq_item, 32 bytes) with the queue's growth slack. */
+static inline size_t so_mem_block(size_t n) { return n ? (n + 8 + 15) & ~(size_t)15 : 0; }
+#define SO_MEM_ENTRY(size) ((size_t)(size) + (size_t)(size) / 2 + 48)
+#define SO_MEM_QUEUE_ITEM 48
+static inline void so_mem_charge(so_mem *m, so_mem_table table, int64_t delta) {
+    m->used[table] += delta;
+}
+static inline int64_t so_mem_total(const so_mem *m) {
+    int64_t s = 0;
+    for (int i = 0; i < SO_MEM_N; i++)
+        s += m->used[i];
+    return s;
+}
+static inline uint64_t so_mem_records_limit(const so_mem *m) { return m->limit / 16; }
+static inline uint64_t so_mem_tables_limit(const so_mem *m) { return m->limit - m->limit / 16; }
+/* Bytes of the evictable tables (all but records). */
+static inline int64_t so_mem_tables(const so_mem *m) {
+    return so_mem_total(m) - m->used[SO_MEM_RECORDS];
+}
+static inline void so_mem_enter(so_mem *m) { m->depth++; }
+/* Evict until the tables fit (see above). */
+void so_mem_enforce(so_mem *m);
+static inline void so_mem_leave(so_mem *m) {
+    if (--m->depth == 0 && m->limit && (uint64_t)so_mem_tables(m) > so_mem_tables_limit(m))
+        so_mem_enforce(m);
+}
+
 #endif

@@ -137,6 +137,8 @@ static void end_dialog(so_track *t, uint32_t slot, uint8_t outcome, int64_t now,
     so_revents_free(&d->events);
     free(d->to_tag_blob);
     d->to_tag_blob = NULL;
+    so_mem_charge(t->mem, SO_MEM_DIALOGS, -(int64_t)d->extra);
+    d->extra = 0;
     so_tab_del(&t->dialogs, slot);
     so_att_decref(t, att);
 }
@@ -147,6 +149,17 @@ static bool dlg_step(so_track *t, uint32_t slot, so_dlg_input in) {
                       SO_R_INTERNAL_DIALOG_TRANSITION) > 0;
 }
 
+bool so_dlg_evict_oldest(so_track *t, so_eviction why, int64_t now) {
+    uint32_t old = t->dialogs.pool.head;
+    if (old == SO_NIL)
+        return false;
+    so_count_eviction(t, why);
+    if (!dlg_step(t, old, SO_DI_EVICT))
+        return false;
+    end_dialog(t, old, SO_OUT_EVICTED, now, false, 0, false);
+    return true;
+}
+
 void so_dlg_confirm(so_track *t, uint32_t att, const so_msg *m, int64_t srd_ns) {
     int64_t now = m->ts_ns;
     so_attempt *a = so_att_at(t, att);
@@ -155,12 +168,8 @@ void so_dlg_confirm(so_track *t, uint32_t att, const so_msg *m, int64_t srd_ns) 
     if (a->confirmed.n < SO_MAX_CONFIRMED_PER_ATTEMPT &&
         !so_set_add(&a->confirmed, so_key64(t, SO_DOMAIN_TAG, m->to_tag, 0)))
         so_count_reason(t, SO_R_INTERNAL_NO_MEMORY);
-    if (so_tab_len(&t->dialogs) >= t->cfg.max_dialogs) {
-        so_count_eviction(t, SO_E_DIALOGS_FULL);
-        uint32_t old = t->dialogs.pool.head;
-        if (dlg_step(t, old, SO_DI_EVICT))
-            end_dialog(t, old, SO_OUT_EVICTED, now, false, 0, false);
-    }
+    if (so_tab_len(&t->dialogs) >= t->cfg.max_dialogs)
+        so_dlg_evict_oldest(t, SO_E_DIALOGS_FULL, now);
     /* The dialog of the attempt's INVITE: its Call-ID and From tag, not the 2xx's (the
      * transaction routed the 2xx here; a 2xx that spells them differently still confirms it). */
     a = so_att_at(t, att);
@@ -178,6 +187,7 @@ void so_dlg_confirm(so_track *t, uint32_t att, const so_msg *m, int64_t srd_ns) 
     a = so_att_at(t, att);
     d->att = att;
     so_att_incref(t, att);
+    so_att_charge_to_dialogs(t, a);
     d->state = SO_DS_CONFIRMED;
     d->confirmed_ns = now; /* SDT start: the first 2xx (RFC 6076 §4.5) */
     d->final_status = m->status;
@@ -196,6 +206,10 @@ void so_dlg_confirm(so_track *t, uint32_t att, const so_msg *m, int64_t srd_ns) 
             }
         }
     }
+    uint32_t extra = (uint32_t)(so_mem_block(d->to_tag_len) +
+                                so_mem_block((size_t)d->events.cap * sizeof(so_revent)));
+    so_mem_charge(t->mem, SO_MEM_DIALOGS, (int64_t)extra - (int64_t)d->extra);
+    d->extra = extra;
     push_expiry(t, slot);
 }
 

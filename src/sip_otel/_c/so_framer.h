@@ -33,6 +33,8 @@ typedef struct so_framer_ops {
     void (*destroy)(void *st);
     /* Bytes buffered and not yet emitted. */
     size_t (*pending)(const void *st);
+    /* Bytes allocated (buffer capacity): what the flow charges to the memory budget. */
+    size_t (*footprint)(const void *st);
 } so_framer_ops;
 
 /* The SIP sniff: whether bytes start with a SIP request line or status line. */

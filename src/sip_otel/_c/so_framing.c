@@ -317,6 +317,8 @@ static void fr_feed(void *st, const uint8_t *data, size_t n, const so_framer_env
         }
         pos = run(f, f->buf.p, f->buf.n, env);
         so_buf_consume(&f->buf, pos);
+        if (!f->buf.n && f->buf.cap > 4096)
+            so_buf_free(&f->buf); /* an idle flow keeps no large buffer (memory budget) */
     } else {
         pos = run(f, data, n, env);
         if (pos < n && !so_buf_append(&f->buf, data + pos, n - pos)) {
@@ -343,6 +345,8 @@ static void fr_destroy(void *st) { so_buf_free(&((sip_framer *)st)->buf); }
 
 static size_t fr_pending(const void *st) { return ((const sip_framer *)st)->buf.n; }
 
+static size_t fr_footprint(const void *st) { return ((const sip_framer *)st)->buf.cap; }
+
 const so_framer_ops so_sip_framer_ops = {
     .state_size = sizeof(sip_framer),
     .init = fr_init,
@@ -351,4 +355,5 @@ const so_framer_ops so_sip_framer_ops = {
     .close = fr_close,
     .destroy = fr_destroy,
     .pending = fr_pending,
+    .footprint = fr_footprint,
 };

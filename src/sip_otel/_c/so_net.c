@@ -43,6 +43,8 @@ struct so_net {
     so_frag_table frags;
     so_tcp_table tcp;
     so_payload cur; /* the flow of the TCP segment being fed: framer emissions use it */
+    so_mem own;     /* the budget when the caller passes none (cfg.mem NULL) */
+    so_mem *mem;
 };
 
 void so_net_limits_default(so_net_limits *l) {
@@ -58,6 +60,7 @@ void so_net_limits_default(so_net_limits *l) {
     l->max_tcp_ooo_bytes_total = 64 * 1024 * 1024;
     l->max_sip_message_bytes = 128 * 1024;
     l->max_tunnel_depth = 4;
+    l->memory_limit = 256ULL * 1024 * 1024;
 }
 
 static void tcp_emit(void *ctx, const uint8_t *msg, uint32_t len) {
@@ -72,11 +75,13 @@ so_net *so_net_new(const so_net_config *cfg) {
     if (!net)
         return NULL;
     net->cfg = *cfg;
+    so_mem_init(&net->own, cfg->limits.memory_limit);
+    net->mem = cfg->mem ? cfg->mem : &net->own;
     so_h128 seed = cfg->seed;
-    so_frag_init(&net->frags, &net->cfg.limits, seed, cfg->reasons, cfg->evictions);
+    so_frag_init(&net->frags, &net->cfg.limits, seed, cfg->reasons, cfg->evictions, net->mem);
     seed.a ^= 0x5851F42D4C957F2DULL;
     so_tcp_init(&net->tcp, &net->cfg.limits, cfg->sip_framer, seed, cfg->reasons, cfg->evictions,
-                tcp_emit, net);
+                tcp_emit, net, net->mem);
     return net;
 }
 
@@ -89,8 +94,16 @@ void so_net_free(so_net *net) {
 }
 
 void so_net_handle_timer(so_net *net, int64_t now_ns) {
+    so_mem_enter(net->mem);
     so_frag_expire(&net->frags, now_ns);
     so_tcp_expire(&net->tcp, now_ns);
+    so_mem_leave(net->mem);
+}
+
+const so_mem *so_net_mem(const so_net *net) { return net->mem; }
+
+size_t so_net_entry_size(const so_net *net, int which) {
+    return which == 0 ? net->tcp.flows.item_size : so_frag_entry_size(which - 1);
 }
 
 size_t so_net_fragment_sets(const so_net *net) { return so_frag_count(&net->frags); }
@@ -452,6 +465,7 @@ static int ipv6(so_net *net, int64_t ts, const uint8_t *d, size_t off, size_t en
 
 void so_net_feed(so_net *net, int64_t ts_ns, uint32_t linktype, const uint8_t *data, size_t len) {
     int r;
+    so_mem_enter(net->mem);
     if (linktype == SO_LINKTYPE_ETHERNET && len >= 14 && data[12] == 0x08 && data[13] == 0x00) {
         r = ipv4(net, ts_ns, data, 14, len, 0); /* fast path */
     } else {
@@ -463,4 +477,5 @@ void so_net_feed(so_net *net, int64_t ts_ns, uint32_t linktype, const uint8_t *d
     }
     if (r != SO_NET_OK)
         net->cfg.reasons[r]++;
+    so_mem_leave(net->mem);
 }

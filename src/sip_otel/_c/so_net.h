@@ -36,6 +36,7 @@ typedef struct so_net_limits {
     uint64_t max_tcp_ooo_bytes_total;       /* 64 MiB */
     uint32_t max_sip_message_bytes;         /* 128 KiB on a stream */
     uint32_t max_tunnel_depth;              /* 4 */
+    uint64_t memory_limit; /* bytes over all tables (so_mem) when net owns its budget; 0: none */
 } so_net_limits;
 
 void so_net_limits_default(so_net_limits *limits);
@@ -55,6 +56,7 @@ typedef struct so_net_config {
     void *ctx;
     uint64_t *reasons;   /* [SO_N_REASONS], owned by the caller */
     uint64_t *evictions; /* [SO_N_EVICTIONS], owned by the caller */
+    so_mem *mem;         /* the shared memory budget (NULL: net keeps its own, limits.memory_limit) */
 } so_net_config;
 
 typedef struct so_net so_net;
@@ -67,6 +69,10 @@ size_t so_net_fragment_sets(const so_net *net);
 size_t so_net_tcp_flows(const so_net *net);
 uint64_t so_net_tcp_held_bytes(const so_net *net);  /* out-of-order bytes held, all flows */
 uint64_t so_net_fragment_memory(const so_net *net); /* fragment bytes held, all sets */
+const so_mem *so_net_mem(const so_net *net);        /* the budget net charges */
+/* Sizes the budget charges per entry (for tests): 0 a flow entry (with its framer state),
+ * 1 a fragment set, 2 one slot of a set's piece array. */
+size_t so_net_entry_size(const so_net *net, int which);
 
 /* ---- capture files -------------------------------------------------------------------------- */
 
@@ -74,6 +80,9 @@ typedef enum so_pcap_status {
     SO_PCAP_MORE = 0,  /* stopped at max_frames; call again */
     SO_PCAP_END = 1,   /* the whole file was read */
     SO_PCAP_ERROR = 2, /* corrupt or truncated: see err_* (frames before it were delivered) */
+    SO_PCAP_NEED = 3,  /* the next record runs past a region that is not the last (``final`` 0):
+                        * hand the bytes from ``off`` on plus at least ``need`` in all to
+                        * so_pcap_refill, then call so_pcap_next again */
 } so_pcap_status;
 
 /* Error kinds; the binding turns (kind, err_off, err_a, err_b) into CaptureFileError's
@@ -94,21 +103,32 @@ typedef enum so_pcap_err {
     SO_PCAP_E_SPB,           /* simple packet block before any interface */
     SO_PCAP_E_PB,            /* corrupt obsolete packet block */
     SO_PCAP_E_NO_MEMORY,     /* interface table could not grow */
+    SO_PCAP_E_SHORT_PACKET,  /* packet block shorter than its fixed fields (type err_a, length err_b) */
 } so_pcap_err;
 
-/* ns = ((ts * num) / div) >> shift, in 128 bits (if_tsresol: 10^-n or 2^-n seconds). */
+/* ns = ((ts * num) / div) >> shift + offset_s * 10^9, in 128 bits (if_tsresol: 10^-n or 2^-n
+ * seconds; if_tsoffset: seconds). A result outside 0..INT64_MAX drops the frame, counted in
+ * ``ts_range``. */
 typedef struct so_pcap_iface {
     uint32_t linktype;
     uint32_t shift;
     uint64_t num, div;
+    int64_t offset_s;
 } so_pcap_iface;
 
 #define SO_PCAP_MAX_RECORD (256u * 1024 * 1024) /* a larger classic record is corruption */
+#define SO_PCAP_MAX_BLOCK (SO_PCAP_MAX_RECORD + 65536u) /* likewise a pcapng block */
 
+/* The file is read as a series of regions (a whole file in memory is one region with ``final``
+ * 1); offsets in errors and ``base + off`` are from the start of the file. */
 typedef struct so_pcap {
     const uint8_t *buf;
     size_t size;
-    size_t off;  /* next record / block */
+    size_t off;    /* next record / block, in this region */
+    uint64_t base; /* file offset of buf[0] */
+    int final;     /* this region ends at the end of the file */
+    size_t need;   /* SO_PCAP_NEED: bytes from ``off`` the next record needs at least */
+    uint64_t ts_range; /* frames dropped: timestamp outside 0..INT64_MAX ns (pcap.timestamp_range) */
     int pcapng;  /* 0: classic pcap */
     int big_endian;
     uint32_t linktype; /* classic pcap */
@@ -128,6 +148,9 @@ typedef void (*so_frame_fn)(void *ctx, int64_t ts_ns, uint32_t linktype, const u
 
 /* Check the file header; 0 or an error kind (err_* set). The region must outlive ``pc``. */
 int so_pcap_open(so_pcap *pc, const uint8_t *buf, size_t size);
+/* The next region: ``buf`` starts at file offset ``base`` (base + off of the region before when
+ * SO_PCAP_NEED asked for it); ``final`` when it ends at the end of the file. */
+void so_pcap_refill(so_pcap *pc, const uint8_t *buf, size_t size, uint64_t base, int final);
 /* Deliver up to max_frames frames (at least one when there is one) to ``on_frame``. */
 so_pcap_status so_pcap_next(so_pcap *pc, size_t max_frames, so_frame_fn on_frame, void *ctx);
 /* Free what so_pcap_open/next allocated (safe to call twice, and on a zeroed so_pcap). */

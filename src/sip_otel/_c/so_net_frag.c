@@ -40,8 +40,17 @@ typedef struct so_fset {
 
 #define FSET(t, slot) SO_POOL_AT(&(t)->sets, so_fset, slot)
 
+/* The budget: set entries, piece arrays and the bytes held (SO_MEM_FRAGMENTS). */
+static void charge(so_frag_table *t) {
+    t->mem->used[SO_MEM_FRAGMENTS] =
+        (int64_t)((uint64_t)t->sets.count * SO_MEM_ENTRY(sizeof(so_fset)) + t->memory +
+                  t->pieces_cap * (sizeof(so_piece) + 24));
+}
+
+static bool mem_evict(void *ctx, int table);
+
 void so_frag_init(so_frag_table *t, const so_net_limits *limits, so_h128 seed, uint64_t *reasons,
-                  uint64_t *evictions) {
+                  uint64_t *evictions, so_mem *mem) {
     so_map_init(&t->index);
     so_pool_init(&t->sets, sizeof(so_fset));
     t->seed = seed;
@@ -51,24 +60,30 @@ void so_frag_init(so_frag_table *t, const so_net_limits *limits, so_h128 seed, u
     t->max_pieces = limits->max_fragments_per_set;
     t->max_memory = limits->max_fragment_memory_bytes;
     t->memory = 0;
+    t->pieces_cap = 0;
     t->reasons = reasons;
     t->evictions = evictions;
+    t->mem = mem;
+    mem->evict[SO_MEM_FRAGMENTS] = mem_evict;
+    mem->ctx[SO_MEM_FRAGMENTS] = t;
 }
 
-static void fset_clear(so_fset *fs) {
+static void fset_clear(so_frag_table *t, so_fset *fs) {
     for (uint32_t i = 0; i < fs->n_pieces; i++)
         free(fs->pieces[i].data);
     free(fs->pieces);
+    t->pieces_cap -= fs->cap_pieces;
     fs->pieces = NULL;
     fs->n_pieces = fs->cap_pieces = 0;
 }
 
 void so_frag_free(so_frag_table *t) {
     for (uint32_t s = t->sets.head; s != SO_NIL; s = so_pool_entry(&t->sets, s)->next)
-        fset_clear(FSET(t, s));
+        fset_clear(t, FSET(t, s));
     so_pool_free(&t->sets);
     so_map_free(&t->index);
     t->memory = 0;
+    t->mem->used[SO_MEM_FRAGMENTS] = 0;
 }
 
 static so_h128 key_hash(const so_frag_table *t, const so_frag_key *k) {
@@ -84,8 +99,9 @@ static void drop(so_frag_table *t, uint32_t slot) {
     so_fset *fs = FSET(t, slot);
     t->memory -= fs->held;
     so_map_del(&t->index, fs->key);
-    fset_clear(fs);
+    fset_clear(t, fs);
     so_pool_release(&t->sets, slot);
+    charge(t);
 }
 
 /* Evict the oldest set other than ``keep``; false if there is none. */
@@ -98,6 +114,11 @@ static bool evict_oldest(so_frag_table *t, so_eviction why, uint32_t keep) {
     drop(t, s);
     t->evictions[why]++;
     return true;
+}
+
+/* The memory budget's hook: the oldest set goes (``fragments.memory``). */
+static bool mem_evict(void *ctx, int table) {
+    return evict_oldest((so_frag_table *)ctx, SO_E_FRAGMENTS_MEMORY, SO_NIL);
 }
 
 void so_frag_expire(so_frag_table *t, int64_t now_ns) {
@@ -117,6 +138,7 @@ static bool insert_piece(so_frag_table *t, so_fset *fs, uint32_t i, uint32_t sta
         if (!np)
             return false;
         fs->pieces = np;
+        t->pieces_cap += cap - fs->cap_pieces;
         fs->cap_pieces = cap;
     }
     uint8_t *copy = (uint8_t *)malloc(n);
@@ -193,9 +215,9 @@ static uint32_t insert_uncovered(so_frag_table *t, so_fset *fs, uint32_t offset,
     return stored;
 }
 
-int so_frag_add(so_frag_table *t, const so_frag_key *key, int64_t ts_ns, uint32_t offset, bool more,
-                const uint8_t *p, size_t n, int proto, uint8_t **out, size_t *out_len,
-                int *out_proto) {
+static int frag_add(so_frag_table *t, const so_frag_key *key, int64_t ts_ns, uint32_t offset,
+                    bool more, const uint8_t *p, size_t n, int proto, uint8_t **out,
+                    size_t *out_len, int *out_proto) {
     uint64_t end = (uint64_t)offset + n;
     if (n == 0 || (more && (n & 7))) {
         /* RFC 791/8200: every fragment but the last carries a multiple of 8 bytes. */
@@ -299,3 +321,13 @@ int so_frag_add(so_frag_table *t, const so_frag_key *key, int64_t ts_ns, uint32_
     drop(t, slot);
     return 1;
 }
+
+int so_frag_add(so_frag_table *t, const so_frag_key *key, int64_t ts_ns, uint32_t offset, bool more,
+                const uint8_t *p, size_t n, int proto, uint8_t **out, size_t *out_len,
+                int *out_proto) {
+    int r = frag_add(t, key, ts_ns, offset, more, p, n, proto, out, out_len, out_proto);
+    charge(t);
+    return r;
+}
+
+size_t so_frag_entry_size(int which) { return which ? sizeof(so_piece) : sizeof(so_fset); }

@@ -52,12 +52,14 @@ typedef struct so_frag_table {
     uint32_t max_pieces;
     uint64_t max_memory;
     uint64_t memory; /* payload bytes held over all sets */
+    uint64_t pieces_cap; /* piece-array entries allocated over all sets */
     uint64_t *reasons;
     uint64_t *evictions;
+    so_mem *mem;
 } so_frag_table;
 
 void so_frag_init(so_frag_table *t, const so_net_limits *limits, so_h128 seed, uint64_t *reasons,
-                  uint64_t *evictions);
+                  uint64_t *evictions, so_mem *mem);
 void so_frag_free(so_frag_table *t);
 /* Store one fragment. Returns 1 when the set completes: *out is the datagram payload (malloc'd,
  * the caller frees it; NULL only for an empty one, which cannot happen), *out_len its length,
@@ -66,6 +68,7 @@ int so_frag_add(so_frag_table *t, const so_frag_key *key, int64_t ts_ns, uint32_
                 const uint8_t *p, size_t n, int proto, uint8_t **out, size_t *out_len,
                 int *out_proto);
 void so_frag_expire(so_frag_table *t, int64_t now_ns);
+size_t so_frag_entry_size(int which); /* 0: a set, 1: a piece slot */
 static inline size_t so_frag_count(const so_frag_table *t) { return t->sets.count; }
 
 /* ---- TCP flows (so_net_tcp.c) -------------------------------------------------------------- */
@@ -92,10 +95,12 @@ typedef struct so_tcp_table {
     uint64_t held_total;
     uint64_t *reasons;
     uint64_t *evictions;
+    so_mem *mem; /* charged: flow entries + framer buffers + held segments (SO_MEM_TCP_FLOWS) */
 } so_tcp_table;
 
 bool so_tcp_init(so_tcp_table *t, const so_net_limits *limits, const so_framer_ops *sip,
-                 so_h128 seed, uint64_t *reasons, uint64_t *evictions, so_emit_fn emit, void *ctx);
+                 so_h128 seed, uint64_t *reasons, uint64_t *evictions, so_emit_fn emit, void *ctx,
+                 so_mem *mem);
 void so_tcp_free(so_tcp_table *t);
 uint32_t so_tcp_get(const so_tcp_table *t, const so_flow_key *key);
 /* Start tracking a flow direction (evicting the least recently used when full); SO_NIL when
@@ -135,6 +140,7 @@ void so_ws_reset(so_ws *ws);
 void so_ws_close(so_ws *ws, const so_framer_env *env);
 void so_ws_destroy(so_ws *ws);
 size_t so_ws_pending(const so_ws *ws);
+size_t so_ws_footprint(const so_ws *ws);
 bool so_ws_is_sip_upgrade(const uint8_t *d, size_t off, size_t end);
 
 #endif

@@ -23,7 +23,10 @@
  *   (``sip_framing.incomplete``) and held bytes never delivered (``tcp.gap``).
  * - Flows live in an so_pool kept in LRU order, moved to the end on every segment, found by a
  *   hash of the 4-tuple: idle flows are expired from the front in packet time
- *   (``tcp_flows.timeout``), a full table evicts the least recently used (``tcp_flows.capacity``).
+ *   (``tcp_flows.timeout``), a full table evicts the least recently used (``tcp_flows.full``).
+ * - Memory budget (so_mem, SO_MEM_TCP_FLOWS): each flow charges its entry, its framer's buffer
+ *   capacity and its held segments (bytes + heap array), re-charged after every segment; when
+ *   the budget is over, the least recently used flow is evicted (``tcp_flows.memory``).
  */
 #include "so_net_int.h"
 
@@ -48,13 +51,17 @@ typedef struct so_flow {
     so_seg *held; /* min-heap by (pos, bytes) */
     uint32_t n_held, cap_held;
     uint32_t kind; /* so_framer_kind */
+    int64_t charged; /* bytes charged to the budget */
     uint64_t st[]; /* framer state */
 } so_flow;
 
 #define FLOW(t, slot) SO_POOL_AT(&(t)->flows, so_flow, slot)
 
+static bool mem_evict(void *ctx, int table);
+
 bool so_tcp_init(so_tcp_table *t, const so_net_limits *limits, const so_framer_ops *sip,
-                 so_h128 seed, uint64_t *reasons, uint64_t *evictions, so_emit_fn emit, void *ctx) {
+                 so_h128 seed, uint64_t *reasons, uint64_t *evictions, so_emit_fn emit, void *ctx,
+                 so_mem *mem) {
     size_t st = SO_MAX(sip->state_size, sizeof(so_ws));
     so_map_init(&t->index);
     so_pool_init(&t->flows, sizeof(so_flow) + st);
@@ -68,6 +75,9 @@ bool so_tcp_init(so_tcp_table *t, const so_net_limits *limits, const so_framer_o
     t->held_total = 0;
     t->reasons = reasons;
     t->evictions = evictions;
+    t->mem = mem;
+    mem->evict[SO_MEM_TCP_FLOWS] = mem_evict;
+    mem->ctx[SO_MEM_TCP_FLOWS] = t;
     return true;
 }
 
@@ -100,6 +110,19 @@ static void fr_close(so_tcp_table *t, so_flow *f) {
         t->sip->close(f->st, &t->env);
     else
         so_ws_close((so_ws *)f->st, &t->env);
+}
+
+static size_t fr_footprint(so_tcp_table *t, so_flow *f) {
+    return f->kind == SO_FK_SIP ? t->sip->footprint(f->st) : so_ws_footprint((so_ws *)f->st);
+}
+
+/* What the flow holds now, charged to the budget (the difference from the last charge). */
+static void charge(so_tcp_table *t, so_flow *f) {
+    int64_t now = (int64_t)(SO_MEM_ENTRY(t->flows.item_size) + so_mem_block(fr_footprint(t, f)) +
+                            f->held_bytes + 32 * (size_t)f->n_held +
+                            so_mem_block((size_t)f->cap_held * sizeof(so_seg)));
+    so_mem_charge(t->mem, SO_MEM_TCP_FLOWS, now - f->charged);
+    f->charged = now;
 }
 
 static void fr_destroy(so_tcp_table *t, so_flow *f) {
@@ -184,7 +207,19 @@ static void close_slot(so_tcp_table *t, uint32_t slot, bool count) {
     free(f->held);
     f->held = NULL;
     f->cap_held = 0;
+    so_mem_charge(t->mem, SO_MEM_TCP_FLOWS, -f->charged);
+    f->charged = 0;
     so_pool_release(&t->flows, slot);
+}
+
+/* The memory budget's hook: the least recently used flow goes (``tcp_flows.memory``). */
+static bool mem_evict(void *ctx, int table) {
+    so_tcp_table *t = (so_tcp_table *)ctx;
+    if (t->flows.head == SO_NIL)
+        return false;
+    close_slot(t, t->flows.head, false);
+    t->evictions[SO_E_TCP_FLOWS_MEMORY]++;
+    return true;
 }
 
 void so_tcp_free(so_tcp_table *t) {
@@ -233,7 +268,9 @@ uint32_t so_tcp_open(so_tcp_table *t, const so_flow_key *key, int64_t ts_ns, so_
     f->next_seq = -1;
     f->next_pos = 0;
     f->fin_pos = -1;
+    f->charged = 0;
     fr_init(t, f, kind);
+    charge(t, f);
     return slot;
 }
 
@@ -241,6 +278,7 @@ void so_tcp_set_framer(so_tcp_table *t, uint32_t slot, so_framer_kind kind) {
     so_flow *f = FLOW(t, slot);
     fr_destroy(t, f);
     fr_init(t, f, kind);
+    charge(t, f);
 }
 
 int64_t so_tcp_next_pos(const so_tcp_table *t, uint32_t slot) { return FLOW(t, slot)->next_pos; }
@@ -311,7 +349,7 @@ static void hold(so_tcp_table *t, so_flow *f, int64_t pos, const uint8_t *payloa
     }
 }
 
-void so_tcp_segment(so_tcp_table *t, uint32_t slot, int64_t ts_ns, uint32_t seq, uint32_t flags,
+static void segment(so_tcp_table *t, uint32_t slot, int64_t ts_ns, uint32_t seq, uint32_t flags,
                     const uint8_t *payload, size_t n) {
     so_flow *f = FLOW(t, slot);
     f->last_ts = ts_ns;
@@ -366,4 +404,12 @@ void so_tcp_segment(so_tcp_table *t, uint32_t slot, int64_t ts_ns, uint32_t seq,
         f->fin_pos = seg_pos + (int64_t)n;
     if (f->fin_pos >= 0 && f->next_pos >= f->fin_pos)
         close_slot(t, slot, true);
+}
+
+void so_tcp_segment(so_tcp_table *t, uint32_t slot, int64_t ts_ns, uint32_t seq, uint32_t flags,
+                    const uint8_t *payload, size_t n) {
+    uint32_t gen = FLOW(t, slot)->e.gen;
+    segment(t, slot, ts_ns, seq, flags, payload, n);
+    if (so_tcp_live(t, slot, gen))
+        charge(t, FLOW(t, slot));
 }

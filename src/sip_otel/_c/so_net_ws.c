@@ -62,6 +62,8 @@ void so_ws_destroy(so_ws *ws) { ws_clear(ws); }
 
 size_t so_ws_pending(const so_ws *ws) { return ws->buf.n + ws->parts.n; }
 
+size_t so_ws_footprint(const so_ws *ws) { return ws->buf.cap + ws->parts.cap; }
+
 /* Frames in ws->buf; consumed bytes are dropped from its front. */
 static void ws_frames(so_ws *ws, const so_framer_env *env) {
     const uint8_t *b = ws->buf.p;

@@ -12,12 +12,16 @@
  * byte order by its byte-order magic and starts a new list of interfaces; an Interface
  * Description Block adds one (link type, if_tsresol: 10^-n s, or 2^-n s with the high bit;
  * microseconds by default); Enhanced, Simple and obsolete Packet Blocks carry frames; other
- * blocks are skipped. Timestamps become ns = ts * num // div, computed in 128 bits; a result
- * beyond int64 (only for absurd resolutions) is clamped to INT64_MAX.
+ * blocks are skipped. Timestamps become ns = ts * num // div (+ if_tsoffset seconds), computed
+ * in 128 bits; a frame whose time falls outside 0..INT64_MAX ns (only absurd resolutions or
+ * offsets) is dropped and counted in ``ts_range`` (pcap.timestamp_range), never clamped: one
+ * clamped time for many frames would make their calls last 0 s and fire no timer.
  *
  * so_pcap_next() delivers frames to a callback in file order and stops after max_frames; at a
  * corruption it returns SO_PCAP_ERROR with the frames before it delivered, and an error kind
- * plus offsets for the binding to put into words.
+ * plus offsets for the binding to put into words. The file may come in regions (a pipe, a
+ * decompressed stream, a file read in blocks): at a record that runs past a region which is not
+ * the last, so_pcap_next() returns SO_PCAP_NEED and so_pcap_refill() hands it the next one.
  */
 #include "so_net.h"
 
@@ -26,7 +30,7 @@
 
 static int fail(so_pcap *pc, int kind, size_t off, uint64_t a, uint64_t b) {
     pc->err_kind = kind;
-    pc->err_off = off;
+    pc->err_off = (size_t)(pc->base + off);
     pc->err_a = a;
     pc->err_b = b;
     return kind;
@@ -41,6 +45,7 @@ int so_pcap_open(so_pcap *pc, const uint8_t *buf, size_t size) {
     memset(pc, 0, sizeof(*pc));
     pc->buf = buf;
     pc->size = size;
+    pc->final = 1;
     if (size < 4)
         return fail(pc, SO_PCAP_E_MAGIC, 0, size, 0);
     uint32_t magic = so_le32(buf);
@@ -64,6 +69,22 @@ int so_pcap_open(so_pcap *pc, const uint8_t *buf, size_t size) {
     return 0;
 }
 
+void so_pcap_refill(so_pcap *pc, const uint8_t *buf, size_t size, uint64_t base, int final) {
+    pc->buf = buf;
+    pc->size = size;
+    pc->off = 0;
+    pc->base = base;
+    pc->final = final;
+    pc->need = 0;
+}
+
+/* The record at ``off`` needs ``n`` bytes and the region is not the last: ask for more. */
+static so_pcap_status need(so_pcap *pc, size_t off, size_t n) {
+    pc->off = off;
+    pc->need = n;
+    return SO_PCAP_NEED;
+}
+
 void so_pcap_close(so_pcap *pc) {
     free(pc->ifaces);
     pc->ifaces = NULL;
@@ -76,6 +97,8 @@ static so_pcap_status next_pcap(so_pcap *pc, size_t max_frames, so_frame_fn on_f
     uint64_t max_caplen = pc->snaplen ? SO_MAX(pc->snaplen, 262144u) : UINT64_MAX;
     while (off < size) {
         if (size - off < 16) {
+            if (!pc->final)
+                return need(pc, off, 16);
             pc->off = off;
             fail(pc, SO_PCAP_E_RECORD_HEADER, off, size - off, 0);
             return SO_PCAP_ERROR;
@@ -88,6 +111,8 @@ static so_pcap_status next_pcap(so_pcap *pc, size_t max_frames, so_frame_fn on_f
         }
         size_t start = off + 16;
         if (caplen > size - start) {
+            if (!pc->final)
+                return need(pc, off, 16 + (size_t)caplen);
             pc->off = off;
             fail(pc, SO_PCAP_E_RECORD_DATA, off, size - start, caplen);
             return SO_PCAP_ERROR;
@@ -99,15 +124,19 @@ static so_pcap_status next_pcap(so_pcap *pc, size_t max_frames, so_frame_fn on_f
         if (++count >= max_frames)
             return SO_PCAP_MORE;
     }
+    if (!pc->final)
+        return need(pc, off, 16);
     pc->off = size;
     return SO_PCAP_END;
 }
 
-/* if_tsresol option -> the interface's conversion to ns (default: microseconds). */
-static void tsresol(const so_pcap *pc, size_t opt, size_t end, so_pcap_iface *ifc) {
+/* if_tsresol and if_tsoffset options -> the interface's conversion to ns (default:
+ * microseconds, no offset). */
+static void iface_options(const so_pcap *pc, size_t opt, size_t end, so_pcap_iface *ifc) {
     ifc->num = 1000;
     ifc->div = 1;
     ifc->shift = 0;
+    ifc->offset_s = 0;
     while (opt + 4 <= end) {
         uint32_t code = rd16(pc, opt), length = rd16(pc, opt + 2);
         if (code == 0)
@@ -132,16 +161,23 @@ static void tsresol(const so_pcap *pc, size_t opt, size_t end, so_pcap_iface *if
             } else { /* 10^(exp-9) > 2^64 > any timestamp: always 0 */
                 ifc->num = 0;
             }
-            return;
+        } else if (code == 14 && length == 8 && opt + 12 <= end) { /* if_tsoffset, seconds */
+            ifc->offset_s = (int64_t)(((uint64_t)rd32(pc, opt + 4 + 4 * pc->big_endian) |
+                                       ((uint64_t)rd32(pc, opt + 8 - 4 * pc->big_endian) << 32)));
         }
         opt += 4 + (((size_t)length + 3) & ~(size_t)3);
     }
 }
 
-static int64_t to_ns(const so_pcap_iface *ifc, uint64_t ts) {
+/* The frame's time in ns; false when it falls outside 0..INT64_MAX. */
+static bool to_ns(const so_pcap_iface *ifc, uint64_t ts, int64_t *out) {
     unsigned __int128 v = (unsigned __int128)ts * ifc->num / ifc->div;
-    v >>= ifc->shift; /* shift <= 127 */
-    return v > (unsigned __int128)INT64_MAX ? INT64_MAX : (int64_t)v;
+    v >>= ifc->shift; /* shift <= 127; v < 2^96 */
+    __int128 ns = (__int128)v + (__int128)ifc->offset_s * SO_NS_PER_S; /* |offset| < 2^93 */
+    if (ns < 0 || ns > (__int128)INT64_MAX)
+        return false;
+    *out = (int64_t)ns;
+    return true;
 }
 
 static so_pcap_status next_pcapng(so_pcap *pc, size_t max_frames, so_frame_fn on_frame, void *ctx) {
@@ -150,6 +186,8 @@ static so_pcap_status next_pcapng(so_pcap *pc, size_t max_frames, so_frame_fn on
     while (off < size) {
         pc->off = off;
         if (size - off < 12) {
+            if (!pc->final)
+                return need(pc, off, 12);
             fail(pc, SO_PCAP_E_BLOCK_HEADER, off, 0, 0);
             return SO_PCAP_ERROR;
         }
@@ -169,18 +207,26 @@ static so_pcap_status next_pcapng(so_pcap *pc, size_t max_frames, so_frame_fn on
             btype = rd32(pc, off);
         }
         uint64_t blen = rd32(pc, off + 4);
+        /* A length over SO_PCAP_MAX_BLOCK is corruption whatever follows (no region that
+         * large is read); a shorter one past this region is judged once it is all there, so
+         * that the verdict does not depend on where a region ends. */
+        bool huge = blen > SO_PCAP_MAX_BLOCK;
+        if (blen > size - off && blen >= 12 && !huge && !pc->final)
+            return need(pc, off, (size_t)blen);
         if (blen < 12 || blen % 4 || blen > size - off) {
-            bool cut = blen > size - off && blen >= 12;
+            bool cut = blen > size - off && blen >= 12 && !huge;
             fail(pc, cut ? SO_PCAP_E_BLOCK_CUT : SO_PCAP_E_BLOCK_CORRUPT, off, btype, blen);
             return SO_PCAP_ERROR;
         }
         size_t body = off + 8;
         size_t end = off + (size_t)blen - 4;
         if (btype == 6 || btype == 2) { /* Enhanced Packet Block, obsolete Packet Block */
-            /* The 20 fixed bytes are read even past a too-short block, as the Python reader
-             * did (its error then names what it read); past the file they read as 0. */
-            uint8_t fixed[20] = {0};
-            memcpy(fixed, buf + body, SO_MIN((size_t)20, size - body));
+            if (blen < 12 + 20) { /* not even the 20 bytes of fixed fields */
+                fail(pc, SO_PCAP_E_SHORT_PACKET, off, btype, blen);
+                return SO_PCAP_ERROR;
+            }
+            uint8_t fixed[20];
+            memcpy(fixed, buf + body, 20);
             int be = pc->big_endian;
             /* EPB: interface (32 bits); PB: interface (16), drops (16). Then both: timestamp
              * high, low, captured length, original length. */
@@ -196,8 +242,13 @@ static so_pcap_status next_pcapng(so_pcap *pc, size_t max_frames, so_frame_fn on
             }
             const so_pcap_iface *ifc = &pc->ifaces[if_id];
             pc->off = off + (size_t)blen;
-            on_frame(ctx, to_ns(ifc, ts), ifc->linktype, buf + body + 20, (size_t)caplen, if_id);
-            count++;
+            int64_t ns;
+            if (to_ns(ifc, ts, &ns)) {
+                on_frame(ctx, ns, ifc->linktype, buf + body + 20, (size_t)caplen, if_id);
+                count++;
+            } else {
+                pc->ts_range++;
+            }
         } else if (btype == 3) { /* Simple Packet Block: no timestamp, interface 0 */
             if (pc->n_ifaces == 0) {
                 fail(pc, SO_PCAP_E_SPB, off, 0, 0);
@@ -222,13 +273,15 @@ static so_pcap_status next_pcapng(so_pcap *pc, size_t max_frames, so_frame_fn on
             }
             so_pcap_iface *ifc = &pc->ifaces[pc->n_ifaces++];
             ifc->linktype = rd16(pc, body);
-            tsresol(pc, body + 8, end, ifc);
+            iface_options(pc, body + 8, end, ifc);
         }
         off += (size_t)blen;
         pc->off = off;
         if (count && count >= max_frames)
             return SO_PCAP_MORE;
     }
+    if (!pc->final)
+        return need(pc, off, 12);
     pc->off = size;
     return SO_PCAP_END;
 }

@@ -36,6 +36,7 @@ so_pipeline *so_pipeline_new(const so_pipeline_config *cfg) {
     if (!p)
         return NULL;
     so_stats_init(&p->stats, cfg->track.seed);
+    so_mem_init(&p->mem, cfg->memory_limit);
     so_net_config nc;
     memset(&nc, 0, sizeof(nc));
     nc.limits = cfg->limits;
@@ -49,6 +50,9 @@ so_pipeline *so_pipeline_new(const so_pipeline_config *cfg) {
     nc.ctx = p;
     nc.reasons = p->reasons;
     nc.evictions = p->evictions;
+    nc.mem = &p->mem;
+    so_track_config tc = cfg->track;
+    tc.mem = &p->mem;
     if (cfg->media) {
         p->media = so_media_new(&cfg->media_limits, cfg->track.seed, p->reasons, p->evictions);
         if (!p->media) {
@@ -58,7 +62,7 @@ so_pipeline *so_pipeline_new(const so_pipeline_config *cfg) {
     }
     p->net = so_net_new(&nc);
     p->parser = so_parser_new();
-    p->track = so_track_new(&cfg->track, p->reasons, p->evictions);
+    p->track = so_track_new(&tc, p->reasons, p->evictions);
     if (!p->net || !p->parser || !p->track) {
         so_pipeline_free(p);
         return NULL;
@@ -83,8 +87,16 @@ static void run_timers(so_pipeline *p, int64_t now) {
     fold(p);
 }
 
+/* The budget is enforced when the outermost call returns (so_mem_leave): no table entry is in
+ * use then. Evictions may end attempts and dialogs: their events are folded at once. */
+static void leave(so_pipeline *p) {
+    so_mem_leave(&p->mem);
+    fold(p);
+}
+
 void so_pipeline_frame(so_pipeline *p, int64_t ts, uint32_t linktype, const uint8_t *data,
                        size_t len) {
+    so_mem_enter(&p->mem);
     p->stats.frames++;
     p->stats.bytes += len;
     if (ts > p->last_ts) {
@@ -96,6 +108,7 @@ void so_pipeline_frame(so_pipeline *p, int64_t ts, uint32_t linktype, const uint
         }
     }
     so_net_feed(p->net, ts, linktype, data, len);
+    leave(p);
 }
 
 static void on_frame(void *ctx, int64_t ts, uint32_t linktype, const uint8_t *data, size_t len,
@@ -104,18 +117,25 @@ static void on_frame(void *ctx, int64_t ts, uint32_t linktype, const uint8_t *da
 }
 
 so_pcap_status so_pipeline_pcap(so_pipeline *p, so_pcap *pc, size_t max_frames) {
-    return so_pcap_next(pc, max_frames, on_frame, p);
+    uint64_t dropped = pc->ts_range;
+    so_pcap_status st = so_pcap_next(pc, max_frames, on_frame, p);
+    p->reasons[SO_R_PCAP_TIMESTAMP_RANGE] += pc->ts_range - dropped;
+    return st;
 }
 
 void so_pipeline_timer(so_pipeline *p, int64_t now) {
+    so_mem_enter(&p->mem);
     if (now > p->last_ts)
         p->last_ts = now;
     run_timers(p, now);
     p->next_timer = so_sat_add(now, SO_TIMER_TICK_NS);
+    leave(p);
 }
 
 void so_pipeline_finish(so_pipeline *p, int64_t now) {
+    so_mem_enter(&p->mem);
     run_timers(p, now);
     so_track_finish(p->track, now);
     fold(p);
+    leave(p);
 }

@@ -28,6 +28,7 @@ typedef struct so_pipeline_config {
     so_track_config track;
     bool media; /* learn media endpoints from SDP and keep RTP stream statistics (so_media.h) */
     so_media_limits media_limits;
+    uint64_t memory_limit; /* one budget over every table (so_mem, so_common.h); 0: none */
 } so_pipeline_config;
 
 typedef struct so_pipeline {
@@ -39,6 +40,7 @@ typedef struct so_pipeline {
     so_track *track;
     so_media *media; /* NULL unless cfg.media */
     int64_t last_ts, next_timer;
+    so_mem mem; /* shared by net and track */
 } so_pipeline;
 
 so_pipeline *so_pipeline_new(const so_pipeline_config *cfg); /* NULL: no memory */

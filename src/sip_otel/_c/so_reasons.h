@@ -115,6 +115,8 @@
     X(RTCP_TRUNCATED, "rtcp.truncated")                                                        \
     X(RTCP_BAD_VERSION, "rtcp.bad_version")                                                    \
     X(RTCP_BAD_LENGTH, "rtcp.bad_length")                                                      \
+    /* capture files */                                                                        \
+    X(PCAP_TIMESTAMP_RANGE, "pcap.timestamp_range")                                            \
     /* bugs: must stay 0 */                                                                    \
     X(INTERNAL_TRANSACTION_TRANSITION, "internal.transaction_transition")                      \
     X(INTERNAL_ATTEMPT_TRANSITION, "internal.attempt_transition")                              \
@@ -128,11 +130,18 @@
     X(FRAGMENTS_TIMEOUT, "fragments.timeout")                                                  \
     X(TCP_FLOWS_FULL, "tcp_flows.full")                                                        \
     X(TCP_FLOWS_TIMEOUT, "tcp_flows.timeout")                                                  \
+    X(TCP_FLOWS_MEMORY, "tcp_flows.memory")                                                    \
     X(TRANSACTIONS_FULL, "transactions.full")                                                  \
+    X(TRANSACTIONS_MEMORY, "transactions.memory")                                              \
     X(DIALOGS_FULL, "dialogs.full")                                                            \
+    X(DIALOGS_MEMORY, "dialogs.memory")                                                        \
     X(ATTEMPTS_FULL, "attempts.full")                                                          \
+    X(ATTEMPTS_MEMORY, "attempts.memory")                                                      \
     X(REGISTRATIONS_FULL, "registrations.full")                                                \
+    X(REGISTRATIONS_MEMORY, "registrations.memory")                                            \
     X(REGISTER_ATTEMPTS_FULL, "register_attempts.full")                                        \
+    X(REGISTER_ATTEMPTS_MEMORY, "register_attempts.memory")                                    \
+    X(RECORDS_MEMORY, "records.memory")                                                        \
     X(MEDIA_ENDPOINTS_FULL, "media_endpoints.full")                                            \
     X(MEDIA_ENDPOINTS_TIMEOUT, "media_endpoints.timeout")                                      \
     X(RTP_STREAMS_FULL, "rtp_streams.full")                                                    \

@@ -82,7 +82,8 @@ static void reg_end(so_track *t, uint32_t att, int64_t now, uint8_t outcome, uin
         rec->dport = r->origin.dport;
         memcpy(rec->src, r->origin.src, 16);
         memcpy(rec->dst, r->origin.dst, 16);
-        if (ev)
+        bool kept = so_track_charge_record(t, rec);
+        if (ev && kept)
             ev->record = index;
     }
     so_regatt_decref(t, att);
@@ -116,17 +117,8 @@ void so_reg_request(so_track *t, const so_msg *m, uint32_t txn) {
             return;
         }
     }
-    if (so_tab_len(&t->reg_attempts) >= t->cfg.max_register_attempts) {
-        uint32_t head = t->reg_attempts.pool.head;
-        uint32_t old = entry_at(t, head)->att;
-        so_count_eviction(t, SO_E_REGISTER_ATTEMPTS_FULL);
-        so_regatt_incref(t, old);
-        so_tab_del(&t->reg_attempts, head);
-        so_regatt_decref(t, old);
-        if (reg_step(t, old, SO_RI_EVICT))
-            reg_end(t, old, m->ts_ns, SO_OUT_EVICTED, 0);
-        so_regatt_decref(t, old);
-    }
+    if (so_tab_len(&t->reg_attempts) >= t->cfg.max_register_attempts)
+        so_regatt_evict_oldest(t, SO_E_REGISTER_ATTEMPTS_FULL, m->ts_ns, false);
     uint32_t att = so_pool_alloc(&t->regatt_pool);
     if (att == SO_NIL) {
         so_count_reason(t, SO_R_INTERNAL_NO_MEMORY);
@@ -146,6 +138,9 @@ void so_reg_request(so_track *t, const so_msg *m, uint32_t txn) {
             so_count_reason(t, SO_R_INTERNAL_NO_MEMORY);
         so_origin_set(&r->origin, m->origin);
     }
+    r->charged = (int64_t)(SO_MEM_ENTRY(t->regatt_pool.item_size) +
+                           so_mem_block(so_strings_len(&r->str)));
+    so_mem_charge(t->mem, SO_MEM_REGISTRATIONS, r->charged);
     so_regatt_incref(t, att);
     bool created;
     slot = so_tab_put(&t->reg_attempts, key, &created);
@@ -163,15 +158,38 @@ void so_reg_request(so_track *t, const so_msg *m, uint32_t txn) {
     so_regatt_decref(t, att);
 }
 
+bool so_regatt_evict_oldest(so_track *t, so_eviction why, int64_t now, bool with_txn) {
+    uint32_t head = t->reg_attempts.pool.head;
+    if (head == SO_NIL)
+        return false;
+    uint32_t old = entry_at(t, head)->att;
+    so_count_eviction(t, why);
+    so_regatt_incref(t, old);
+    so_tab_del(&t->reg_attempts, head);
+    so_regatt_decref(t, old);
+    if (reg_step(t, old, SO_RI_EVICT))
+        reg_end(t, old, now, SO_OUT_EVICTED, 0);
+    if (with_txn)
+        so_txn_drop(t, so_regatt_at(t, old)->txn);
+    so_regatt_decref(t, old);
+    return true;
+}
+
+bool so_active_evict_oldest(so_track *t, so_eviction why) {
+    if (t->active.pool.head == SO_NIL)
+        return false;
+    so_tab_del(&t->active, t->active.pool.head);
+    so_count_eviction(t, why);
+    return true;
+}
+
 static void activate(so_track *t, so_h128 aor, int64_t expiry) {
     uint32_t slot = so_tab_get(&t->active, aor);
     if (slot != SO_NIL) {
         so_pool_move_to_end(&t->active.pool, slot); /* refreshed: evicted last */
     } else {
-        if (so_tab_len(&t->active) >= t->cfg.max_registrations) {
-            so_tab_del(&t->active, t->active.pool.head);
-            so_count_eviction(t, SO_E_REGISTRATIONS_FULL);
-        }
+        if (so_tab_len(&t->active) >= t->cfg.max_registrations)
+            so_active_evict_oldest(t, SO_E_REGISTRATIONS_FULL);
         bool created;
         slot = so_tab_put(&t->active, aor, &created);
         if (slot == SO_NIL) {

@@ -101,9 +101,12 @@ void so_set_free(so_set *s) {
 
 /* ---- so_tab ---------------------------------------------------------------------------------- */
 
-void so_tab_init(so_tab *t, size_t entry_size) {
+void so_tab_init(so_tab *t, size_t entry_size, so_mem *mem, int table, bool queued) {
     so_pool_init(&t->pool, entry_size);
     so_map_init(&t->index);
+    t->mem = mem;
+    t->table = table;
+    t->charge = SO_MEM_ENTRY(entry_size) + (queued ? SO_MEM_QUEUE_ITEM : 0);
 }
 
 void so_tab_free(so_tab *t) {
@@ -126,6 +129,8 @@ uint32_t so_tab_put(so_tab *t, so_h128 key, bool *created) {
     }
     ((so_tab_head *)so_pool_entry(&t->pool, slot))->key = key;
     *created = true;
+    if (t->mem)
+        so_mem_charge(t->mem, (so_mem_table)t->table, (int64_t)t->charge);
     return slot;
 }
 
@@ -133,6 +138,8 @@ void so_tab_del(so_tab *t, uint32_t slot) {
     so_tab_head *h = (so_tab_head *)so_pool_entry(&t->pool, slot);
     so_map_del(&t->index, h->key);
     so_pool_release(&t->pool, slot);
+    if (t->mem)
+        so_mem_charge(t->mem, (so_mem_table)t->table, -(int64_t)t->charge);
 }
 
 /* ---- record material ------------------------------------------------------------------------ */
@@ -209,6 +216,11 @@ bool so_strings_set(so_strings *s, const so_msg *m, bool aor_only, bool for_reco
         }
     }
     return true;
+}
+
+size_t so_strings_len(const so_strings *s) {
+    return (size_t)s->call_id.n + s->from_uri.n + s->to_uri.n + s->from_tag.n + s->user_agent.n +
+           s->session_id.n + s->correlation.n;
 }
 
 void so_strings_free(so_strings *s) {
@@ -315,6 +327,7 @@ void so_track_clear_records(so_track *t) {
         free(t->records[i].events);
     }
     t->n_records = 0;
+    t->mem->used[SO_MEM_RECORDS] = 0;
 }
 
 /* ---- lifecycle ----------------------------------------------------------------------------------- */
@@ -324,6 +337,14 @@ so_track *so_track_new(const so_track_config *cfg, uint64_t *reasons, uint64_t *
     if (!t)
         return NULL;
     t->cfg = *cfg;
+    so_mem_init(&t->own, cfg->memory_limit);
+    so_mem *mem = t->mem = cfg->mem ? cfg->mem : &t->own;
+    static const int tables[] = {SO_MEM_TRANSACTIONS, SO_MEM_ATTEMPTS, SO_MEM_DIALOGS,
+                                 SO_MEM_REGISTRATIONS};
+    for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
+        mem->evict[tables[i]] = so_track_mem_evict;
+        mem->ctx[tables[i]] = t;
+    }
     t->reasons = reasons;
     t->evictions = evictions;
     /* Configured times saturate like packet times (every deadline below is so_sat_add). */
@@ -332,17 +353,17 @@ so_track *so_track_new(const so_track_config *cfg, uint64_t *reasons, uint64_t *
     t->linger_ns = t64;
     t->wait_ns = t64; /* window for a credentialed/redirected retry */
     t->se_default_ns = so_sat_mul(cfg->session_expires_default_s, SO_NS_PER_S);
-    so_tab_init(&t->txns, sizeof(so_txn));
+    so_tab_init(&t->txns, sizeof(so_txn), mem, SO_MEM_TRANSACTIONS, true);
     so_dq_init(&t->txn_deadlines);
     so_pool_init(&t->attempts_pool, sizeof(so_attempt));
-    so_tab_init(&t->attempts, sizeof(so_att_entry));
-    so_tab_init(&t->pending, sizeof(so_pending));
-    so_tab_init(&t->dialogs, sizeof(so_dialog));
+    so_tab_init(&t->attempts, sizeof(so_att_entry), mem, SO_MEM_ATTEMPTS, false);
+    so_tab_init(&t->pending, sizeof(so_pending), mem, SO_MEM_ATTEMPTS, true);
+    so_tab_init(&t->dialogs, sizeof(so_dialog), mem, SO_MEM_DIALOGS, true);
     so_dq_init(&t->waits);
     so_dq_init(&t->expiry);
     so_pool_init(&t->regatt_pool, sizeof(so_regatt));
-    so_tab_init(&t->reg_attempts, sizeof(so_reg_entry));
-    so_tab_init(&t->active, sizeof(so_active));
+    so_tab_init(&t->reg_attempts, sizeof(so_reg_entry), mem, SO_MEM_REGISTRATIONS, false);
+    so_tab_init(&t->active, sizeof(so_active), mem, SO_MEM_REGISTRATIONS, true);
     so_dq_init(&t->reg_waits);
     so_dq_init(&t->reg_expiry);
     return t;
@@ -415,6 +436,7 @@ void so_att_decref(so_track *t, uint32_t att) {
     so_attempt *a = so_att_at(t, att);
     if (a->refs && --a->refs == 0) {
         free_attempt_payload(a);
+        so_att_charge(t, a, -a->charged);
         so_pool_release(&t->attempts_pool, att);
     }
 }
@@ -425,6 +447,8 @@ void so_regatt_decref(so_track *t, uint32_t att) {
     so_regatt *r = so_regatt_at(t, att);
     if (r->refs && --r->refs == 0) {
         so_strings_free(&r->str);
+        so_mem_charge(t->mem, SO_MEM_REGISTRATIONS, -r->charged);
+        r->charged = 0;
         so_pool_release(&t->regatt_pool, att);
     }
 }
@@ -488,9 +512,23 @@ static void timers(so_track *t, int64_t now) {
     t->next_check = nxt;
 }
 
-void so_track_timer(so_track *t, int64_t now_ns) { timers(t, now_ns); }
+void so_track_timer(so_track *t, int64_t now_ns) {
+    so_mem_enter(t->mem);
+    t->now = now_ns;
+    timers(t, now_ns);
+    so_mem_leave(t->mem);
+}
+
+static void handle(so_track *t, const so_msg *m);
 
 void so_track_handle(so_track *t, const so_msg *m) {
+    so_mem_enter(t->mem);
+    t->now = m->ts_ns;
+    handle(t, m);
+    so_mem_leave(t->mem);
+}
+
+static void handle(so_track *t, const so_msg *m) {
     if (m->ts_ns >= t->next_check)
         timers(t, m->ts_ns);
     uint32_t txn = SO_NIL, related = SO_NIL;
@@ -530,19 +568,10 @@ void so_track_handle(so_track *t, const so_msg *m) {
 }
 
 void so_track_finish(so_track *t, int64_t now_ns) {
+    so_mem_enter(t->mem);
+    t->now = now_ns;
     timers(t, now_ns);
     so_dlg_finish(t, now_ns);
     so_reg_finish(t, now_ns);
-}
-
-void so_track_set_want_records(so_track *t, bool want) { t->cfg.want_records = want; }
-
-void so_track_gauges_get(const so_track *t, so_track_gauges *g) {
-    g->sessions = so_tab_len(&t->dialogs);
-    g->early_dialogs = t->early_count;
-    g->registrations = so_tab_len(&t->active);
-    g->transactions = t->txn_open;
-    g->transactions_tracked = so_tab_len(&t->txns);
-    g->invite_attempts = so_tab_len(&t->attempts) + so_tab_len(&t->pending);
-    g->register_attempts = so_tab_len(&t->reg_attempts);
+    so_mem_leave(t->mem);
 }

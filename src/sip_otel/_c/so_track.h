@@ -35,6 +35,8 @@ typedef struct so_track_config {
     int64_t register_expires_default_s;   /* RFC 3261 §10.2.1.1: 3600 */
     bool want_records;
     so_h128 seed; /* key hashing seed */
+    uint64_t memory_limit; /* bytes, when the tracker owns its budget (mem NULL); 0: none */
+    so_mem *mem;           /* the shared budget (the pipeline's), or NULL */
 } so_track_config;
 
 void so_track_config_default(so_track_config *cfg);
@@ -151,5 +153,10 @@ typedef struct so_track_gauges {
 } so_track_gauges;
 
 void so_track_gauges_get(const so_track *t, so_track_gauges *g);
+const so_mem *so_track_mem(const so_track *t); /* the budget the tracker charges */
+/* Sizes the budget charges (for tests): 0 transaction, 1 INVITE attempt, 2 attempts-table
+ * entry, 3 pending entry, 4 dialog, 5 REGISTER attempt, 6 REGISTER-table entry, 7 active AOR,
+ * 8 attempt record part, 9 record, 10 record event, 11 record estimate, 12 event estimate. */
+size_t so_track_entry_size(int which);
 
 #endif

@@ -81,9 +81,13 @@ typedef struct so_tab_head {
 typedef struct so_tab {
     so_pool pool;
     so_map index;
+    so_mem *mem; /* each entry charges ``charge`` bytes to mem->used[table] (NULL: none) */
+    int table;
+    size_t charge;
 } so_tab;
 
-void so_tab_init(so_tab *t, size_t entry_size);
+/* ``queued``: each entry also has an item in a timer queue (charged with it). */
+void so_tab_init(so_tab *t, size_t entry_size, so_mem *mem, int table, bool queued);
 void so_tab_free(so_tab *t);
 uint32_t so_tab_get(const so_tab *t, so_h128 key); /* slot or SO_NIL */
 /* The slot of ``key``, appended at the end if new (*created set); SO_NIL on no memory. */
@@ -185,6 +189,8 @@ typedef struct so_attempt {
     /* Call-ID then From tag, always kept: they key the dialogs its 2xx confirm */
     uint8_t *keys;
     so_att_rec *rec; /* NULL unless records were wanted when it opened */
+    int64_t charged;    /* bytes charged to the budget, to ``mem_table``: */
+    uint8_t mem_table; /* SO_MEM_ATTEMPTS, SO_MEM_DIALOGS once a dialog holds it */
 } so_attempt;
 
 static inline so_slice so_att_call_id(const so_attempt *a) {
@@ -206,6 +212,7 @@ typedef struct so_dialog {
     so_revents events;
     uint8_t *to_tag_blob;
     uint32_t to_tag_len;
+    uint32_t extra; /* variable bytes charged to the budget beyond the entry (SO_MEM_DIALOGS) */
 } so_dialog;
 
 /* pending: challenged attempts (waiting for the credentialed retry) and 3xx carries */
@@ -235,6 +242,7 @@ typedef struct so_regatt {
     so_ref txn;
     so_strings str; /* call_id, to_uri (AOR) */
     so_origin origin;
+    int64_t charged; /* bytes charged to the budget (SO_MEM_REGISTRATIONS) */
 } so_regatt;
 
 typedef struct so_reg_entry {
@@ -260,6 +268,9 @@ typedef struct so_timeout_ev {
 
 struct so_track {
     so_track_config cfg;
+    so_mem own; /* the budget when the config passes none */
+    so_mem *mem;
+    int64_t now; /* packet time of the latest call (evictions by the budget end entries then) */
     uint64_t *reasons, *evictions;
     int64_t timeout_ns, linger_ns, wait_ns, se_default_ns;
     /* transactions */
@@ -342,11 +353,47 @@ uint64_t so_key64(const so_track *t, uint64_t domain, so_slice s, int64_t num);
  * spans use (Session-ID, correlation value). */
 bool so_strings_set(so_strings *s, const so_msg *m, bool to_uri_only, bool for_records);
 void so_strings_free(so_strings *s);
+/* Bytes of the blob (the sum of its slices). */
+size_t so_strings_len(const so_strings *s);
+static inline void so_att_charge(so_track *t, so_attempt *a, int64_t delta) {
+    a->charged += delta;
+    so_mem_charge(t->mem, (so_mem_table)a->mem_table, delta);
+}
+/* An answered attempt lives as long as its dialogs: its bytes are theirs (evicting dialogs
+ * frees them; evicting attempts could not). */
+static inline void so_att_charge_to_dialogs(so_track *t, so_attempt *a) {
+    if (a->mem_table == SO_MEM_DIALOGS)
+        return;
+    so_mem_charge(t->mem, (so_mem_table)a->mem_table, -a->charged);
+    a->mem_table = SO_MEM_DIALOGS;
+    so_mem_charge(t->mem, SO_MEM_DIALOGS, a->charged);
+}
+/* A finished record's bytes go to SO_MEM_RECORDS until so_track_clear_records. Records waiting
+ * for the binding may take a sixteenth of the budget: past that the new record (the newest,
+ * ``r``) is freed and dropped, counted ``records.memory``, and false returned (no record). */
+#define SO_RECORD_PY_BYTES 1024
+#define SO_REVENT_PY_BYTES 256
+bool so_track_charge_record(so_track *t, so_record *r);
+/* The memory budget's eviction hook for the tracker's tables (so_track_mem.c). */
+bool so_track_mem_evict(void *ctx, int table);
 void so_origin_set(so_origin *o, const so_payload *p);
 
 /* transactions */
 typedef enum so_verdict { SO_V_NEW, SO_V_RETRANSMISSION, SO_V_ORPHAN } so_verdict;
 so_verdict so_txn_request(so_track *t, const so_msg *m, uint32_t *txn, uint32_t *related);
+/* Evictions of the oldest entry, counted as ``why``; false when the table is empty (or the
+ * entry could not be ended). Used by the count limits and by the memory budget. */
+bool so_txn_evict_oldest(so_track *t, so_eviction why);
+/* Remove the transaction ``r`` if it is still there (an evicted attempt's first hop: the
+ * reference it holds would keep the attempt's memory). */
+void so_txn_drop(so_track *t, so_ref r);
+/* ``with_txn``: also drop the attempt's first-hop transaction, whose context reference would
+ * keep the attempt (and its bytes) alive until Timer B -- what the memory budget needs. */
+bool so_att_evict_oldest(so_track *t, so_eviction why, int64_t now, bool with_txn);
+bool so_pending_evict_oldest(so_track *t, so_eviction why, int64_t now);
+bool so_dlg_evict_oldest(so_track *t, so_eviction why, int64_t now);
+bool so_regatt_evict_oldest(so_track *t, so_eviction why, int64_t now, bool with_txn);
+bool so_active_evict_oldest(so_track *t, so_eviction why);
 so_verdict so_txn_response(so_track *t, const so_msg *m, uint32_t *txn, bool *first_final);
 size_t so_txn_timer(so_track *t, int64_t now);
 static inline so_txn *so_txn_at(const so_track *t, uint32_t slot) { return (so_txn *)so_tab_at(&t->txns, slot); }

@@ -112,14 +112,26 @@ static void txn_remove(so_track *t, uint32_t slot, bool keep_ctx) {
         release_ctx(t, kind, ctx);
 }
 
-static void evict_oldest(so_track *t) {
+void so_txn_drop(so_track *t, so_ref r) {
+    if (r.slot == SO_NIL || r.slot >= t->txns.pool.cap)
+        return;
+    so_txn *x = so_txn_at(t, r.slot);
+    if (!x->h.e.live || x->h.e.gen != r.gen)
+        return;
+    if (x->state != SO_TXN_COMPLETED)
+        t->txn_open--;
+    txn_remove(t, r.slot, false);
+}
+
+bool so_txn_evict_oldest(so_track *t, so_eviction why) {
     uint32_t slot = t->txns.pool.head;
     if (slot == SO_NIL)
-        return;
+        return false;
     if (so_txn_at(t, slot)->state != SO_TXN_COMPLETED)
         t->txn_open--;
     txn_remove(t, slot, false);
-    so_count_eviction(t, SO_E_TRANSACTIONS_FULL);
+    so_count_eviction(t, why);
+    return true;
 }
 
 /* Open a transaction under ``key`` (one table probe); *existed when the key is taken (a
@@ -137,7 +149,7 @@ static uint32_t txn_open(so_track *t, so_h128 key, uint8_t method, int64_t now, 
     }
     /* (the new entry is the newest: the oldest other one goes) */
     while (so_tab_len(&t->txns) > t->cfg.max_transactions && t->txns.pool.head != slot)
-        evict_oldest(t);
+        so_txn_evict_oldest(t, SO_E_TRANSACTIONS_FULL);
     so_txn *x = so_txn_at(t, slot);
     x->method = method;
     x->start_ns = now;

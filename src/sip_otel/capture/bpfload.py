@@ -33,6 +33,7 @@ import logging
 import mmap
 import os
 import select
+import signal
 import socket
 import subprocess
 import sys
@@ -173,6 +174,9 @@ def load_filter(request: LoadRequest, timeout: float | None = None) -> Handover:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
     with ours, tempfile.TemporaryFile(mode="w+b") as err:
+        # SIGHUP (the agent's reload) blocked across the fork and exec: the child starts with it
+        # blocked and then ignores it (main); the agent gets a SIGHUP of this moment at unblock.
+        old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
         try:
             child = subprocess.Popen(
                 [sys.executable, "-m", "sip_otel.capture.bpfload", "--fd", str(theirs.fileno())],
@@ -186,6 +190,8 @@ def load_filter(request: LoadRequest, timeout: float | None = None) -> Handover:
         except OSError as exc:
             theirs.close()
             raise CaptureError(f"cannot start the eBPF loader ({exc})") from None
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
         theirs.close()  # the child holds it now: EOF on ours when the child dies
         try:
             ours.sendall(json.dumps(asdict(request)).encode())
@@ -422,6 +428,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     ap.add_argument("--fd", type=int, required=True, help="SOCK_SEQPACKET to the agent")
     args = ap.parse_args(argv)
+    # A SIGHUP meant for the agent (sent to its process group) must not kill the load: the
+    # agent reloads on it, and this child only lives until it has handed the filter over.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     with socket.socket(fileno=args.fd) as sock:
         rc = _serve(sock)
     sys.stderr.flush()

@@ -2,38 +2,42 @@
 
 Own reader rather than a library: dpkt (the maintained pure-Python option) hands timestamps out as
 floats, which cannot hold nanoseconds at epoch scale (a double has ~0.24 us resolution there).
-Python opens and maps the file and checks its magic; the records are iterated in C over the
-``mmap`` (``sip_otel/_c/so_pcap.c``, bound as ``sip_otel._core.PcapCursor``).
+Python reads the file in regions of :data:`CHUNK` bytes and checks its magic; the records are
+iterated in C over each region (``sip_otel/_c/so_pcap.c``, bound as
+``sip_otel._core.PcapCursor``), which asks for the next region when a record runs past the end
+of this one. Memory stays flat whatever the size of the file.
+
+The file is read with ``read()``, never mapped: a mapped file that shrinks under the reader
+(``truncate``, a rotated log) kills the process with SIGBUS, while ``read()`` just ends early --
+reported as "file shrank/truncated during replay at byte N" when the file had been longer when
+it was opened. ``-`` reads standard input and a named pipe is read as it comes; a
+gzip-compressed capture (``.pcap.gz``, recognised by its magic, not its name) is decompressed as
+it is read. Compressed data that ends early is reported after the frames decompressed before the
+cut, as a truncated capture is.
 
 Errors are :class:`CaptureFileError` with one human sentence (file name, offset, what is wrong);
-the CLI prints it as one line. Frames read before a corruption are still delivered.
-
-``-`` reads standard input; a gzip-compressed capture (``.pcap.gz``, recognised by its magic, not
-its name) is decompressed. Both, and pipes, are first copied into an unlinked temporary file
-(``$TMPDIR``) that is then mapped like any capture: memory stays flat whatever the size, at the
-cost of that much temporary disk. Compressed data that ends early is reported after the frames
-decompressed before the cut, as a truncated capture is.
+the CLI prints it as one line. Frames read before a corruption are still delivered. A pcapng
+frame whose time falls outside 0..INT64_MAX ns (an absurd if_tsresol or if_tsoffset) is
+dropped and counted (``timestamp_range``; the pipeline counts it as ``pcap.timestamp_range``).
 """
 
 from __future__ import annotations
 
-import mmap
 import os
-import shutil
 import stat
 import struct
 import sys
-import tempfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
 from .._core import PcapCursor
 from ..net.types import Frame
 
-__all__ = ["BATCH", "CaptureFileError", "PcapReader", "PcapWriter", "read_frames"]
+__all__ = ["BATCH", "CHUNK", "CaptureFileError", "PcapReader", "PcapWriter", "read_frames"]
 
 BATCH = 1024  # frames per batch handed to the pipeline: amortises call overhead, bounds latency
+CHUNK = 4 << 20  # bytes read per region (a record larger than this gets a region of its size)
 # A record larger than this is corruption (tshark refuses records over 256 KiB).
 MAX_RECORD = 256 * 1024 * 1024  # SO_PCAP_MAX_RECORD
 
@@ -44,74 +48,146 @@ _PCAP_MAGICS = {
     b"\xa1\xb2\x3c\x4d",
 }
 _PCAPNG_SHB = 0x0A0D0D0A
-
-
 _GZIP_MAGIC = b"\x1f\x8b"
-SPOOL_CHUNK = 1 << 20  # bytes per copy step into the temporary file
-
-
-def _gunzip(src: BinaryIO, dst: BinaryIO) -> str | None:
-    """Decompress the gzip members of ``src`` into ``dst`` chunk by chunk, keeping everything
-    before a cut or a corruption; returns the error that ended it early, or None."""
-    unzip = zlib.decompressobj(wbits=31)  # 31: with the gzip header and trailer
-    fed = False  # the current member has had input
-    while data := src.read(SPOOL_CHUNK):
-        try:
-            while data:
-                dst.write(unzip.decompress(data))
-                fed = True
-                if not unzip.eof:
-                    break
-                data = unzip.unused_data  # concatenated members (gzip -c a b > c) follow
-                unzip = zlib.decompressobj(wbits=31)
-                fed = False
-        except zlib.error as exc:
-            return f"compressed data corrupt ({exc})"
-    if fed and not unzip.eof:
-        return "compressed data cut short"
-    return None
-
-
-def _spool(src: BinaryIO, gunzip: bool = False) -> tuple[int, str | None]:
-    """Copy (or decompress) ``src`` into an unlinked temporary file: (its descriptor, the error
-    that ended the copy early or None). What came before an error stays in the file."""
-    with tempfile.TemporaryFile(prefix="sip-otel-replay-") as tmp:
-        error = None
-        if gunzip:
-            error = _gunzip(src, tmp)
-        else:
-            shutil.copyfileobj(src, tmp, SPOOL_CHUNK)
-        tmp.flush()
-        tmp.seek(0)  # the descriptor shares this offset: a reader starts at the beginning
-        return os.dup(tmp.fileno()), error
-
-
-# Granularity of giving read pages back during a replay (a multiple of any page size).
-_DROP_STEP = 4 << 20
+_NEED = 3  # PcapCursor state: the next region is needed
 
 
 class CaptureFileError(Exception):
     """The capture file is unreadable, truncated or corrupt (message is one line)."""
 
 
+class _Raw:
+    """Bytes of a file descriptor from an offset (``pread`` on a regular file, so that a second
+    iteration can start over; ``read`` on a pipe). ``error``: the file was shorter at the end
+    than when it was opened."""
+
+    def __init__(self, fd: int, size: int | None, read: Callable[[int], bytes] | None) -> None:
+        self._fd = fd
+        self._size = size  # regular file: its size when opened
+        self._read = read
+        self.pos = 0
+        self.error: str | None = None
+
+    def read(self, n: int) -> bytes:
+        try:
+            if self._read is not None:
+                data = self._read(n)
+            elif self._size is None:
+                data = os.read(self._fd, n)
+            else:
+                data = os.pread(self._fd, n, self.pos)
+        except OSError as e:
+            self.error = f"read error at byte {self.pos}: {e.strerror or e}"
+            return b""
+        self.pos += len(data)
+        if not data and self._size is not None and self.pos < self._size:
+            self.error = (
+                f"file shrank/truncated during replay at byte {self.pos} "
+                f"(it had {self._size} bytes when opened)"
+            )
+        return data
+
+
+class _Gunzip:
+    """The decompressed bytes of gzip members read from ``raw``; ``error`` once compressed data
+    ended early or was corrupt (what came before stays delivered)."""
+
+    def __init__(self, raw: _Raw, head: bytes) -> None:
+        self._raw = raw
+        self._pending = head  # compressed bytes read but not fed yet
+        self._unzip = zlib.decompressobj(wbits=31)  # 31: with the gzip header and trailer
+        self._fed = False  # the current member has had input
+        self._done = False
+        self.error: str | None = None
+
+    def read(self, n: int) -> bytes:
+        while not self._done:
+            data = self._unzip.unconsumed_tail or self._pending
+            self._pending = b""
+            if not data:
+                data = self._raw.read(CHUNK)
+                if not data:
+                    self._done = True
+                    if self._fed and not self._unzip.eof and not self._raw.error:
+                        self.error = "compressed data cut short"
+                    break
+            try:
+                out = self._unzip.decompress(data, n)
+            except zlib.error as exc:
+                self.error = f"compressed data corrupt ({exc})"
+                self._done = True
+                break
+            self._fed = True
+            if self._unzip.eof:  # concatenated members (gzip -c a b > c) follow
+                self._pending = self._unzip.unused_data
+                self._unzip = zlib.decompressobj(wbits=31)
+                self._fed = False
+            if out:
+                return out
+        return b""
+
+
+class _Stream:
+    """One pass over the file: regions handed to a PcapCursor."""
+
+    def __init__(self, raw: _Raw) -> None:
+        self.raw = raw
+        self.source: _Raw | _Gunzip = raw
+        # the first region holds at least a classic pcap header (so_pcap_open checks it)
+        head, self.eof = self._read(b"", max(CHUNK, 24))
+        if head[:2] == _GZIP_MAGIC:
+            self.source = _Gunzip(raw, head)
+            head, self.eof = self._read(b"", max(CHUNK, 24))
+        self.head = head
+
+    @property
+    def error(self) -> str | None:
+        """Why the bytes ended early (the file shrank, compressed data cut or corrupt)."""
+        return self.raw.error or (self.source.error if self.source is not self.raw else None)
+
+    def _read(self, keep: bytes, want: int) -> tuple[bytes, bool]:
+        parts = [keep]
+        n = len(keep)
+        while n < want:
+            data = self.source.read(want - n)
+            if not data:
+                return b"".join(parts), True
+            parts.append(data)
+            n += len(data)
+        return b"".join(parts), False
+
+    def refill(self, cursor: PcapCursor, region: bytes) -> bytes:
+        """The cursor asked for the next region: the rest of this one plus what follows."""
+        keep = region[cursor.region_offset :]
+        region, self.eof = self._read(keep, max(cursor.need, CHUNK))
+        cursor.refill(region, cursor.offset, self.eof)
+        return region
+
+
 class PcapReader:
     """Iterate a pcap or pcapng file as batches of frames (``list[Frame]``).
 
-    ``progress`` is the byte offset reached, for progress display.
+    ``progress`` is the byte offset reached in the (decompressed) capture, for progress display;
+    ``size`` the file's size when that is known and means the same (a regular uncompressed
+    file), else 0.
     """
 
     def __init__(self, path: str) -> None:
         self.path = "stdin" if path == "-" else path
         self.progress = 0
-        # Set when the source ended in an error after the data spooled so far: raised once
-        # those frames have been delivered.
-        self._trailing_error: str | None = None
+        self.size = 0
+        self._closed = False
+        self._owns_fd = True
         path = self.path
+        size: int | None = None
+        read: Callable[[int], bytes] | None = None
         if self.path == "stdin":
-            try:
-                self._fd, _ = _spool(sys.stdin.buffer)
-            except OSError as e:
-                raise CaptureFileError(f"stdin: cannot read: {e.strerror or e}") from None
+            self._fd = -1
+            self._owns_fd = False
+            if sys.stdin is None:  # started with standard input closed
+                raise CaptureFileError("stdin: standard input is closed")
+            stdin = sys.stdin.buffer
+            read = getattr(stdin, "read1", stdin.read)
         else:
             try:
                 self._fd = os.open(path, os.O_RDONLY)
@@ -121,46 +197,42 @@ class PcapReader:
             if stat.S_ISDIR(st.st_mode):
                 os.close(self._fd)
                 raise CaptureFileError(f"{path}: not a regular file (a directory)")
-            if not stat.S_ISREG(st.st_mode):  # a pipe or device: spool it
-                with os.fdopen(self._fd, "rb") as src:
-                    self._fd, _ = _spool(src)
-        if os.pread(self._fd, 2, 0) == _GZIP_MAGIC:
-            with os.fdopen(self._fd, "rb") as raw:
-                self._fd, error = _spool(raw, gunzip=True)
-            if error:
-                self._trailing_error = f"{path}: {error}"
-        st = os.fstat(self._fd)
-        self.size = st.st_size
-        if self.size == 0:
-            os.close(self._fd)
-            if self._trailing_error:
-                raise CaptureFileError(self._trailing_error)
-            raise CaptureFileError(f"{path}: empty file, not a capture")
-        try:
-            self._map = mmap.mmap(self._fd, 0, access=mmap.ACCESS_READ)
-        except OSError as e:
-            os.close(self._fd)
-            raise CaptureFileError(f"{path}: cannot map the file: {e.strerror}") from None
-        self._cursors: list[PcapCursor] = []  # each holds the map: released before it closes
-        self._feed_cursor: PcapCursor | None = None
-        self._dropped = 0  # bytes at the front already given back (madvise)
-        head = self._map[:4]
-        if head in _PCAP_MAGICS:
+            if stat.S_ISREG(st.st_mode):
+                size = st.st_size
+        self._file_size = size
+        self._read = read
+        self._stream: _Stream | None = _Stream(_Raw(self._fd, size, read))
+        stream = self._stream
+        if stream.source is stream.raw and size is not None:
+            self.size = size
+        head = stream.head
+        self._cursors: list[PcapCursor] = []  # each holds a region: released before closing
+        self._feed: tuple[PcapCursor, _Stream, list[bytes]] | None = None
+        self.timestamp_range = 0  # frames dropped: time outside 0..INT64_MAX ns
+        if not head:
+            self.close()
+            if stream.error:
+                raise CaptureFileError(f"{path}: {stream.error}")
+            what = "empty input" if size is None else "empty file"
+            raise CaptureFileError(f"{path}: {what}, not a capture")
+        magic = head[:4]
+        if magic in _PCAP_MAGICS:
             self.format = "pcap"
-        elif len(head) == 4 and struct.unpack("<I", head)[0] == _PCAPNG_SHB:
+        elif len(magic) == 4 and struct.unpack("<I", magic)[0] == _PCAPNG_SHB:
             self.format = "pcapng"
         else:
             self.close()
-            raise CaptureFileError(
-                f"{path}: not a pcap or pcapng file (magic {head.hex() or 'missing'})"
-            )
+            if stream.error and len(magic) < 4:
+                raise CaptureFileError(f"{path}: {stream.error}")
+            raise CaptureFileError(f"{path}: not a pcap or pcapng file (magic {magic.hex()})")
 
     def close(self) -> None:
-        try:
-            for cursor in self._cursors:
-                cursor.release()
-            self._map.close()
-        finally:
+        if self._closed:
+            return
+        self._closed = True
+        for cursor in self._cursors:
+            cursor.release()
+        if self._owns_fd:
             os.close(self._fd)
 
     def __enter__(self) -> PcapReader:
@@ -169,69 +241,77 @@ class PcapReader:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _start(self) -> tuple[PcapCursor, _Stream, list[bytes]]:
+        """A cursor over the first region of a pass (the one read at open, else a new pass)."""
+        stream = self._stream
+        self._stream = None
+        if stream is None:
+            if self._file_size is None:
+                raise CaptureFileError(f"{self.path}: a stream cannot be read twice")
+            stream = _Stream(_Raw(self._fd, self._file_size, self._read))
+        cursor = PcapCursor(stream.head, stream.eof)
+        self._cursors.append(cursor)
+        return cursor, stream, [stream.head]
+
+    def _error(self, cursor: PcapCursor, stream: _Stream) -> CaptureFileError:
+        progress = cursor.error_progress
+        if progress is not None:
+            self.progress = progress
+        # A source that ended early (the file shrank, compressed data cut) explains a record
+        # cut in the middle.
+        if stream.error:
+            return CaptureFileError(f"{self.path}: {stream.error}")
+        return CaptureFileError(cursor.error_text(self.path))
+
     def batches(self, batch: int = BATCH) -> Iterator[list[Frame]]:
         """Frames in file order, ``batch`` at a time; a corruption raises CaptureFileError
         after the frames before it."""
         return self._batches(batch)
 
     def _batches(self, batch: int) -> Iterator[list[Frame]]:
-        cursor = PcapCursor(self._map)
-        self._cursors.append(cursor)
+        cursor, stream, region = self._start()
         while True:
             frames = cursor.next_batch(batch)
             state = cursor.state
-            if state == 0:  # more to come
+            self.timestamp_range = cursor.timestamp_range
+            if state == _NEED:
+                region[0] = stream.refill(cursor, region[0])
+            if state == 0 or state == _NEED:
                 self.progress = cursor.offset
-                yield frames
-                continue
-            if state == 1:  # end of file
-                self.progress = self.size
                 if frames:
                     yield frames
-                if self._trailing_error:
-                    raise CaptureFileError(self._trailing_error)
+                continue
+            if state == 1:  # end of file
+                self.progress = cursor.offset
+                if frames:
+                    yield frames
+                if stream.error:
+                    raise CaptureFileError(f"{self.path}: {stream.error}")
                 return
-            progress = cursor.error_progress
-            if progress is not None:
-                self.progress = progress
             if frames:
                 yield frames
-            raise CaptureFileError(self._trailing_error or cursor.error_text(self.path))
+            raise self._error(cursor, stream)
 
     def feed(self, pipeline: Any, max_frames: int) -> bool:
         """Hand up to ``max_frames`` frames straight to a compiled pipeline
         (``_core.PipelineCore.feed_pcap``: no Python object per frame); False once the whole
         file was read. A corruption raises CaptureFileError after the frames before it."""
-        if self._feed_cursor is None:
-            self._feed_cursor = PcapCursor(self._map)
-            self._cursors.append(self._feed_cursor)
-        cursor = self._feed_cursor
+        if self._feed is None:
+            self._feed = self._start()
+        cursor, stream, region = self._feed
         state = pipeline.feed_pcap(cursor, max_frames)
-        self._drop_read_pages(cursor.offset)
-        if state == 0:
+        self.timestamp_range = cursor.timestamp_range
+        if state == _NEED:
+            region[0] = stream.refill(cursor, region[0])
+        if state == 0 or state == _NEED:
             self.progress = cursor.offset
             return True
         if state == 1:
-            self.progress = self.size
-            if self._trailing_error:
-                raise CaptureFileError(self._trailing_error)
+            self.progress = cursor.offset
+            if stream.error:
+                raise CaptureFileError(f"{self.path}: {stream.error}")
             return False
-        progress = cursor.error_progress
-        if progress is not None:
-            self.progress = progress
-        # A decompression that stopped early explains a record cut in the middle.
-        raise CaptureFileError(self._trailing_error or cursor.error_text(self.path))
-
-    def _drop_read_pages(self, offset: int) -> None:
-        """Unmap the pages behind the reader: a replay's resident memory stays flat instead of
-        growing with the file (the page cache still holds them for the next run)."""
-        end = offset - offset % _DROP_STEP
-        if end > self._dropped and hasattr(mmap, "MADV_DONTNEED"):
-            try:
-                self._map.madvise(mmap.MADV_DONTNEED, self._dropped, end - self._dropped)
-            except (OSError, ValueError):
-                return
-            self._dropped = end
+        raise self._error(cursor, stream)
 
 
 def read_frames(path: str, batch: int = BATCH) -> Iterator[list[Frame]]:

@@ -57,7 +57,7 @@ Reason slugs (all of them):
 - framing: sip_framing.missing_content_length, sip_framing.bad_content_length,
   sip_framing.resync, sip_framing.too_large, sip_framing.incomplete
 - evictions: fragments.full, fragments.memory, fragments.timeout, tcp_flows.full,
-  tcp_flows.timeout
+  tcp_flows.timeout, tcp_flows.memory (the memory budget, docs/reliability.md)
 """
 
 from __future__ import annotations
@@ -106,6 +106,9 @@ class NetLimits:
     max_sip_message_bytes: int = 128 * 1024
     # Tunnel nesting (IP-in-IP, GRE, GTP-U); real tunnels nest once or twice.
     max_tunnel_depth: int = 4
+    # The byte budget of the decoder's tables when it runs alone (a Pipeline has one budget for
+    # all its layers: PipelineConfig.memory_limit); 0: none. docs/reliability.md.
+    memory_limit: int = 256 * 1024 * 1024
 
 
 class FrameDecoder:
@@ -140,3 +143,11 @@ class FrameDecoder:
     def tcp_held_bytes(self) -> int:
         """Out-of-order TCP bytes held over all flows."""
         return self._c.tcp_held_bytes
+
+    def memory(self) -> dict[str, int]:
+        """Bytes charged to the memory budget per table, and ``limit``."""
+        return dict(self._c.memory())
+
+    def entry_sizes(self) -> dict[str, int]:
+        """Bytes the budget charges per flow entry, fragment set and piece slot."""
+        return dict(self._c.entry_sizes())

@@ -65,6 +65,9 @@ class TrackerConfig:
     # An INVITE that got a provisional but no final is given up after this (Timer C stand-in).
     invite_proceeding_timeout_ns: int = 300_000_000_000
     register_expires_default_s: int = 3600  # RFC 3261 §10.2.1.1
+    # The byte budget of this tracker's tables when it runs alone (a Pipeline has one budget
+    # for all its layers: PipelineConfig.memory_limit); 0: none. docs/reliability.md.
+    memory_limit: int = 256 * 1024 * 1024
 
 
 class _EventFactory:
@@ -154,3 +157,7 @@ class SipTracker:
 
     def gauges(self) -> dict[str, int]:
         return dict(self._core.gauges())
+
+    def memory(self) -> dict[str, int]:
+        """Bytes charged to the memory budget per table, and ``limit``."""
+        return dict(self._core.memory())

@@ -32,6 +32,7 @@ from .server import MetricsServer
 from .snapshot import SnapshotSource
 from .spans import BoundedSpanProcessor, emit_record
 from .tracectx import CallTraceIds, DerivedIdGenerator
+from .webconfig import load_web_config
 
 __all__ = ["Telemetry", "TelemetryOptions", "make_resource"]
 
@@ -51,11 +52,13 @@ class TelemetryOptions:
     otlp_traces: bool = True
     hash_call_id: bool = True  # privacy: export sha256(Call-ID)[:16] only
     include_uris: bool = False  # privacy: From/To/AOR URIs on spans
+    include_addresses: bool = True  # privacy: source.*/destination.* address and port on spans
     max_span_queue: int = 2048  # spans waiting for the exporter; more are dropped and counted
     export_interval_ms: int | None = None  # else OTEL_METRIC_EXPORT_INTERVAL, default 60 s
     service_name: str = "sip-otel"  # unless OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES say
     process_metrics: bool = False  # process_* series (CPU, RSS, fds, start time) on /metrics
     trace_ids: str = "derived"  # "derived" (Session-ID / correlation header / Call-ID) | "random"
+    web_config_file: str | None = None  # TLS / basic auth for /metrics (webconfig.py)
 
 
 INSTANCE_NAMESPACE = uuid.UUID("5d0b8f3e-7c1a-4e4b-9a57-3f0c2b6d9e11")  # sip-otel's own
@@ -110,6 +113,7 @@ class Telemetry:
         self._render_lock = threading.Lock()
         self._ready = False
         self._server: MetricsServer | None = None
+        self.http_security = ""  # "TLS, basic auth" as the web config file sets them
         self._closed = False
         if evictions is None:
             # Pipeline.gauges is a bound method whose pipeline merges the decoder's and the
@@ -212,6 +216,7 @@ class Telemetry:
                 self.options.hash_call_id,
                 self.options.include_uris,
                 self.trace_ids,
+                self.options.include_addresses,
             )
         except Exception:
             self._count_dropped(1)
@@ -238,9 +243,22 @@ class Telemetry:
         if self._server is not None:
             return
         render = self._render if self.options.prometheus else None
+        tls, auth = None, None
+        if self.options.web_config_file:
+            web = load_web_config(self.options.web_config_file)
+            tls, auth = web.ssl_context(), web.authenticator()
+            self.http_security = ", ".join(
+                name for name, on in (("TLS", tls), ("basic auth", auth)) if on is not None
+            )
         self._server = MetricsServer(
-            self.options.http_host, self.options.http_port, render, lambda: self._ready
+            self.options.http_host,
+            self.options.http_port,
+            render,
+            lambda: self._ready,
+            tls=tls,
+            auth=auth,
         )
+        self._source.http_client_errors = self._server.client_errors
 
     def set_capture_path(self, path: str) -> None:
         """The ``capture`` label of ``sip_otel_build_info`` (known once the capture is open)."""

@@ -216,9 +216,18 @@ _OWN_GAUGES = frozenset({"sessions", "registrations", "early_dialogs", "transact
 def _tables(s: Snapshot) -> Iterable[Point]:
     out = []
     for key, n in sorted(s.gauges.items()):
-        if key not in _OWN_GAUGES:
+        if key not in _OWN_GAUGES and not key.startswith("memory"):
             out.append((n, {"table": key.removeprefix("table.")}))
     return out
+
+
+def _memory(s: Snapshot) -> Iterable[Point]:
+    """Bytes charged to the memory budget per table (Pipeline.gauges() ``memory.<table>``)."""
+    return [
+        (n, {"table": key.removeprefix("memory.")})
+        for key, n in sorted(s.gauges.items())
+        if key.startswith("memory.")
+    ]
 
 
 def _gauge(key: str, default: int | None = 0) -> Callable[[Snapshot], Iterable[Point]]:
@@ -240,6 +249,10 @@ def _capture_drops_by(s: Snapshot) -> Iterable[Point]:
 
 def _reattach(s: Snapshot) -> Iterable[Point]:
     return [(n, {"reason": reason}) for reason, n in sorted(s.capture_reattach.items())]
+
+
+def _http_errors(s: Snapshot) -> Iterable[Point]:
+    return [(n, {"kind": kind}) for kind, n in s.http_client_errors.items()]
 
 
 def _build(s: Snapshot) -> Iterable[Point]:
@@ -591,6 +604,22 @@ def _table() -> tuple[InstrumentSpec, ...]:
             labels=("table",),
         ),
         InstrumentSpec(
+            "sip_otel_memory",
+            "gauge",
+            "By",
+            "Bytes each table keeps, charged to the one memory budget (docs/reliability.md).",
+            _memory,
+            labels=("table",),
+        ),
+        InstrumentSpec(
+            "sip_otel_memory_limit",
+            "gauge",
+            "By",
+            "The memory budget (--memory-limit): past it the oldest entries of the largest "
+            'table are evicted (sip_otel_evictions_total{reason="memory"}).',
+            _gauge("memory_limit", None),
+        ),
+        InstrumentSpec(
             "sip_otel_evictions",
             "counter",
             "{entry}",
@@ -638,6 +667,17 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "{span}",
             "Spans dropped: span queue full, or their OTLP export failed.",
             _one(lambda s: s.spans_dropped),
+        ),
+        InstrumentSpec(
+            "sip_otel_http_client_errors",
+            "counter",
+            "{error}",
+            "Scrape-endpoint client errors by kind: bad_request, request_too_large, "
+            "method_not_allowed, unauthorized, header_timeout, write_timeout, disconnect, "
+            "tls_error, over_capacity, fd_exhausted (docs/deployment.md); absent without "
+            "/metrics.",
+            _http_errors,
+            labels=("kind",),
         ),
         InstrumentSpec(
             "sip_otel_build_info",

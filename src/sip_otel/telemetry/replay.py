@@ -74,6 +74,13 @@ def add_replay_arguments(parser: argparse.ArgumentParser) -> None:
         help="put From/To/AOR URIs on spans (personal data: off by default; same flag as run)",
     )
     g.add_argument(
+        "--span-addresses",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="put the endpoints' IP addresses and ports on spans (personal data where phones "
+        "are endpoints: --no-span-addresses leaves them out; same flag as run)",
+    )
+    g.add_argument(
         "--include-uris",
         dest="include_uris_deprecated",
         action="store_true",
@@ -128,6 +135,7 @@ def make_replay_telemetry(
         hash_call_id=not getattr(args, "raw_call_id", False),
         include_uris=bool(getattr(args, "span_uris", False))
         or bool(getattr(args, "include_uris_deprecated", False)),
+        include_addresses=bool(getattr(args, "span_addresses", True)),
         trace_ids=getattr(args, "trace_ids", "derived"),
     )
     return Telemetry(

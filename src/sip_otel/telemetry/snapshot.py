@@ -60,6 +60,8 @@ class Snapshot:
     gauges: dict[str, int]
     version: str
     capture_path: str
+    # by kind (httpproto.CLIENT_ERROR_KINDS); empty without an HTTP server
+    http_client_errors: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 class SnapshotSource:
@@ -82,6 +84,7 @@ class SnapshotSource:
         self.evictions = evictions
         self.version = version
         self.capture_path = capture_path
+        self.http_client_errors: Callable[[], dict[str, int]] | None = None  # the HTTP server's
 
     def take(self) -> Snapshot:
         if self.refresh is not None:
@@ -126,4 +129,7 @@ class SnapshotSource:
             gauges=gauges,
             version=self.version,
             capture_path=self.capture_path,
+            http_client_errors=(
+                self.http_client_errors() if self.http_client_errors is not None else {}
+            ),
         )

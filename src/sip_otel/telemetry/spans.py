@@ -7,7 +7,9 @@ events. SIP attributes live under ``sip.``; network endpoints use the general OT
 
 Privacy (RFC 6076 §7): the Call-ID is exported as a truncated SHA-256 (``sip.call_id_hash``,
 always, so spans of several agents can be matched); the raw Call-ID and tags only with
-``hash_call_id=False``; URIs only with ``include_uris=True``.
+``hash_call_id=False``; URIs only with ``include_uris=True``; the endpoints' addresses and ports
+(``source.*``, ``destination.*``: a phone's IP address is personal data) unless
+``include_addresses=False``.
 
 Bounded export: :class:`BoundedSpanProcessor` admits a span only while fewer than ``max_queue``
 spans are waiting for the exporter, and counts every span it refuses, and every span of a failed
@@ -77,9 +79,11 @@ def _split_addr(addr: str) -> tuple[str, int | None]:
     return host.strip("[]"), int(port)
 
 
-def _network(attrs: Attributes, transport: str, src: str, dst: str) -> None:
+def _network(attrs: Attributes, transport: str, src: str, dst: str, addresses: bool) -> None:
     if transport:
         attrs["network.transport"] = transport.lower()
+    if not addresses:
+        return
     for prefix, addr in (("source", src), ("destination", dst)):
         if not addr:
             continue
@@ -89,7 +93,9 @@ def _network(attrs: Attributes, transport: str, src: str, dst: str) -> None:
             attrs[f"{prefix}.port"] = port
 
 
-def dialog_attributes(rec: DialogRecord, hash_call_id: bool, include_uris: bool) -> Attributes:
+def dialog_attributes(
+    rec: DialogRecord, hash_call_id: bool, include_uris: bool, include_addresses: bool = True
+) -> Attributes:
     attrs: Attributes = {
         "sip.method": "INVITE",
         "sip.call_id_hash": call_id_hash(rec.call_id),
@@ -117,12 +123,12 @@ def dialog_attributes(rec: DialogRecord, hash_call_id: bool, include_uris: bool)
         attrs["sip.session_id"] = sid
     if rec.events_dropped:
         attrs["sip.events_dropped"] = rec.events_dropped
-    _network(attrs, rec.transport, rec.src, rec.dst)
+    _network(attrs, rec.transport, rec.src, rec.dst, include_addresses)
     return attrs
 
 
 def registration_attributes(
-    rec: RegistrationRecord, hash_call_id: bool, include_uris: bool
+    rec: RegistrationRecord, hash_call_id: bool, include_uris: bool, include_addresses: bool = True
 ) -> Attributes:
     attrs: Attributes = {
         "sip.method": "REGISTER",
@@ -138,7 +144,7 @@ def registration_attributes(
         attrs["sip.status_code"] = rec.final_status
     if rec.rrd_s is not None:
         attrs["sip.rfc6076.rrd"] = rec.rrd_s
-    _network(attrs, rec.transport, rec.src, rec.dst)
+    _network(attrs, rec.transport, rec.src, rec.dst, include_addresses)
     return attrs
 
 
@@ -148,12 +154,13 @@ def emit_record(
     hash_call_id: bool,
     include_uris: bool,
     trace_ids: CallTraceIds | None = None,
+    include_addresses: bool = True,
 ) -> None:
     """Create and end the span of one finished attempt (packet times); with ``trace_ids``, its
     trace ID is derived and it links to the legs it bridges (telemetry/tracectx.py)."""
     links = trace_ids.before(rec) if trace_ids is not None else []
     try:
-        ctx = _emit(tracer, rec, hash_call_id, include_uris, links)
+        ctx = _emit(tracer, rec, hash_call_id, include_uris, links, include_addresses)
     finally:
         if trace_ids is not None:
             trace_ids.ids.set_next_trace_id(None)
@@ -167,14 +174,15 @@ def _emit(
     hash_call_id: bool,
     include_uris: bool,
     links: list[Link],
+    include_addresses: bool,
 ) -> SpanContext:
     if isinstance(rec, DialogRecord):
         name = "SIP INVITE"
-        attrs = dialog_attributes(rec, hash_call_id, include_uris)
+        attrs = dialog_attributes(rec, hash_call_id, include_uris, include_addresses)
         error = dialog_is_error(rec)
     else:
         name = "SIP REGISTER"
-        attrs = registration_attributes(rec, hash_call_id, include_uris)
+        attrs = registration_attributes(rec, hash_call_id, include_uris, include_addresses)
         error = rec.outcome in REGISTRATION_ERROR_OUTCOMES
     span = tracer.start_span(
         name, kind=SpanKind.INTERNAL, attributes=attrs, start_time=rec.start_ns, links=links
