@@ -51,6 +51,7 @@ from sip_otel.capture.links import LinkWatcher
 from sip_otel.reload import Reloader
 from sip_otel.runconfig import CONFIG_ENV, AgentConfig
 from sip_otel.runflags import _FLAGS, _ON_SWITCHES, _SWITCHES, add_run_arguments
+from sip_otel.sizes import pin_mmap_threshold
 from sip_otel.telemetry.webconfig import WebConfigError
 
 if TYPE_CHECKING:
@@ -239,29 +240,10 @@ def _reexec(config: AgentConfig) -> None:
         log.warning("cannot restart lean (%s): running with the validation libraries loaded", exc)
 
 
-# glibc serves a request this large or larger with its own mmap, given back on free. Its
-# default threshold (128 KiB) rises to the size of every such block freed (up to 32 MiB), after
-# which the tables' arrays -- which grow by doubling and free the old copy -- come from the brk
-# heap, where a freed block stays resident: ~8 MiB more peak RSS at 1,000 calls/s.
-MMAP_THRESHOLD = 128 * 1024
-_M_MMAP_THRESHOLD = -3  # mallopt parameter (malloc.h)
-
-
-def _fix_mmap_threshold() -> None:
-    """Pin glibc's mmap threshold (no dynamic raise); nothing on other C libraries."""
-    import ctypes
-
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (AttributeError, OSError):
-        return
-    mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
-
-
 def _run(settings: AgentConfig, stop: _Stop) -> int:
     from sip_otel.pipeline import Pipeline, PipelineConfig
 
-    _fix_mmap_threshold()
+    pin_mmap_threshold()
     # the config file as it is now, just after the validating stage read it (reload.py)
     reloader = Reloader(settings, logging.getLogger().setLevel)
 

@@ -110,6 +110,9 @@ def _replay(args: argparse.Namespace) -> int:
     from .pipeline import Pipeline, PipelineConfig
     from .report import build_summary, format_text
     from .sip.tracker import TrackerConfig
+    from .sizes import pin_mmap_threshold
+
+    pin_mmap_threshold()
 
     if getattr(args, "include_uris_deprecated", False):
         print("sip-otel: --include-uris is deprecated; use --span-uris", file=sys.stderr)

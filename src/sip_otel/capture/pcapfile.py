@@ -37,7 +37,7 @@ from ..net.types import Frame
 __all__ = ["BATCH", "CHUNK", "CaptureFileError", "PcapReader", "PcapWriter", "read_frames"]
 
 BATCH = 1024  # frames per batch handed to the pipeline: amortises call overhead, bounds latency
-CHUNK = 4 << 20  # bytes read per region (a record larger than this gets a region of its size)
+CHUNK = 1 << 20  # bytes read per region (a record larger than this gets a region of its size)
 # A record larger than this is corruption (tshark refuses records over 256 KiB).
 MAX_RECORD = 256 * 1024 * 1024  # SO_PCAP_MAX_RECORD
 
