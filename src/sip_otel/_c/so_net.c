@@ -174,33 +174,6 @@ static int udp(so_net *net, int64_t ts, const uint8_t *d, size_t off, size_t end
         net->cfg.reasons[SO_R_SKIPPED_EMPTY_PAYLOAD]++;
         return SO_NET_OK;
     }
-    if (!sip_port(net, sport) && !sip_port(net, dport)) {
-        /* G-PDUs go to 2152 from any source port (TS 29.281 section 4.4.2). */
-        if (dport == SO_GTPU_PORT)
-            return tunnel(net, ts, d, off, end, depth, TUNNEL_GTPU);
-        if (net->cfg.on_other_udp) {
-            so_payload mp;
-            mp.ts_ns = ts;
-            mp.transport = SO_PROTO_UDP;
-            mp.ip_len = (uint8_t)alen;
-            mp.sport = (uint16_t)sport;
-            mp.dport = (uint16_t)dport;
-            memcpy(mp.src, hdr + aoff, alen);
-            memcpy(mp.dst, hdr + aoff + alen, alen);
-            mp.data = d + off;
-            mp.len = (uint32_t)(end - off);
-            if (net->cfg.on_other_udp(net->cfg.ctx, &mp))
-                return SO_NET_OK;
-        }
-        if (!net->cfg.all_ports) {
-            net->cfg.reasons[SO_R_SKIPPED_PORT]++;
-            return SO_NET_OK;
-        }
-        if (!net->cfg.looks_like_sip(d + off, end - off)) {
-            net->cfg.reasons[SO_R_SKIPPED_NOT_SIP]++;
-            return SO_NET_OK;
-        }
-    }
     so_payload pl;
     pl.ts_ns = ts;
     pl.transport = SO_PROTO_UDP;
@@ -211,6 +184,22 @@ static int udp(so_net *net, int64_t ts, const uint8_t *d, size_t off, size_t end
     memcpy(pl.dst, hdr + aoff + alen, alen);
     pl.data = d + off;
     pl.len = (uint32_t)(end - off);
+    if (!sip_port(net, sport) && !sip_port(net, dport)) {
+        /* G-PDUs go to 2152 from any source port (TS 29.281 section 4.4.2). */
+        if (dport == SO_GTPU_PORT)
+            return tunnel(net, ts, d, off, end, depth, TUNNEL_GTPU);
+        /* media to a learned endpoint (so_media.c) takes the datagram */
+        if (net->cfg.on_other_udp && net->cfg.on_other_udp(net->cfg.ctx, &pl))
+            return SO_NET_OK;
+        if (!net->cfg.all_ports) {
+            net->cfg.reasons[SO_R_SKIPPED_PORT]++;
+            return SO_NET_OK;
+        }
+        if (!net->cfg.looks_like_sip(d + off, end - off)) {
+            net->cfg.reasons[SO_R_SKIPPED_NOT_SIP]++;
+            return SO_NET_OK;
+        }
+    }
     net->cfg.on_payload(net->cfg.ctx, &pl);
     return SO_NET_OK;
 }
