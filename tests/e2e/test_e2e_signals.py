@@ -10,8 +10,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
-import subprocess
 import sys
 import threading
 import time
@@ -23,7 +21,7 @@ from e2ehelpers import Agent, capture_drops, e2e_skip_reason, uac, uas
 from livenet import NetNs, live_skip_reason
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "telemetry"))
-from test_telemetry_rotel import ANSI, ROTEL
+from test_telemetry_rotel import ROTEL, Rotel
 
 pytestmark = [pytest.mark.live, pytest.mark.slow]
 
@@ -44,61 +42,14 @@ def ns() -> Iterator[NetNs]:
         n.close()
 
 
-class NsRotel:
-    """rotel inside ``ns``, printing every span it receives."""
+class NsRotel(Rotel):
+    """rotel inside ``ns`` (gRPC on 4317), printing every span it receives."""
 
     def __init__(self, ns: NetNs, tmp: Path) -> None:
-        assert ROTEL is not None
-        self.ns, self.out_path = ns, tmp / "rotel.out"
-        self._out = self.out_path.open("wb")
-        self.proc = subprocess.Popen(
-            [
-                *ns.exec_prefix(),
-                str(ROTEL),
-                "start",
-                "--otlp-grpc-endpoint",
-                f"127.0.0.1:{GRPC}",
-                "--otlp-http-endpoint",
-                "127.0.0.1:4318",
-                "--exporter",
-                "blackhole",
-                "--debug-log",
-                "traces",
-                "--debug-log-verbosity",
-                "detailed",
-                "--pid-file",
-                str(tmp / "rotel.pid"),
-                "--log-file",
-                str(tmp / "rotel.log"),
-            ],
-            stdout=self._out,
-            stderr=subprocess.STDOUT,
-        )
-        end = time.monotonic() + 15
-        while True:
-            assert self.proc.poll() is None, self.text()
-            try:
-                with ns.entered():
-                    socket.create_connection(("127.0.0.1", GRPC), timeout=0.2).close()
-                return
-            except OSError:
-                assert time.monotonic() < end, self.text()
-                time.sleep(0.05)
-
-    def text(self) -> str:
-        return ANSI.sub("", self.out_path.read_text(errors="replace"))
+        super().__init__(tmp, ns.exec_prefix(), (GRPC, GRPC + 1), ns.entered)
 
     def invite_spans(self) -> int:
         return len(re.findall(r"Name\s+: SIP INVITE", self.text()))
-
-    def close(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self._out.close()
 
 
 def _loader_children(pid: int) -> list[int]:

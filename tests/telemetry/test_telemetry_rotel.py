@@ -7,13 +7,15 @@ Also: with the collector down, /metrics keeps serving and the span queue stays b
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
@@ -45,14 +47,24 @@ T0 = 1_700_000_000_000_000_000  # 2023-11-14T22:13:20Z, packet time
 
 
 class Rotel:
-    def __init__(self, tmp: Path) -> None:
+    """rotel printing what it receives; ``prefix`` runs it elsewhere (e.g. in a network
+    namespace: ``ns.exec_prefix()``, with ``entered=ns.entered`` to reach its ports)."""
+
+    def __init__(
+        self,
+        tmp: Path,
+        prefix: Sequence[str] = (),
+        ports: tuple[int, int] | None = None,
+        entered: Callable[[], AbstractContextManager[object]] = contextlib.nullcontext,
+    ) -> None:
         assert ROTEL is not None
-        self.grpc = free_port()
-        self.http = free_port()
+        self.grpc, self.http = ports or (free_port(), free_port())
+        self._entered = entered
         self.out_path = tmp / "rotel.out"
         self._out = self.out_path.open("wb")
         self.proc = subprocess.Popen(
             [
+                *prefix,
                 str(ROTEL),
                 "start",
                 "--otlp-grpc-endpoint",
@@ -83,7 +95,8 @@ class Rotel:
         while time.monotonic() < end:
             assert self.proc.poll() is None, self.text()
             try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                with self._entered():
+                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
                 return
             except OSError:
                 time.sleep(0.05)
