@@ -52,7 +52,7 @@ def parse_memory_limit(text: str | int) -> int:
 # default threshold (128 KiB) rises to the size of every such block freed (up to 32 MiB), after
 # which the tables' arrays -- which grow by doubling and free the old copy -- come from the brk
 # heap, where a freed block stays resident: ~8 MiB more peak RSS at 1,000 calls/s. Replay reads
-# its file in 4 MiB regions, which would raise the threshold to 4 MiB at once: ~12 MiB more peak.
+# its file in 1 MiB regions: each one freed would raise the threshold to 1 MiB.
 MMAP_THRESHOLD = 128 * 1024
 _M_MMAP_THRESHOLD = -3  # mallopt parameter (malloc.h)
 
