@@ -18,7 +18,6 @@ __all__ = ["REPLAY_CHUNK", "main"]
 # Frames per call into the compiled core during a replay: ~30 ms of work, so progress lines and
 # Ctrl-C stay responsive.
 REPLAY_CHUNK = 32768
-REPLAY_CHUNK_BYTES = 8 * 1024 * 1024
 
 
 def _ports(text: str) -> frozenset[int]:
@@ -151,8 +150,9 @@ def _replay(args: argparse.Namespace) -> int:
         next_progress = started + 1.0
         try:
             # The compiled core reads the file region by region (no Python object per frame).
-            chunk = _Chunk(reader)
-            while pipeline.feed_capture(reader, chunk.next()):
+            # One call stops at the end of the reader's region (capture/pcapfile.py CHUNK, 1 MiB),
+            # which bounds the bytes a call holds whatever the frame size.
+            while pipeline.feed_capture(reader, REPLAY_CHUNK):
                 if show:
                     now = time.perf_counter()
                     if now >= next_progress:
@@ -208,28 +208,6 @@ def _replay(args: argparse.Namespace) -> int:
         print(f"sip-otel: {error}", file=sys.stderr)
         return 1
     return 0
-
-
-class _Chunk:
-    """Frames for each call into the core: REPLAY_CHUNK, fewer when frames are large, so that
-    the pages of the mapped file one call touches (resident until the reader gives them back
-    after the call) stay near REPLAY_CHUNK_BYTES whatever the frame size. The frame size is
-    learnt from the bytes the previous call read (no counter sync per call)."""
-
-    def __init__(self, reader: Any) -> None:
-        self.reader = reader
-        self.last_pos = reader.progress
-        self.last_n = 0
-
-    def next(self) -> int:
-        pos = self.reader.progress
-        read, self.last_pos = pos - self.last_pos, pos
-        if not self.last_n or read <= 0:
-            self.last_n = 1024
-        else:
-            per_frame = max(1, read // self.last_n)
-            self.last_n = int(max(64, min(REPLAY_CHUNK, REPLAY_CHUNK_BYTES // per_frame)))
-        return self.last_n
 
 
 def _port_hint(args: argparse.Namespace, summary: dict[str, Any]) -> str | None:
