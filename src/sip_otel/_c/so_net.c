@@ -153,6 +153,21 @@ static int tunnel(so_net *net, int64_t ts, const uint8_t *d, size_t off, size_t 
     return ipv6(net, ts, d, l.off, l.end, depth + 1);
 }
 
+/* One UDP datagram's payload as the layers above take it (hdr + aoff: the addresses). */
+static inline void udp_payload(so_payload *pl, int64_t ts, const uint8_t *hdr, size_t aoff,
+                               uint32_t alen, uint32_t sport, uint32_t dport, const uint8_t *data,
+                               size_t len) {
+    pl->ts_ns = ts;
+    pl->transport = SO_PROTO_UDP;
+    pl->ip_len = (uint8_t)alen;
+    pl->sport = (uint16_t)sport;
+    pl->dport = (uint16_t)dport;
+    memcpy(pl->src, hdr + aoff, alen);
+    memcpy(pl->dst, hdr + aoff + alen, alen);
+    pl->data = data;
+    pl->len = (uint32_t)len;
+}
+
 /* hdr + aoff: source address (alen bytes), destination address right after it. */
 static int udp(so_net *net, int64_t ts, const uint8_t *d, size_t off, size_t end, const uint8_t *hdr,
                size_t aoff, uint32_t alen, uint32_t depth) {
@@ -175,22 +190,16 @@ static int udp(so_net *net, int64_t ts, const uint8_t *d, size_t off, size_t end
         return SO_NET_OK;
     }
     so_payload pl;
-    pl.ts_ns = ts;
-    pl.transport = SO_PROTO_UDP;
-    pl.ip_len = (uint8_t)alen;
-    pl.sport = (uint16_t)sport;
-    pl.dport = (uint16_t)dport;
-    memcpy(pl.src, hdr + aoff, alen);
-    memcpy(pl.dst, hdr + aoff + alen, alen);
-    pl.data = d + off;
-    pl.len = (uint32_t)(end - off);
     if (!sip_port(net, sport) && !sip_port(net, dport)) {
         /* G-PDUs go to 2152 from any source port (TS 29.281 section 4.4.2). */
         if (dport == SO_GTPU_PORT)
             return tunnel(net, ts, d, off, end, depth, TUNNEL_GTPU);
         /* media to a learned endpoint (so_media.c) takes the datagram */
-        if (net->cfg.on_other_udp && net->cfg.on_other_udp(net->cfg.ctx, &pl))
-            return SO_NET_OK;
+        if (net->cfg.on_other_udp) {
+            udp_payload(&pl, ts, hdr, aoff, alen, sport, dport, d + off, end - off);
+            if (net->cfg.on_other_udp(net->cfg.ctx, &pl))
+                return SO_NET_OK;
+        }
         if (!net->cfg.all_ports) {
             net->cfg.reasons[SO_R_SKIPPED_PORT]++;
             return SO_NET_OK;
@@ -200,6 +209,7 @@ static int udp(so_net *net, int64_t ts, const uint8_t *d, size_t off, size_t end
             return SO_NET_OK;
         }
     }
+    udp_payload(&pl, ts, hdr, aoff, alen, sport, dport, d + off, end - off);
     net->cfg.on_payload(net->cfg.ctx, &pl);
     return SO_NET_OK;
 }
