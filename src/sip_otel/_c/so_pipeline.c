@@ -136,6 +136,5 @@ void so_pipeline_finish(so_pipeline *p, int64_t now) {
     so_mem_enter(&p->mem);
     run_timers(p, now);
     so_track_finish(p->track, now);
-    fold(p);
-    leave(p);
+    leave(p); /* folds */
 }
