@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import __version__
+from .sizes import DEFAULT_MEMORY_LIMIT
 
 __all__ = ["REPLAY_CHUNK", "main"]
 
@@ -87,7 +88,7 @@ def _build_parser() -> argparse.ArgumentParser:
     rp.add_argument(
         "--memory-limit",
         type=_memory_limit,
-        default=256 * 1024 * 1024,
+        default=DEFAULT_MEMORY_LIMIT,
         help="byte budget of all tables, e.g. 256MiB, 1GiB (default 256MiB; docs/reliability.md)",
     )
     rp.add_argument(

@@ -31,7 +31,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .reload import ConfigFileError, read_config_file
 from .runconfig import CONFIG_ENV, LOG_LEVELS, AgentConfig
-from .sizes import parse_memory_limit
+from .sizes import DEFAULT_MEMORY_LIMIT, parse_memory_limit
 from .telemetry.otlp import check_otlp_endpoint
 from .telemetry.webconfig import WebConfigError, load_web_config
 
@@ -131,7 +131,7 @@ class Settings(BaseSettings):
     span_addresses: bool = True  # endpoint IP addresses/ports on spans (personal data)
     span_queue: int = Field(default=2048, ge=1, le=1_000_000)  # spans waiting for export
     # one byte budget over every table of the pipeline (docs/reliability.md, "Memory budget")
-    memory_limit: int = 256 * 1024 * 1024
+    memory_limit: int = DEFAULT_MEMORY_LIMIT
     # trace IDs from Session-ID / correlation header / Call-ID (telemetry/tracectx.py) or random
     trace_ids: Literal["derived", "random"] = "derived"
     correlation_header: str | None = None  # e.g. X-CID: links the legs a B2BUA bridges

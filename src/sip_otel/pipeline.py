@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sip_otel.sizes import DEFAULT_MEMORY_LIMIT
+
 from . import _core
 from .capture.pcapfile import PcapReader
 from .errors import Reasons
@@ -56,7 +58,7 @@ class PipelineConfig:
     # One byte budget over every table that keeps bytes from the wire (TCP buffers, fragments,
     # transactions, attempts, dialogs, registrations, records): past it the oldest entries of
     # the largest table are evicted (``<table>.memory``). 0: none. docs/reliability.md.
-    memory_limit: int = 256 * 1024 * 1024
+    memory_limit: int = DEFAULT_MEMORY_LIMIT
     # Media (docs/media.md): learn RTP endpoints from SDP and keep per-stream RTP statistics
     # (off: nothing of it is computed or reported).
     media: bool = False

@@ -7,10 +7,10 @@ parses its ``--memory-limit`` with this alone.
 
 from __future__ import annotations
 
-import ctypes
 import re
 
 __all__ = [
+    "DEFAULT_MEMORY_LIMIT",
     "MAX_MEMORY_LIMIT",
     "MIN_MEMORY_LIMIT",
     "parse_memory_limit",
@@ -21,6 +21,7 @@ __all__ = [
 _UNITS = {"": 0, "k": 10, "m": 20, "g": 30, "t": 40}
 _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*", re.IGNORECASE)
 
+DEFAULT_MEMORY_LIMIT = 256 << 20  # --memory-limit's default (docs/reliability.md)
 MIN_MEMORY_LIMIT = 1 << 20  # 1 MiB: below that no SIP table is usable
 MAX_MEMORY_LIMIT = 1 << 40  # 1 TiB
 
@@ -59,6 +60,8 @@ _M_MMAP_THRESHOLD = -3  # mallopt parameter (malloc.h)
 
 def pin_mmap_threshold() -> None:
     """Pin glibc's mmap threshold (no dynamic raise); nothing on other C libraries."""
+    import ctypes  # here: the settings code imports this module too
+
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (AttributeError, OSError):

@@ -67,6 +67,7 @@ from dataclasses import asdict, dataclass
 from sip_otel._core import NetDecoder
 from sip_otel.errors import Reasons
 from sip_otel.net.types import SipPayload
+from sip_otel.sizes import DEFAULT_MEMORY_LIMIT
 
 __all__ = ["FrameDecoder", "NetLimits"]
 
@@ -108,7 +109,7 @@ class NetLimits:
     max_tunnel_depth: int = 4
     # The byte budget of the decoder's tables when it runs alone (a Pipeline has one budget for
     # all its layers: PipelineConfig.memory_limit); 0: none. docs/reliability.md.
-    memory_limit: int = 256 * 1024 * 1024
+    memory_limit: int = DEFAULT_MEMORY_LIMIT
 
 
 class FrameDecoder:

@@ -19,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sip_otel.sizes import DEFAULT_MEMORY_LIMIT
+
 from .. import _core
 from ..errors import Reasons
 from ..records import DialogRecord, RegistrationRecord
@@ -67,7 +69,7 @@ class TrackerConfig:
     register_expires_default_s: int = 3600  # RFC 3261 §10.2.1.1
     # The byte budget of this tracker's tables when it runs alone (a Pipeline has one budget
     # for all its layers: PipelineConfig.memory_limit); 0: none. docs/reliability.md.
-    memory_limit: int = 256 * 1024 * 1024
+    memory_limit: int = DEFAULT_MEMORY_LIMIT
 
 
 class _EventFactory:
