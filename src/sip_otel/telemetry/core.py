@@ -246,7 +246,7 @@ class Telemetry:
         tls, auth = None, None
         if self.options.web_config_file:
             web = load_web_config(self.options.web_config_file)
-            tls, auth = web.ssl_context(), web.authenticator()
+            tls, auth = web.ssl_context, web.authenticator()
             self.http_security = ", ".join(
                 name for name, on in (("TLS", tls), ("basic auth", auth)) if on is not None
             )

@@ -23,6 +23,7 @@ import hashlib
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -56,8 +57,6 @@ CLIENT_AUTH = {
     "RequireAndVerifyClientCert": ssl.CERT_REQUIRED,
 }
 AUTH_CACHE = 256  # (user, password) digests whose bcrypt verdict is remembered
-# Checked against when the user is unknown, so that an unknown user costs what a known one does.
-_DUMMY_PASSWORD = b"sip-otel: no such user"
 
 
 class WebConfigError(ValueError):
@@ -75,7 +74,9 @@ class WebConfig:
     max_version: ssl.TLSVersion | None = None
     users: dict[str, bytes] = field(default_factory=dict)  # user -> bcrypt hash
 
+    @cached_property
     def ssl_context(self) -> ssl.SSLContext | None:
+        """Built once (load_web_config builds it, so that a bad file fails at start)."""
         if self.cert_file is None or self.key_file is None:
             return None
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -100,7 +101,9 @@ class WebConfig:
         import bcrypt
 
         users = dict(self.users)
-        dummy = bcrypt.hashpw(_DUMMY_PASSWORD, bcrypt.gensalt(_cost(users)))
+        # an unknown user is checked against a known user's hash (and refused whatever the
+        # result), so that it costs what a known user does
+        dummy = next(iter(users.values()))
         verdicts: dict[bytes, bool] = {}
 
         def check(header: str) -> bool:
@@ -120,7 +123,7 @@ class WebConfig:
             if known is not None:
                 return known
             hashed = users.get(user_b.decode("utf-8", "replace"))
-            # bcrypt compares in constant time; an unknown user is checked against a dummy hash
+            # bcrypt compares in constant time; an unknown user is checked against `dummy`
             ok = bcrypt.checkpw(password, hashed or dummy) and hashed is not None
             if len(verdicts) >= AUTH_CACHE:
                 del verdicts[next(iter(verdicts))]
@@ -128,13 +131,6 @@ class WebConfig:
             return ok
 
         return check
-
-
-def _cost(users: dict[str, bytes]) -> int:
-    try:
-        return max(4, min(31, int(next(iter(users.values())).split(b"$")[2])))
-    except (IndexError, ValueError, StopIteration):
-        return 10
 
 
 def _fail(path: str, what: str) -> WebConfigError:
@@ -219,5 +215,5 @@ def load_web_config(path: str) -> WebConfig:
             checked[user] = raw
         kw["users"] = checked
     config = WebConfig(path, **kw)
-    config.ssl_context()  # certificate, key and CA load now, not at the first scrape
+    _ = config.ssl_context  # certificate, key and CA load now, not at the first scrape
     return config
