@@ -100,7 +100,6 @@ class Reloader:
         self.config = config
         self.set_level = set_level
         self.level = config.level
-        self.reloads = 0
         self.baseline: dict[str, str] = {}
         if config.config_file:  # what the file said at start (the validating stage read it)
             with contextlib.suppress(ConfigFileError):
@@ -108,7 +107,6 @@ class Reloader:
 
     def reload(self) -> None:
         """Re-read the file, apply the log level, log what needs a restart and the settings."""
-        self.reloads += 1
         path = self.config.config_file
         if not path:
             log.info(

@@ -96,10 +96,7 @@ def head_end(buf: bytes | bytearray) -> int:
 
 def parse_head(head: bytes) -> Request:
     """One request head (through the blank line) -> :class:`Request`, or :class:`HttpError`."""
-    try:
-        text = head.decode("latin-1")
-    except UnicodeDecodeError:  # pragma: no cover - latin-1 decodes any byte
-        raise HttpError(400, "bad_request") from None
+    text = head.decode("latin-1")  # any byte decodes
     lines = text[:-4].split("\r\n")
     parts = lines[0].split(" ")
     if len(parts) != 3 or not parts[0] or not parts[1]:

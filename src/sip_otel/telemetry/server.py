@@ -179,9 +179,6 @@ class MetricsServer:
         """Client errors by kind (every kind, zeros included)."""
         return dict(self.errors.counts)
 
-    def connections(self) -> int:
-        return len(self._conns)
-
     def close(self) -> None:
         self._stop = True
         with contextlib.suppress(OSError):
@@ -194,13 +191,13 @@ class MetricsServer:
         last_sweep = self._clock()
         try:
             while not self._stop:
-                for key, mask in self._sel.select(SWEEP_S):
+                for key, _events in self._sel.select(SWEEP_S):
                     if key.fileobj is self._lsock:
                         self._accept()
                     elif key.fileobj is self._wake_r:
                         pass
                     else:
-                        self._event(self._conns.get(key.fileobj), mask)  # type: ignore[call-overload]
+                        self._event(self._conns.get(key.fileobj))  # type: ignore[call-overload]
                 now = self._clock()
                 if self._paused_until and now >= self._paused_until:
                     self._paused_until = 0.0
@@ -218,7 +215,7 @@ class MetricsServer:
             if self._reserve is not None:
                 os.close(self._reserve)
 
-    def _event(self, conn: _Conn | None, mask: int) -> None:
+    def _event(self, conn: _Conn | None) -> None:
         if conn is None:
             return
         try:
