@@ -77,25 +77,10 @@ static long slice_uint(so_slice s, long max, uint32_t *used) {
     return v;
 }
 
-static bool slice_ieq(so_slice s, const char *lit) {
-    size_t n = strlen(lit);
-    if (s.n != n)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        uint8_t a = s.p[i], b = (uint8_t)lit[i];
-        if (a >= 'A' && a <= 'Z')
-            a = (uint8_t)(a + 32);
-        if (b >= 'A' && b <= 'Z')
-            b = (uint8_t)(b + 32);
-        if (a != b)
-            return false;
-    }
-    return true;
-}
-
+/* Case-insensitive prefix; ``lit`` in lower case. */
 static bool slice_iprefix(so_slice s, const char *lit) {
     size_t n = strlen(lit);
-    return s.n >= n && slice_ieq(so_slice_of(s.p, n), lit);
+    return s.n >= n && so_slice_ieq(so_slice_of(s.p, n), lit);
 }
 
 static void copy_name(char *dst, size_t cap, so_slice s) {
@@ -110,12 +95,12 @@ static int parse_conn(so_cur *c, so_sdp_addr *out) {
     so_slice nettype, addrtype, addr;
     if (!cur_token(c, &nettype) || !cur_token(c, &addrtype) || !cur_token(c, &addr))
         return 0;
-    if (!slice_ieq(nettype, "IN"))
+    if (!so_slice_ieq(nettype, "in"))
         return 0;
     int family;
-    if (slice_ieq(addrtype, "IP4"))
+    if (so_slice_ieq(addrtype, "ip4"))
         family = 4;
-    else if (slice_ieq(addrtype, "IP6"))
+    else if (so_slice_ieq(addrtype, "ip6"))
         family = 6;
     else
         return 0;
@@ -166,8 +151,8 @@ static void parse_m(so_cur *c, so_sdp_media *m, uint64_t *reasons) {
         m->port = 0;
         return;
     }
-    m->kind = slice_ieq(kind, "audio") ? SO_SDP_AUDIO
-              : slice_ieq(kind, "video") ? SO_SDP_VIDEO
+    m->kind = so_slice_ieq(kind, "audio") ? SO_SDP_AUDIO
+              : so_slice_ieq(kind, "video") ? SO_SDP_VIDEO
                                           : SO_SDP_OTHER;
     uint32_t used = 0;
     long v = slice_uint(port, 65535, &used);
@@ -271,13 +256,13 @@ static void parse_rtcp(so_cur *c, so_sdp_media *m, uint64_t *reasons) {
 }
 
 static int direction_of(so_slice a) {
-    if (slice_ieq(a, "sendrecv"))
+    if (so_slice_ieq(a, "sendrecv"))
         return SO_SDP_SENDRECV;
-    if (slice_ieq(a, "sendonly"))
+    if (so_slice_ieq(a, "sendonly"))
         return SO_SDP_SENDONLY;
-    if (slice_ieq(a, "recvonly"))
+    if (so_slice_ieq(a, "recvonly"))
         return SO_SDP_RECVONLY;
-    if (slice_ieq(a, "inactive"))
+    if (so_slice_ieq(a, "inactive"))
         return SO_SDP_INACTIVE;
     return -1;
 }
@@ -353,14 +338,14 @@ bool so_sdp_parse(const uint8_t *p, size_t n, so_sdp *out, uint64_t *reasons) {
                     m->direction = (uint8_t)dir;
                     media_dir[m - out->media] = true;
                 }
-            } else if (m && slice_ieq(name, "rtpmap")) {
+            } else if (m && so_slice_ieq(name, "rtpmap")) {
                 parse_rtpmap(&val, m, reasons);
-            } else if (m && slice_ieq(name, "rtcp")) {
+            } else if (m && so_slice_ieq(name, "rtcp")) {
                 parse_rtcp(&val, m, reasons);
                 media_rtcp_addr[m - out->media] = m->rtcp_addr.family != 0;
-            } else if (m && slice_ieq(name, "rtcp-mux")) {
+            } else if (m && so_slice_ieq(name, "rtcp-mux")) {
                 m->rtcp_mux = 1;
-            } else if (m && slice_ieq(name, "ptime")) {
+            } else if (m && so_slice_ieq(name, "ptime")) {
                 so_slice tok;
                 long v = cur_token(&val, &tok) ? slice_uint(tok, 65535, NULL) : -1;
                 if (v >= 0)
@@ -400,7 +385,7 @@ static bool ctype_param(so_slice ct, const char *key, so_slice *val) {
         q = semi + 1;
         while (q < end && so_sdp_ws(*q))
             q++;
-        if ((size_t)(end - q) > k && slice_ieq(so_slice_of(q, k), key) && q[k] == '=') {
+        if ((size_t)(end - q) > k && so_slice_ieq(so_slice_of(q, k), key) && q[k] == '=') {
             const uint8_t *v = q + k + 1, *ve = v;
             if (v < end && *v == '"') {
                 v++;
