@@ -127,9 +127,7 @@ bool so_txn_evict_oldest(so_track *t, so_eviction why) {
     uint32_t slot = t->txns.pool.head;
     if (slot == SO_NIL)
         return false;
-    if (so_txn_at(t, slot)->state != SO_TXN_COMPLETED)
-        t->txn_open--;
-    txn_remove(t, slot, false);
+    so_txn_drop(t, so_txn_ref(t, slot));
     so_count_eviction(t, why);
     return true;
 }
