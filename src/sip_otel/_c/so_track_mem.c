@@ -23,8 +23,10 @@ bool so_track_mem_evict(void *ctx, int table) {
     case SO_MEM_REGISTRATIONS: {
         int64_t active = (int64_t)so_tab_len(&t->active) * (int64_t)t->active.charge;
         int64_t regatt = t->mem->used[SO_MEM_REGISTRATIONS] - active;
-        if (regatt > active && so_regatt_evict_oldest(t, SO_E_REGISTER_ATTEMPTS_MEMORY, t->now, true))
-            return true;
+        /* the larger part first, then the other: each tried once */
+        if (regatt > active)
+            return so_regatt_evict_oldest(t, SO_E_REGISTER_ATTEMPTS_MEMORY, t->now, true) ||
+                   so_active_evict_oldest(t, SO_E_REGISTRATIONS_MEMORY);
         return so_active_evict_oldest(t, SO_E_REGISTRATIONS_MEMORY) ||
                so_regatt_evict_oldest(t, SO_E_REGISTER_ATTEMPTS_MEMORY, t->now, true);
     }
