@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["MAX_RECORD_EVENTS", "DialogRecord", "RecordEvent", "RegistrationRecord"]
+__all__ = [
+    "MAX_RECORD_EVENTS",
+    "DialogRecord",
+    "MediaStream",
+    "RecordEvent",
+    "RegistrationRecord",
+]
 
 # A long call with many re-INVITEs/UPDATEs must not grow one record without bound.
 MAX_RECORD_EVENTS = 64
@@ -23,6 +29,58 @@ class RecordEvent:
     name: str
     status: int = 0
     method: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class MediaStream:
+    """One RTP stream (5-tuple + SSRC) of a call, as the media layer reports it (docs/media.md).
+
+    Reported every media interval while the call lasts (``final`` False: the period figures
+    cover the interval since the previous report) and once when the call's media ends
+    (``final`` True: the period since the last interval report, and the ``total_*`` figures the
+    whole stream). RFC 3550 A.3 loss: expected - received, never below 0 (duplicates).
+    """
+
+    call_id: str  # the dialog record's call_id (hashed unless --raw-call-id, as records are)
+    direction: str  # bounded: "to_callee", "to_caller", "unknown" (who receives the stream)
+    codec: str  # SDP encoding name of its first payload type, lower case ("" unknown)
+    clock_rate: int  # Hz, 0 unknown
+    ssrc: int
+    src: str  # "ip:port" of the sender
+    dst: str  # "ip:port" of the learned endpoint
+    start_ns: int  # first packet of the stream
+    end_ns: int  # last packet so far
+    final: bool
+    # the period this report covers (since the previous report of this stream)
+    packets: int  # received (RFC 3550 A.1: duplicates included)
+    expected: int
+    lost: int
+    jitter_mean_s: float  # mean of the A.8 estimate over the period's updates (0: no sample)
+    # whole stream so far
+    total_packets: int
+    total_expected: int
+    total_lost: int
+    total_bytes: int
+    duplicates: int
+    reordered: int
+    jitter_s: float  # the A.8 estimate now
+    jitter_max_s: float  # its largest value so far
+    total_jitter_mean_s: float
+    max_gap_s: float
+    pt_changes: int
+    # what the receiver said over RTCP about this stream (None: no report seen)
+    rtcp_fraction_lost: float | None = None  # last RR/SR block, 0..1
+    rtcp_cum_lost: int | None = None
+    rtcp_jitter_s: float | None = None
+    rtt_s: float | None = None  # LSR/DLSR round trip on the monitor's clock
+    # RTCP XR VoIP metrics (RFC 3611 4.7), last block about this SSRC (None: none seen/n.a.)
+    xr_r_factor: int | None = None
+    xr_mos_lq: float | None = None
+    xr_mos_cq: float | None = None
+    xr_loss_rate: float | None = None  # 0..1
+    xr_discard_rate: float | None = None  # 0..1
+    xr_round_trip_s: float | None = None
+    xr_end_system_delay_s: float | None = None
 
 
 @dataclass(slots=True)
@@ -48,6 +106,9 @@ class DialogRecord:
     events_dropped: int = 0
     session_id: str = ""  # RFC 7989 Session-ID of the initial INVITE, as sent ("" if none)
     correlation: str = ""  # the configured correlation header's value (e.g. X-CID), if any
+    # media on: the final report of every RTP stream of the call (docs/media.md); the record is
+    # then held until the call's media ended (its linger after end_ns), so these are complete
+    media: list[MediaStream] = field(default_factory=list)
 
 
 @dataclass(slots=True)

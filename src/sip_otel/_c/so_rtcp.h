@@ -43,6 +43,23 @@ struct so_rtcp_block { /* one report block (RFC 3550 6.4.1) */
     so_u8 pad0[3];
 };
 
+/* RTCP XR VoIP Metrics report block (RFC 3611 section 4.7, block type 7): what an end system
+ * says about the stream with `ssrc`. Values as on the wire (127 / 0 for "unavailable" as the
+ * RFC defines per field); the parser fills them, the media code keeps the last one per stream. */
+#define SO_RTCP_XR 207
+#define SO_RTCP_MAX_XR 4
+struct so_rtcp_xr_voip {
+    so_u32 ssrc;
+    so_u8 loss_rate, discard_rate, burst_density, gap_density; /* /256 */
+    so_u16 burst_duration, gap_duration;                     /* ms */
+    so_u16 round_trip_delay, end_system_delay;                /* ms */
+    so_u8 signal_level, noise_level, rerl, gmin;              /* dBm/dB as signed, raw */
+    so_u8 r_factor, ext_r_factor, mos_lq, mos_cq;             /* R 0-100 (127 n/a); MOS x10 */
+    so_u8 rx_config, pad0;
+    so_u16 jb_nominal, jb_maximum, jb_abs_max;                /* ms */
+    so_u8 pad1[2];
+};
+
 struct so_rtcp_report {
     so_u32 sender_ssrc;
     so_u8 type;      /* SO_RTCP_SR or SO_RTCP_RR */
@@ -52,6 +69,9 @@ struct so_rtcp_report {
     /* sender info (SR only) */
     so_u32 ntp_msw, ntp_lsw, rtp_ts, packet_count, octet_count;
     struct so_rtcp_block blocks[SO_RTCP_MAX_BLOCKS];
+    so_u8 n_xr; /* VoIP Metrics blocks stored (XR packets anywhere in the compound packet) */
+    so_u8 pad0[3];
+    struct so_rtcp_xr_voip xr[SO_RTCP_MAX_XR];
 };
 
 SO_RTP_INLINE so_u32 so_rtcp_be32(const so_u8 *p) {
@@ -67,6 +87,7 @@ SO_RTP_INLINE int so_rtcp_parse(const so_u8 *p, so_u32 len, struct so_rtcp_repor
     so_u32 total = 0;
     r->n_packets = 0;
     r->n_blocks = 0;
+    r->n_xr = 0;
     r->type = 0;
     r->rc = 0;
     if (len < 4)
