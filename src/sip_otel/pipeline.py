@@ -30,7 +30,7 @@ from .capture.pcapfile import PcapReader
 from .errors import Reasons
 from .net.decoder import NetLimits
 from .net.types import Frame
-from .records import DialogRecord, RegistrationRecord
+from .records import DialogRecord, MediaStream, RegistrationRecord
 from .sip.tracker import TrackerConfig
 from .stats import PipelineStats
 
@@ -44,6 +44,7 @@ DEFAULT_SIP_PORTS = frozenset({5060, 5061})
 TIMER_TICK_NS = 100_000_000
 
 RecordSink = Callable[[DialogRecord | RegistrationRecord], None]
+MediaSink = Callable[[MediaStream], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +65,11 @@ class PipelineConfig:
     media: bool = False
     media_max_endpoints: int = 4096  # learned endpoints (rounded up to a power of two, >= 8)
     media_max_streams: int = 4096  # RTP streams (5-tuple + SSRC), likewise
+    # a call's media ends this long after its dialog record's end (trailing packets; > the live
+    # path's 1 s kernel sync); then each stream gets its final report
+    media_linger_ns: int = 3_000_000_000
+    # long calls: a report per stream every interval (0: final reports only)
+    media_interval_ns: int = 60_000_000_000
 
 
 class Pipeline:
@@ -173,6 +179,18 @@ class Pipeline:
     def media_streams(self) -> list[dict[str, Any]]:
         """Per RTP stream (5-tuple + SSRC) statistics ([] unless ``config.media``)."""
         return list(self._core.media_streams())
+
+    def set_media_sink(self, sink: MediaSink | None) -> None:
+        """Where every media report (interval and final, :class:`MediaStream`) goes."""
+        raise NotImplementedError("issue 12: being built (docs/media.md, the contract)")
+
+    def media_endpoint_changes(self) -> list[tuple[bytes, bytes]]:
+        """Queued kernel endpoint-map changes: (so_mep_key, so_mep_val) add, (key, b"") delete."""
+        raise NotImplementedError("issue 12: being built (docs/media.md, the contract)")
+
+    def media_kernel_sync(self, keys: bytes, values: bytes, offset_ns: int) -> bytes:
+        """The kernel's rtp_streams entries into the core; returns the keys to delete there."""
+        raise NotImplementedError("issue 12: being built (docs/media.md, the contract)")
 
     def media_counts(self) -> dict[str, int]:
         """RTP/RTCP packets to learned endpoints, endpoints learned ({} unless media)."""
