@@ -41,7 +41,7 @@ class MediaStream:
     whole stream). RFC 3550 A.3 loss: expected - received, never below 0 (duplicates).
     """
 
-    call_id: str  # the dialog record's call_id (hashed unless --raw-call-id, as records are)
+    call_id: str  # the Call-ID as the dialog record holds it (spans hash it unless raw)
     direction: str  # bounded: "to_callee", "to_caller", "unknown" (who receives the stream)
     codec: str  # SDP encoding name of its first payload type, lower case ("" unknown)
     clock_rate: int  # Hz, 0 unknown
