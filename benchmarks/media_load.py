@@ -33,6 +33,7 @@ reports per mode:
   whatever task is current (here mostly tcpreplay, whose sendmsg drives the veth's receive),
   not to the agent -- so the agent's own figure does not include the per-packet BPF cost.
 
+Mode ``idle`` runs the agent for the same window with no traffic at all: its own floor.
 Without ``--media`` on the agent (``sip-otel run --help``), mode ``media`` is skipped with a note.
 The frames carry 127.0.0.0/8 addresses, which the receiving stack drops as martians after the
 packet taps. Needs root, bcc and tcpreplay. Keep the duration short on a shared machine: the
@@ -277,7 +278,9 @@ def one_run(mode: str, pcap: Path, counts: dict[str, Any], tmp: Path) -> dict[st
            "mlr", "netns", replay_ns.name)  # fmt: skip
         agent_ns.ip("link", "set", "mla", "up")
         replay_ns.ip("link", "set", "mlr", "up")
-        extra = ("--media",) if mode == "media" else ()
+        # 500 calls learn 2,000 endpoints (RTP + RTCP per side): more than the default 4,096
+        # table's 8-slot probe windows hold without a few `media_endpoints.full` (docs/media.md)
+        extra = ("--media", "--media-max-endpoints", "8192") if mode == "media" else ()
         agent = Agent(agent_ns, tmp, "--interface", "mla", "--capture-mode", "ebpf", *extra)
         try:
             agent.wait_ready(deadline_s=120)
@@ -300,6 +303,7 @@ def one_run(mode: str, pcap: Path, counts: dict[str, Any], tmp: Path) -> dict[st
                     text=True,
                 )
                 for p in split_paths(pcap, counts["split"])
+                if mode != "idle"  # idle: the agent alone, no traffic, the same window
             ]
             # the RTP phase at that rate (-K: loaded first, ~0.1 s per 100 MB; then 1 s in)
             time.sleep(max(0.0, t_start + rtp_start + 1.5 - time.monotonic()))
@@ -319,7 +323,7 @@ def one_run(mode: str, pcap: Path, counts: dict[str, Any], tmp: Path) -> dict[st
     finally:
         agent_ns.close()
         replay_ns.close()
-    sent, secs, failed = 0, 0.0, 0
+    sent, secs, failed = 0, per_file / pps if mode == "idle" else 0.0, 0
     for out in outs:
         actual = re.search(r"Actual: (\d+) packets \(\d+ bytes\) sent in ([\d.]+) seconds", out)
         fails = re.search(r"Failed packets:\s+(\d+)", out)
@@ -333,7 +337,7 @@ def one_run(mode: str, pcap: Path, counts: dict[str, Any], tmp: Path) -> dict[st
         "agent_exit": rc,
         "load": " ".join(load),
         "sent": sent,
-        "sent_expected": counts["sip_messages"] + counts["rtp_packets"],
+        "sent_expected": 0 if mode == "idle" else counts["sip_messages"] + counts["rtp_packets"],
         "tcpreplay_s": secs,
         "tcpreplay_failed": failed,
         "replay_s_expected": round(per_file / pps, 2),
@@ -342,7 +346,7 @@ def one_run(mode: str, pcap: Path, counts: dict[str, Any], tmp: Path) -> dict[st
         "agent_cpu_pct": round(100 * (cpu1 - cpu0) / (t1 - t0), 2),
         "softirq_pct_all_cpus": round(100 * (irq1 - irq0) / (t1 - t0), 2),
         "frames": int(m.get("sip_otel_frames_total", 0)),
-        "sip_sent": counts["sip_messages"],
+        "sip_sent": 0 if mode == "idle" else counts["sip_messages"],
         "drops": int(capture_drops(m)),
     }
     if mode == "media":
@@ -364,7 +368,11 @@ def main() -> int:
     )
     r = sub.add_parser("run", help="replay it onto a veth the agent captures")
     r.add_argument("pcap", type=Path)
-    r.add_argument("--modes", default="base,media", help="base (no --media), media; comma list")
+    r.add_argument(
+        "--modes",
+        default="idle,base,media",
+        help="idle (no traffic), base (no --media), media; comma list (default all three)",
+    )
     r.add_argument("--json", action="store_true", help="one JSON line per run")
     args = ap.parse_args()
     if args.cmd == "gen":
