@@ -182,7 +182,7 @@ def _sum(m: dict[str, float], name: str, **labels: str) -> float:
 
 def _span_attr(text: str, name: str) -> float:
     """The value of span attribute ``name`` in rotel's detailed debug output."""
-    m = re.search(rf"{re.escape(name)}\s*:\s*\w*\(?([-\d.eE+]+)\)?", text)
+    m = re.search(rf"(?<![\w.]){re.escape(name)}\s*:\s*\w*\(?([-\d.eE+]+)\)?", text)
     assert m, f"span attribute {name} not found:\n{text[-4000:]}"
     return float(m[1])
 
@@ -233,34 +233,47 @@ def test_live_agent_reports_the_loss(tmp_path: Path) -> None:
             assert "Traceback" not in agent.log(), agent.log()
             text = rotel.wait_for("rtp.mos", "rtp.to_callee.", "rtp.to_caller.")
         finally:
-            rotel.proc.terminate()
-            rotel.proc.wait(timeout=10)
+            rotel.close()
     finally:
         link.close()
 
     assert capture_drops(m) == 0
     theirs = tshark_streams(pcap)
     t_lossy, t_clean = theirs[CALLER], theirs[CALLEE]
-    # /metrics: counters by direction (the stream A -> B is received by the callee)
-    got = _sum(m, "sip_otel_rtp_packets_total", direction="to_callee")
-    lost = _sum(m, "sip_otel_rtp_packets_lost_total", direction="to_callee")
-    assert (got, lost) == (SENT - DROPPED, DROPPED)
+    assert (t_lossy.packets, t_lossy.lost) == (SENT - DROPPED, DROPPED)
+
+    def jitter_ok(ms: float, t: Stream) -> bool:
+        # The contract does not say which J a report carries (final, mean or max over the
+        # period); each lies between tshark's mean and max J, +- the acceptance's 0.5 ms.
+        # The agent's clock (bpf_ktime_get_ns at the socket filter) and dumpcap's see the
+        # same arrivals on vb.
+        return t.mean_jitter_ms - JITTER_TOL_MS <= ms <= t.max_jitter_ms + JITTER_TOL_MS
+
+    # /metrics: counters by direction (the caller's stream is received by the callee)
+    assert _sum(m, "sip_otel_rtp_packets_total", direction="to_callee") == t_lossy.packets
+    assert _sum(m, "sip_otel_rtp_packets_lost_total", direction="to_callee") == DROPPED
     assert _sum(m, "sip_otel_rtp_packets_total", direction="to_caller") == SENT
     assert _sum(m, "sip_otel_rtp_packets_lost_total", direction="to_caller") == 0
-    # histograms: one final report per stream; the lossy stream's loss ratio and MOS
-    assert _sum(m, "sip_otel_rtp_loss_ratio_count", direction="to_callee") == 1
-    loss = _sum(m, "sip_otel_rtp_loss_ratio_sum", direction="to_callee")
-    assert abs(100 * loss - 5.0) <= 0.2
-    mos = _sum(m, "sip_otel_rtp_mos_sum", direction="to_callee")
-    assert MOS_RANGE[0] <= mos <= MOS_RANGE[1]
-    jitter_ms = 1000 * _sum(m, "sip_otel_rtp_jitter_seconds_sum", direction="to_callee")
-    assert abs(jitter_ms - t_lossy.max_jitter_ms) <= JITTER_TOL_MS + t_lossy.max_jitter_ms
-    # the call's span
-    assert abs(_span_attr(text, "rtp.to_callee.loss_pct") - 5.0) <= 0.2
+    assert _sum(m, "sip_otel_rtp_streams_total") == 2
+    # histograms: one final report per stream (a 7 s call: no interval report)
+    for direction, t, loss_pct, mos_range in (
+        ("to_callee", t_lossy, LOSS_PCT, MOS_RANGE),
+        ("to_caller", t_clean, 0.0, (MOS_CLEAN, MOS_CLEAN)),
+    ):
+        for h in ("sip_otel_rtp_loss_ratio", "sip_otel_rtp_mos", "sip_otel_rtp_jitter_seconds"):
+            assert _sum(m, f"{h}_count", direction=direction) == 1, (h, direction)
+        loss = 100 * _sum(m, "sip_otel_rtp_loss_ratio_sum", direction=direction)
+        assert abs(loss - loss_pct) <= 0.2, direction
+        mos = _sum(m, "sip_otel_rtp_mos_sum", direction=direction)
+        assert mos_range[0] - 0.005 <= mos <= mos_range[1] + 0.005, direction
+        jitter = 1000 * _sum(m, "sip_otel_rtp_jitter_seconds_sum", direction=direction)
+        assert jitter_ok(jitter, t), (direction, jitter, t)
+    # the call's span: per direction, and the call's figures (its worse direction)
+    assert abs(_span_attr(text, "rtp.to_callee.loss_pct") - LOSS_PCT) <= 0.2
     assert _span_attr(text, "rtp.to_caller.loss_pct") == 0
+    assert jitter_ok(_span_attr(text, "rtp.to_callee.jitter_ms"), t_lossy)
+    assert jitter_ok(_span_attr(text, "rtp.to_caller.jitter_ms"), t_clean)
     assert MOS_RANGE[0] <= _span_attr(text, "rtp.mos") <= MOS_RANGE[1]
-    assert abs(_span_attr(text, "rtp.loss_pct") - 5.0) <= 0.2
-    assert (
-        _span_attr(text, "rtp.jitter_ms")
-        <= max(t_lossy.max_jitter_ms, t_clean.max_jitter_ms) + JITTER_TOL_MS
-    )
+    assert abs(_span_attr(text, "rtp.loss_pct") - LOSS_PCT) <= 0.2
+    worst = max(t_lossy.max_jitter_ms, t_clean.max_jitter_ms)
+    assert 0 <= _span_attr(text, "rtp.jitter_ms") <= worst + JITTER_TOL_MS
