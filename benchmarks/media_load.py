@@ -252,6 +252,40 @@ def tree_cpu_s(pid: int) -> float:
     return total / tick
 
 
+def bpf_prog_stats(pid: int) -> tuple[int, int]:
+    """(run_time_ns, run_cnt) summed over the BPF programs ``pid`` and its children hold
+    (/proc/PID/fdinfo of each bpf-prog fd; the kernel counts only while
+    kernel.bpf_stats_enabled is 1)."""
+    pids = [pid]
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                pids.append(int(entry.name))
+    progs: dict[int, tuple[int, int]] = {}
+    for p in pids:
+        try:
+            fds = list(Path(f"/proc/{p}/fd").iterdir())
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(fd) != "anon_inode:bpf-prog":
+                    continue
+                info = dict(
+                    ln.split(":", 1)
+                    for ln in Path(f"/proc/{p}/fdinfo/{fd.name}").read_text().splitlines()
+                    if ":" in ln
+                )
+            except OSError:
+                continue
+            progs[int(info["prog_id"])] = (int(info["run_time_ns"]), int(info["run_cnt"]))
+    return sum(t for t, _ in progs.values()), sum(c for _, c in progs.values())
+
+
 def softirq_s() -> float:
     """Whole machine's softirq time so far (/proc/stat, all CPUs), in seconds."""
     fields = Path("/proc/stat").read_text().splitlines()[0].split()
@@ -308,8 +342,10 @@ def one_run(mode: str, pcap: Path, counts: dict[str, Any], tmp: Path) -> dict[st
             # the RTP phase at that rate (-K: loaded first, ~0.1 s per 100 MB; then 1 s in)
             time.sleep(max(0.0, t_start + rtp_start + 1.5 - time.monotonic()))
             cpu0, irq0, t0 = tree_cpu_s(pid), softirq_s(), time.monotonic()
+            bpf0 = bpf_prog_stats(pid)
             time.sleep(max(0.0, t_start + rtp_end - 0.5 - time.monotonic()))
             cpu1, irq1, t1 = tree_cpu_s(pid), softirq_s(), time.monotonic()
+            bpf1 = bpf_prog_stats(pid)
             outs = [r.communicate(timeout=3600)[0] for r in replays]
             for r, out in zip(replays, outs, strict=True):
                 if r.returncode != 0:
@@ -345,6 +381,9 @@ def one_run(mode: str, pcap: Path, counts: dict[str, Any], tmp: Path) -> dict[st
         "window_s": round(t1 - t0, 2),
         "agent_cpu_pct": round(100 * (cpu1 - cpu0) / (t1 - t0), 2),
         "softirq_pct_all_cpus": round(100 * (irq1 - irq0) / (t1 - t0), 2),
+        "filter_runs": bpf1[1] - bpf0[1],
+        "filter_cpu_pct": round(100 * (bpf1[0] - bpf0[0]) / 1e9 / (t1 - t0), 2),
+        "filter_ns_per_run": round((bpf1[0] - bpf0[0]) / max(1, bpf1[1] - bpf0[1]), 1),
         "frames": int(m.get("sip_otel_frames_total", 0)),
         "sip_sent": 0 if mode == "idle" else counts["sip_messages"],
         "drops": int(capture_drops(m)),
@@ -374,6 +413,12 @@ def main() -> int:
         help="idle (no traffic), base (no --media), media; comma list (default all three)",
     )
     r.add_argument("--json", action="store_true", help="one JSON line per run")
+    r.add_argument(
+        "--bpf-stats",
+        action="store_true",
+        help="set kernel.bpf_stats_enabled for the runs (machine-wide; restored after) and "
+        "report the agent's BPF programs' own run time",
+    )
     args = ap.parse_args()
     if args.cmd == "gen":
         counts = gen(args.pcap, args.calls, args.duration, args.split)
@@ -386,6 +431,18 @@ def main() -> int:
         return 2
     counts = json.loads(args.pcap.with_suffix(".json").read_text())
     has_media = agent_has_media()
+    stats_knob = Path("/proc/sys/kernel/bpf_stats_enabled")
+    stats_before = stats_knob.read_text().strip() if args.bpf_stats else ""
+    if args.bpf_stats:
+        stats_knob.write_text("1\n")
+    try:
+        return _runs(args, counts, has_media)
+    finally:
+        if args.bpf_stats:
+            stats_knob.write_text(stats_before + "\n")
+
+
+def _runs(args: argparse.Namespace, counts: dict[str, Any], has_media: bool) -> int:
     for mode in args.modes.split(","):
         if mode == "media" and not has_media:
             print("media: skipped, the agent has no --media yet (issue 12 parts not merged)")
@@ -405,6 +462,11 @@ def main() -> int:
             f"{res['softirq_pct_all_cpus']:.1f} %; frames {res['frames']} (SIP sent "
             f"{res['sip_sent']}), drops {res['drops']}"
         )
+        if args.bpf_stats:
+            line += (
+                f"; filter {res['filter_runs']} runs, {res['filter_ns_per_run']} ns each, "
+                f"{res['filter_cpu_pct']:.2f} % of one core"
+            )
         if mode == "media":
             line += f"; RTP counted {res['rtp_counted']}/{res['rtp_sent']}, lost {res['rtp_lost']}"
         print(line + f"; load {res['load']}", flush=True)
