@@ -21,8 +21,10 @@ Expected, by hand:
 
 The replay half runs today (``sip-otel replay --media`` on the capture); a second replay test
 perturbs the capture's timestamps (every packet 0..20 ms later, pseudo-random, seeded) and
-compares with tshark on the perturbed file. The live half (``sip-otel run --media`` in B,
-/metrics and the call's span in rotel) skips until the agent has ``--media``.
+compares with tshark on the perturbed file. Still to merge (issue 12 parts), each test skipping
+with an explicit reason until then: the same figures on ``replay --format prometheus`` and on
+the call's span pushed by ``replay --otlp`` to rotel (``sip_otel_rtp_*``, ``rtp.*``), and the
+live half -- ``sip-otel run --media`` in B, /metrics and the call's span in rotel.
 """
 
 from __future__ import annotations
@@ -33,9 +35,10 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from e2ehelpers import Agent, capture_drops, e2e_skip_reason
+from e2ehelpers import Agent, Metrics, capture_drops, e2e_skip_reason, parse_metrics
 from livenet import PYTHON, REPO, live_skip_reason
 from mediahelpers import (
     A_IP,
@@ -152,9 +155,10 @@ def test_replay_with_injected_jitter_matches_tshark(
         assert s.mean_jitter_ms > 3.0
 
 
-# --- live half ------------------------------------------------------------------------------
+# --- telemetry: /metrics and the call's span, in replay and live ----------------------------
 
 NO_MEDIA = "agent has no --media yet (issue 12 parts not merged)"
+NO_TELEMETRY = "replay has no sip_otel_rtp_* metrics yet (issue 12 parts not merged)"
 
 
 def agent_has_media() -> bool:
@@ -168,7 +172,16 @@ def agent_has_media() -> bool:
     return "--media" in out
 
 
-def _sum(m: dict[str, float], name: str, **labels: str) -> float:
+def _rotel() -> Any:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "telemetry"))
+    from test_telemetry_rotel import ROTEL, Rotel
+
+    if ROTEL is None:
+        pytest.skip("rotel (PyPI rotel) agent binary not found")
+    return Rotel
+
+
+def _sum(m: Metrics, name: str, **labels: str) -> float:
     """Sum of the series of ``name`` whose labels include ``labels``."""
     total = 0.0
     for key, value in m.items():
@@ -181,23 +194,92 @@ def _sum(m: dict[str, float], name: str, **labels: str) -> float:
 
 
 def _span_attr(text: str, name: str) -> float:
-    """The value of span attribute ``name`` in rotel's detailed debug output."""
+    """The value of span attribute ``name`` in rotel's detailed debug output
+    (``-> rtp.mos: Double(3.91)``)."""
     m = re.search(rf"(?<![\w.]){re.escape(name)}\s*:\s*\w*\(?([-\d.eE+]+)\)?", text)
     assert m, f"span attribute {name} not found:\n{text[-4000:]}"
     return float(m[1])
 
 
+def jitter_ok(ms: float, t: Stream) -> bool:
+    """The contract does not say which J a report carries (final, mean or max over the
+    period): accept tshark's mean - 0.5 ms .. its max + 0.5 ms (the acceptance's 0.5 ms).
+    Live, the agent's clock (bpf_ktime_get_ns at the socket filter) and dumpcap's see the
+    same arrivals on vb."""
+    return t.mean_jitter_ms - JITTER_TOL_MS <= ms <= t.max_jitter_ms + JITTER_TOL_MS
+
+
+def check_metrics(m: Metrics, lossy: Stream, clean: Stream) -> None:
+    """/metrics after the call: counters and one final report per stream, by direction (the
+    caller's stream is received by the callee: ``to_callee``)."""
+    assert _sum(m, "sip_otel_rtp_packets_total", direction="to_callee") == lossy.packets
+    assert _sum(m, "sip_otel_rtp_packets_lost_total", direction="to_callee") == DROPPED
+    assert _sum(m, "sip_otel_rtp_packets_total", direction="to_caller") == SENT
+    assert _sum(m, "sip_otel_rtp_packets_lost_total", direction="to_caller") == 0
+    assert _sum(m, "sip_otel_rtp_streams_total") == 2
+    for direction, t, loss_pct, mos_range in (
+        ("to_callee", lossy, LOSS_PCT, MOS_RANGE),
+        ("to_caller", clean, 0.0, (MOS_CLEAN, MOS_CLEAN)),
+    ):
+        for h in ("sip_otel_rtp_loss_ratio", "sip_otel_rtp_mos", "sip_otel_rtp_jitter_seconds"):
+            assert _sum(m, f"{h}_count", direction=direction) == 1, (h, direction)
+        loss = 100 * _sum(m, "sip_otel_rtp_loss_ratio_sum", direction=direction)
+        assert abs(loss - loss_pct) <= 0.2, direction
+        mos = _sum(m, "sip_otel_rtp_mos_sum", direction=direction)
+        assert mos_range[0] - 0.005 <= mos <= mos_range[1] + 0.005, direction
+        jitter = 1000 * _sum(m, "sip_otel_rtp_jitter_seconds_sum", direction=direction)
+        assert jitter_ok(jitter, t), (direction, jitter, t)
+
+
+def check_span(text: str, lossy: Stream, clean: Stream) -> None:
+    """The call's span: per direction, and the call's own figures (its worse direction)."""
+    assert abs(_span_attr(text, "rtp.to_callee.loss_pct") - LOSS_PCT) <= 0.2
+    assert _span_attr(text, "rtp.to_caller.loss_pct") == 0
+    assert jitter_ok(_span_attr(text, "rtp.to_callee.jitter_ms"), lossy)
+    assert jitter_ok(_span_attr(text, "rtp.to_caller.jitter_ms"), clean)
+    assert MOS_RANGE[0] <= _span_attr(text, "rtp.mos") <= MOS_RANGE[1]
+    assert abs(_span_attr(text, "rtp.loss_pct") - LOSS_PCT) <= 0.2
+    worst = max(lossy.max_jitter_ms, clean.max_jitter_ms)
+    assert 0 <= _span_attr(text, "rtp.jitter_ms") <= worst + JITTER_TOL_MS
+
+
+def test_replay_metrics_and_span(capture: tuple[Path, dict], tmp_path: Path) -> None:
+    pcap, _ = capture
+    replay = [str(PYTHON), "-m", "sip_otel", "replay", "--media", str(pcap)]
+    out = subprocess.run(
+        [*replay, "--format", "prometheus"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+        timeout=60,
+    ).stdout
+    if "sip_otel_rtp_" not in out:
+        pytest.skip(NO_TELEMETRY)
+    theirs = tshark_streams(pcap)
+    check_metrics(parse_metrics(out), theirs[CALLER], theirs[CALLEE])
+    rotel = _rotel()(tmp_path)
+    try:
+        subprocess.run(
+            [*replay, "--otlp", "--otlp-endpoint", f"http://127.0.0.1:{rotel.grpc}"],
+            capture_output=True,
+            check=True,
+            cwd=REPO,
+            timeout=60,
+        )
+        text = rotel.wait_for("rtp.mos", "rtp.to_callee.", "rtp.to_caller.")
+    finally:
+        rotel.close()
+    check_span(text, theirs[CALLER], theirs[CALLEE])
+
+
 def test_live_agent_reports_the_loss(tmp_path: Path) -> None:
     if not agent_has_media():
         pytest.skip(NO_MEDIA)
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "telemetry"))
-    from test_telemetry_rotel import ROTEL, Rotel
-
-    if ROTEL is None:
-        pytest.skip("rotel (PyPI rotel) agent binary not found")
+    rotel_cls = _rotel()
     link = MediaLink()
     try:
-        rotel = Rotel(tmp_path, link.b.exec_prefix(), (4317, 4318), link.b.entered)
+        rotel = rotel_cls(tmp_path, link.b.exec_prefix(), (4317, 4318), link.b.entered)
         try:
             agent = Agent(
                 link.b,
@@ -239,41 +321,10 @@ def test_live_agent_reports_the_loss(tmp_path: Path) -> None:
 
     assert capture_drops(m) == 0
     theirs = tshark_streams(pcap)
-    t_lossy, t_clean = theirs[CALLER], theirs[CALLEE]
-    assert (t_lossy.packets, t_lossy.lost) == (SENT - DROPPED, DROPPED)
-
-    def jitter_ok(ms: float, t: Stream) -> bool:
-        # The contract does not say which J a report carries (final, mean or max over the
-        # period); each lies between tshark's mean and max J, +- the acceptance's 0.5 ms.
-        # The agent's clock (bpf_ktime_get_ns at the socket filter) and dumpcap's see the
-        # same arrivals on vb.
-        return t.mean_jitter_ms - JITTER_TOL_MS <= ms <= t.max_jitter_ms + JITTER_TOL_MS
-
-    # /metrics: counters by direction (the caller's stream is received by the callee)
-    assert _sum(m, "sip_otel_rtp_packets_total", direction="to_callee") == t_lossy.packets
-    assert _sum(m, "sip_otel_rtp_packets_lost_total", direction="to_callee") == DROPPED
-    assert _sum(m, "sip_otel_rtp_packets_total", direction="to_caller") == SENT
-    assert _sum(m, "sip_otel_rtp_packets_lost_total", direction="to_caller") == 0
-    assert _sum(m, "sip_otel_rtp_streams_total") == 2
-    # histograms: one final report per stream (a 7 s call: no interval report)
-    for direction, t, loss_pct, mos_range in (
-        ("to_callee", t_lossy, LOSS_PCT, MOS_RANGE),
-        ("to_caller", t_clean, 0.0, (MOS_CLEAN, MOS_CLEAN)),
-    ):
-        for h in ("sip_otel_rtp_loss_ratio", "sip_otel_rtp_mos", "sip_otel_rtp_jitter_seconds"):
-            assert _sum(m, f"{h}_count", direction=direction) == 1, (h, direction)
-        loss = 100 * _sum(m, "sip_otel_rtp_loss_ratio_sum", direction=direction)
-        assert abs(loss - loss_pct) <= 0.2, direction
-        mos = _sum(m, "sip_otel_rtp_mos_sum", direction=direction)
-        assert mos_range[0] - 0.005 <= mos <= mos_range[1] + 0.005, direction
-        jitter = 1000 * _sum(m, "sip_otel_rtp_jitter_seconds_sum", direction=direction)
-        assert jitter_ok(jitter, t), (direction, jitter, t)
-    # the call's span: per direction, and the call's figures (its worse direction)
-    assert abs(_span_attr(text, "rtp.to_callee.loss_pct") - LOSS_PCT) <= 0.2
-    assert _span_attr(text, "rtp.to_caller.loss_pct") == 0
-    assert jitter_ok(_span_attr(text, "rtp.to_callee.jitter_ms"), t_lossy)
-    assert jitter_ok(_span_attr(text, "rtp.to_caller.jitter_ms"), t_clean)
-    assert MOS_RANGE[0] <= _span_attr(text, "rtp.mos") <= MOS_RANGE[1]
-    assert abs(_span_attr(text, "rtp.loss_pct") - LOSS_PCT) <= 0.2
-    worst = max(t_lossy.max_jitter_ms, t_clean.max_jitter_ms)
-    assert 0 <= _span_attr(text, "rtp.jitter_ms") <= worst + JITTER_TOL_MS
+    lossy, clean = theirs[CALLER], theirs[CALLEE]
+    assert (lossy.packets, lossy.lost) == (SENT - DROPPED, DROPPED)
+    check_metrics(m, lossy, clean)
+    check_span(text, lossy, clean)
+    # and the replay of the live capture agrees with tshark too
+    ours, _ = our_streams(pcap)
+    check_against_tshark(ours, theirs)
