@@ -30,6 +30,16 @@ _FLAGS: tuple[tuple[str, str], ...] = (
     ("otlp_protocol", "grpc|http/protobuf [SIP_EXPORTER_OTLP_PROTOCOL]"),
     ("service_name", "OTel service.name [SIP_EXPORTER_SERVICE_NAME, sip-otel]"),
     ("tick_ms", "timer tick period in ms [SIP_EXPORTER_TICK_MS, 100]"),
+    (
+        "media_max_endpoints",
+        "learned RTP endpoints, kernel and core [SIP_EXPORTER_MEDIA_MAX_ENDPOINTS, 4096]",
+    ),
+    ("media_max_streams", "RTP streams, kernel and core [SIP_EXPORTER_MEDIA_MAX_STREAMS, 8192]"),
+    (
+        "media_interval",
+        "seconds between a long call's media reports [SIP_EXPORTER_MEDIA_INTERVAL, 60]",
+    ),
+    ("media_linger", "seconds a call's media outlives its end [SIP_EXPORTER_MEDIA_LINGER, 3]"),
     ("span_queue", "finished spans waiting for export, bounded [SIP_EXPORTER_SPAN_QUEUE, 2048]"),
     (
         "memory_limit",
@@ -68,6 +78,10 @@ _ON_SWITCHES = (
         "endpoint IP addresses and ports on spans (personal data where phones are endpoints)",
     ),
 )
+# Switches off by default with a --no- form too.
+_OFF_SWITCHES = (
+    ("media", "per-call RTP quality: RTP statistics in the kernel (eBPF capture only)"),
+)
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -93,4 +107,12 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
             action=argparse.BooleanOptionalAction,
             default=None,
             help=f"{help_text} [SIP_EXPORTER_{name.upper()}, true]",
+        )
+    for name, help_text in _OFF_SWITCHES:
+        parser.add_argument(
+            "--" + name.replace("_", "-"),
+            dest=name,
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help=f"{help_text} [SIP_EXPORTER_{name.upper()}, false]",
         )
