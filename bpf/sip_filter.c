@@ -143,24 +143,28 @@ static __always_inline int port_match(u16 sport, u16 dport) {
 }
 
 #ifdef MEDIA
-// Load an address (4 or 16 bytes at off) into a zeroed 16-byte field; 0 on failure.
-static __always_inline int load_addr(struct __sk_buff *skb, u32 off, u8 family, u8 *to) {
-    if (family == 4)
-        return bpf_skb_load_bytes(skb, off, to, 4) == 0;
-    return bpf_skb_load_bytes(skb, off, to, 16) == 0;
-}
-
 // A UDP packet that is not SIP: 1 = copy to the ring (RTCP), 0 = drop (RTP counted, or not
 // media). addr_off: the source address; the destination follows it (IPv4 +4, IPv6 +16).
+// Two packet loads on the RTP path (bpf_skb_load_bytes is the filter's main per-packet cost):
+// both addresses at once, then the UDP header and the RTP fixed header at once.
 static __always_inline int media(struct __sk_buff *skb, u8 family, u32 addr_off, u32 l4off,
                                  u16 sport, u16 dport) {
-    u32 alen = family == 4 ? 4 : 16;
+    struct so_mstream_key sk;
+    __builtin_memset(&sk, 0, sizeof(sk));
+    if (family == 4) {
+        u32 a[2];
+        if (bpf_skb_load_bytes(skb, addr_off, a, 8) < 0)
+            return 0;
+        __builtin_memcpy(sk.src, &a[0], 4);
+        __builtin_memcpy(sk.dst, &a[1], 4);
+    } else if (bpf_skb_load_bytes(skb, addr_off, sk.src, 32) < 0) {  // src[16], dst[16]
+        return 0;
+    }
     struct so_mep_key ek;
     __builtin_memset(&ek, 0, sizeof(ek));
     ek.family = family;
     ek.port = dport;
-    if (!load_addr(skb, addr_off + alen, family, ek.addr))
-        return 0;
+    __builtin_memcpy(ek.addr, sk.dst, 16);
     struct so_mep_val *ep = media_eps.lookup(&ek);
     if (!ep)
         return 0;
@@ -168,20 +172,18 @@ static __always_inline int media(struct __sk_buff *skb, u8 family, u32 addr_off,
         count(C_RTCP);
         return 1;
     }
-    u8 b[SO_RTP_HDR_LEN];
-    u16 udp_len;
-    if (bpf_skb_load_bytes(skb, l4off + 4, &udp_len, 2) < 0)
-        return 0;
-    if (bpf_skb_load_bytes(skb, l4off + 8, b, SO_RTP_HDR_LEN) < 0) {
+    u8 u[8 + SO_RTP_HDR_LEN];  // UDP header, RTP fixed header
+    if (bpf_skb_load_bytes(skb, l4off, u, sizeof(u)) < 0) {
         // Shorter than an RTP header: an RTCP packet can be (an empty RR is 8 bytes).
-        if ((ep->flags & SO_MEP_F_MUX) && bpf_skb_load_bytes(skb, l4off + 8, b, 2) == 0 &&
-            (b[0] >> 6) == 2 && b[1] >= 192 && b[1] <= 223) {
+        if ((ep->flags & SO_MEP_F_MUX) && bpf_skb_load_bytes(skb, l4off, u, 10) == 0 &&
+            (u[8] >> 6) == 2 && u[9] >= 192 && u[9] <= 223) {
             count(C_RTCP);
             return 1;
         }
         count(C_NOT_RTP);
         return 0;
     }
+    const u8 *b = u + 8;
     struct so_rtp_hdr h = {};
     int kind = so_rtp_parse_fixed(b, &h);
     if (kind < 0) {
@@ -209,15 +211,10 @@ static __always_inline int media(struct __sk_buff *skb, u8 family, u32 addr_off,
             break;
         }
     }
-    struct so_mstream_key sk;
-    __builtin_memset(&sk, 0, sizeof(sk));
     sk.family = family;
     sk.sport = sport;
     sk.dport = dport;
     sk.ssrc = h.ssrc;
-    if (!load_addr(skb, addr_off, family, sk.src) ||
-        !load_addr(skb, addr_off + alen, family, sk.dst))
-        return 0;
     struct so_rtp_stats *st = rtp_streams.lookup(&sk);
     if (!st) {
         struct so_rtp_stats zero;
@@ -230,7 +227,7 @@ static __always_inline int media(struct __sk_buff *skb, u8 family, u32 addr_off,
             return 0;
         }
     }
-    udp_len = ntohs(udp_len);
+    u32 udp_len = ((u32)u[4] << 8) | u[5];
     u32 payload = udp_len > 8 ? udp_len - 8 : 0;
     so_rtp_update(st, h.seq, h.ts, h.pt, payload, bpf_ktime_get_ns(), rate);
     count(C_RTP);
