@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from livenet import NetNs, live_skip_reason
+from livenet import NetNs, live_skip_reason, veth_pair
 
 from sip_otel.capture.base import resolve_interfaces
 from sip_otel.net.types import Frame
@@ -302,3 +302,33 @@ def test_without_media_no_media_maps_and_no_media_counting(ns: NetNs) -> None:
     assert got == (b"", b"")
     assert counters["rtp_counted"] == 0 and "media_endpoints_full" not in counters
     assert drops == {"ring_full": 0, "load_fail": 0} and media_drops == {}
+
+
+@pytest.mark.parametrize(
+    "tags", [[(0x8100, 100)], [(0x88A8, 10), (0x8100, 20)]], ids=["802.1q", "qinq"]
+)
+def test_rtp_behind_vlan_tags_is_counted(tags: list[tuple[int, int]]) -> None:
+    from test_capture_live import mac_of, raw_send, tagged_frame
+
+    a, b = NetNs("a"), NetNs("b")
+    try:
+        veth_pair(a, b)
+        mac_a, mac_b = mac_of(a, "va"), mac_of(b, "vb")
+        with a.entered():
+            cap = EbpfCapture(resolve_interfaces(["va"]), SIP, RING, media=True)
+        try:
+            cap.media_apply([(mep_key("10.77.0.1", 40000), mep_val(0, {0: 8000}))])
+            with b.entered():  # 10.77.0.2:40000 -> 10.77.0.1:40000, tagged on the wire
+                for seq in (1, 2, 3):
+                    raw_send("vb", tagged_frame(mac_a, mac_b, tags, 40000, rtp(seq, 0, 7)))
+            frames = collect(cap)
+            got = streams(cap)
+        finally:
+            cap.close()
+    finally:
+        a.close()
+        b.close()
+    assert frames == []
+    key = (4, 40000, 40000, 7, socket.inet_aton("10.77.0.2") + bytes(12))
+    assert [(k[:5], v["packets"], v["received"]) for k, v in got.items()] == [(key, 3, 2)]
+    assert next(iter(got))[5] == socket.inet_aton("10.77.0.1") + bytes(12)
