@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import time
 import types
 from typing import Any
 
@@ -141,8 +142,8 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     c = Clock()
     fake = types.SimpleNamespace(
         monotonic_ns=c.monotonic_ns,
-        monotonic=agent.time.monotonic,
-        time_ns=agent.time.time_ns,
+        monotonic=time.monotonic,
+        time_ns=time.time_ns,
     )
     monkeypatch.setattr(agent, "time", fake)
     return c
