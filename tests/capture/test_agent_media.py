@@ -219,3 +219,18 @@ def test_a_failing_sync_is_logged_and_the_loop_goes_on(
     stop.close()
     assert cap.ticks <= 0  # ran to the end
     assert "media: kernel statistics sync failed" in caplog.text
+
+
+@pytest.mark.live
+def test_media_with_afpacket_says_media_needs_ebpf_and_runs_on() -> None:
+    from livenet import PYTHON, live_skip_reason
+    from test_agent import first_log_line
+
+    reason = live_skip_reason(need_bcc=False)
+    if reason:
+        pytest.skip(reason)
+    cmd = [str(PYTHON), "-m", "sip_otel", "run", "--interface=lo", "--http-port=0"]
+    first, out, rc = first_log_line([*cmd, "--media", "--capture-mode=afpacket"])
+    assert "media off: per-call RTP quality (--media) needs the eBPF capture path" in first, out
+    assert "capture path afpacket on lo" in out
+    assert rc == 0, first + out
