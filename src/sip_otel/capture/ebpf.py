@@ -224,6 +224,11 @@ class EbpfCapture:
         self._sockets[name] = (ifindex, sock)
 
     @property
+    def prog_fd(self) -> int:
+        """The loaded filter program (-1 once closed): diagnostics, benchmarks."""
+        return self._handover.prog_fd if self._handover is not None else -1
+
+    @property
     def media(self) -> bool:
         """The filter keeps RTP statistics (loaded with media)."""
         return self._rtp_streams is not None
