@@ -106,5 +106,15 @@ def test_docs_list_every_instrument_and_span_attribute() -> None:
         "source.port",
         "destination.address",
         "destination.port",
+        "rtp.streams",
+        "rtp.mos",
+        "rtp.loss_pct",
+        "rtp.jitter_ms",
+        "rtp.codec",
+        "rtp.<dir>.mos",
+        "rtp.<dir>.jitter_max_ms",
+        "rtp.<dir>.rtcp_rtt_ms",
+        "rtp.stream.start",
+        "rtp.stream.stop",
     ):
         assert f"`{attr}`" in text, attr
