@@ -18,9 +18,13 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from telhelpers import SampleKey, expect_hist, filled, parse, write_capture
 
 from sip_otel.cli import main
+from sip_otel.media.quality import CODEC_LABELS, DIRECTIONS
 from sip_otel.pipeline import Pipeline
 from sip_otel.records import DialogRecord, MediaStream
+from sip_otel.stats import HistogramSnapshot
 from sip_otel.telemetry import Telemetry, TelemetryOptions
+from sip_otel.telemetry.instruments import prometheus_name
+from sip_otel.telemetry.media import MEDIA_INSTRUMENTS
 from sip_otel.telemetry.readers import histogram_metrics
 from sip_otel.telemetry.spans import emit_record
 
@@ -193,6 +197,28 @@ def test_unlabelled_sums_are_the_totals(tel: Telemetry) -> None:
     for (name, labels), _ in samples.items():
         if name.startswith("sip_otel_rtp_"):
             assert {k for k, _ in labels} - {"le"} == {"codec", "direction"}, name
+
+
+def test_media_rows_read_bounded_labels_directly(tel: Telemetry) -> None:
+    # the readers run on the scrape thread, where exceptions are only logged: call them here
+    for rep in REPORTS:
+        tel.on_media(rep)
+    snap = tel._scope.source.take()
+    for spec in MEDIA_INSTRUMENTS:
+        points = list(spec.read(snap))
+        assert points, spec.name
+        for value, attrs in points:
+            assert isinstance(value, HistogramSnapshot) == (spec.kind == "histogram")
+            assert tuple(attrs) == spec.labels == ("codec", "direction")
+            assert attrs["codec"] in CODEC_LABELS and attrs["direction"] in DIRECTIONS
+    assert [prometheus_name(s) for s in MEDIA_INSTRUMENTS] == [
+        "sip_otel_rtp_mos",
+        "sip_otel_rtp_jitter_seconds",
+        "sip_otel_rtp_loss_ratio",
+        "sip_otel_rtp_streams_total",
+        "sip_otel_rtp_packets_total",
+        "sip_otel_rtp_packets_lost_total",
+    ]
 
 
 def test_counters_follow_the_reports_between_scrapes(tel: Telemetry) -> None:

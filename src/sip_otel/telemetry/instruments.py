@@ -16,7 +16,8 @@ OTel names carry neither ``_total`` nor a unit suffix; the Prometheus exporter a
 counters and ``_seconds``/``_bytes`` from the unit (``{x}`` annotations add nothing), which gives
 exactly the sip-exporter names. :func:`prometheus_name` applies the same rule for docs and tests.
 Labels only ever take values from bounded sets (methods, status codes 100-699, outcome and reason
-slugs defined in code, table names): never Call-ID, URI, number or address.
+slugs defined in code, table names, codecs and media directions): never Call-ID, URI, number or
+address. The row type and the readers are in :mod:`.points`, the media rows in :mod:`.media`.
 """
 
 from __future__ import annotations
@@ -32,29 +33,29 @@ from .points import (
     METHODS,
     SEED_CODES,
     InstrumentSpec,
-    _build,
-    _by_code,
-    _by_method,
-    _capture_drops_by,
-    _errors,
-    _evictions,
-    _gauge,
-    _hist,
-    _http_errors,
-    _memory,
-    _one,
-    _optional,
-    _outcomes,
-    _reattach,
-    _request,
-    _requests,
-    _response,
-    _responses,
-    _skipped,
-    _system_errors,
-    _tables,
     method_label,
     prometheus_name,
+    read_build,
+    read_by_code,
+    read_by_method,
+    read_capture_drops_by,
+    read_errors,
+    read_evictions,
+    read_gauge,
+    read_hist,
+    read_http_errors,
+    read_memory,
+    read_one,
+    read_optional,
+    read_outcomes,
+    read_reattach,
+    read_request,
+    read_requests,
+    read_response,
+    read_responses,
+    read_skipped,
+    read_system_errors,
+    read_tables,
 )
 from .snapshot import Snapshot
 
@@ -86,7 +87,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "a credentialed retry after 401/407 not again (unless "
             "--challenge-retry-new-attempt); the SER base. Every INVITE on the "
             'wire: sip_requests_total{method="INVITE"}.',
-            _one(lambda s: s.rfc.invite_attempts),
+            read_one(lambda s: s.rfc.invite_attempts),
             ref=_SE,
         )
     ]
@@ -99,7 +100,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
                 "counter",
                 "{request}",
                 f"SIP {m} requests seen ({_WIRE}).",
-                _request(m),
+                read_request(m),
                 ref=_SE,
             )
         )
@@ -113,7 +114,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
                 "counter",
                 "{response}",
                 f"SIP {code} responses seen, any method ({_WIRE}).",
-                _response(code),
+                read_response(code),
                 ref=_SE,
             )
         )
@@ -123,7 +124,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "counter",
             "{message}",
             "SIP messages parsed, requests + responses (every message on the wire).",
-            _one(lambda s: s.messages),
+            read_one(lambda s: s.messages),
             ref=_SE,
         ),
         InstrumentSpec(
@@ -131,7 +132,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "counter",
             "{error}",
             "Internal errors: bugs caught at the pipeline boundary (internal.*).",
-            _one(_system_errors),
+            read_one(read_system_errors),
             ref=_SE,
         ),
         InstrumentSpec(
@@ -139,7 +140,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "gauge",
             "{dialog}",
             "Active confirmed INVITE dialogs (2xx seen, no BYE final yet).",
-            _gauge("sessions"),
+            read_gauge("sessions"),
             ref="RFC 3261 §12",
         ),
         InstrumentSpec(
@@ -148,7 +149,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "{percent}",
             "Session Establishment Ratio, percent; absent while undefined "
             "(no attempt, or every attempt answered 3xx).",
-            _optional(lambda s: s.rfc.ser()),
+            read_optional(lambda s: s.rfc.ser()),
             ref="RFC 6076 §4.6",
         ),
         InstrumentSpec(
@@ -156,7 +157,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "gauge",
             "{percent}",
             "Session Establishment Effectiveness Ratio, percent; absent if undefined.",
-            _optional(lambda s: s.rfc.seer()),
+            read_optional(lambda s: s.rfc.seer()),
             ref="RFC 6076 §4.7",
         ),
         InstrumentSpec(
@@ -164,7 +165,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "gauge",
             "{percent}",
             "Ineffective Session Attempts, percent; absent while undefined.",
-            _optional(lambda s: s.rfc.isa()),
+            read_optional(lambda s: s.rfc.isa()),
             ref="RFC 6076 §4.8",
         ),
         InstrumentSpec(
@@ -172,7 +173,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "gauge",
             "{percent}",
             "Session Completion Ratio, percent; absent while undefined.",
-            _optional(lambda s: s.rfc.scr()),
+            read_optional(lambda s: s.rfc.scr()),
             ref="RFC 6076 §4.9",
         ),
         InstrumentSpec(
@@ -180,7 +181,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "counter",
             "{attempt}",
             "INVITE session attempts answered 200 (SER numerator; de-duplicated).",
-            _one(lambda s: s.rfc.invite_success),
+            read_one(lambda s: s.rfc.invite_success),
             ref="RFC 6076 §4.6",
         ),
         InstrumentSpec(
@@ -188,7 +189,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "counter",
             "{attempt}",
             "INVITE session attempts answered 3xx (leave the SER/SEER base).",
-            _one(lambda s: s.rfc.invite_3xx),
+            read_one(lambda s: s.rfc.invite_3xx),
             ref="RFC 6076 §4.6",
         ),
         InstrumentSpec(
@@ -196,7 +197,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "counter",
             "{request}",
             "re-INVITEs inside confirmed dialogs (new transactions).",
-            _one(lambda s: s.reinvites),
+            read_one(lambda s: s.reinvites),
             ref="RFC 3261 §14",
         ),
         InstrumentSpec(
@@ -204,7 +205,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "counter",
             "{attempt}",
             "Registration attempts answered 2xx.",
-            _one(lambda s: s.rfc.register_success),
+            read_one(lambda s: s.rfc.register_success),
             ref="RFC 6076 §4.1",
         ),
         InstrumentSpec(
@@ -212,7 +213,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "counter",
             "{attempt}",
             "Registration attempts ending in a failure final response, by code.",
-            _by_code,
+            read_by_code,
             labels=("code",),
             ref="RFC 6076 §4.2",
         ),
@@ -221,7 +222,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "gauge",
             "{registration}",
             "Bindings currently registered (2xx to REGISTER, not yet expired).",
-            _gauge("registrations"),
+            read_gauge("registrations"),
             ref="RFC 3261 §10",
         ),
         InstrumentSpec(
@@ -229,7 +230,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "counter",
             "{message}",
             "Retransmitted requests and responses, by (CSeq) method.",
-            _by_method(lambda s: s.retransmissions),
+            read_by_method(lambda s: s.retransmissions),
             labels=("method",),
             ref="RFC 3261 §17",
         ),
@@ -239,7 +240,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "counter",
             "{request}",
             f"SIP requests by method ({_WIRE}).",
-            _requests,
+            read_requests,
             labels=("method",),
         ),
         InstrumentSpec(
@@ -247,7 +248,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "counter",
             "{response}",
             f"SIP responses by status code and CSeq method ({_WIRE}).",
-            _responses,
+            read_responses,
             labels=("code", "method"),
         ),
         InstrumentSpec(
@@ -255,7 +256,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "counter",
             "{dialog}",
             "Finished INVITE dialog attempts by outcome (one per span).",
-            _outcomes,
+            read_outcomes,
             labels=("outcome",),
             ref="RFC 3261 §12",
         ),
@@ -264,7 +265,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "gauge",
             "{dialog}",
             "INVITE attempts not yet answered finally.",
-            _gauge("early_dialogs"),
+            read_gauge("early_dialogs"),
             ref="RFC 3261 §12",
         ),
         InstrumentSpec(
@@ -272,7 +273,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "gauge",
             "{transaction}",
             "Open SIP transactions being tracked.",
-            _gauge("transactions"),
+            read_gauge("transactions"),
             ref="RFC 3261 §17",
         ),
         # RFC 6076 numerators and denominators (de-duplicated attempts, never messages)
@@ -281,7 +282,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "counter",
             "{attempt}",
             "INVITE session attempts (SER/SEER base, ISA and SCR denominator).",
-            _one(lambda s: s.rfc.invite_attempts),
+            read_one(lambda s: s.rfc.invite_attempts),
             ref="RFC 6076 §4.6-4.9",
         ),
         InstrumentSpec(
@@ -289,7 +290,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "counter",
             "{attempt}",
             "Attempts answered 200/480/486/600/603 (SEER numerator).",
-            _one(lambda s: s.rfc.invite_effective),
+            read_one(lambda s: s.rfc.invite_effective),
             ref="RFC 6076 §4.7",
         ),
         InstrumentSpec(
@@ -297,7 +298,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "counter",
             "{attempt}",
             "Attempts answered 408/500/503/504 or timed out (ISA numerator).",
-            _one(lambda s: s.rfc.invite_ineffective),
+            read_one(lambda s: s.rfc.invite_ineffective),
             ref="RFC 6076 §4.8",
         ),
         InstrumentSpec(
@@ -305,7 +306,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "counter",
             "{session}",
             "Completed sessions (SCR numerator).",
-            _one(lambda s: s.rfc.sessions_completed),
+            read_one(lambda s: s.rfc.sessions_completed),
             ref="RFC 6076 §4.9",
         ),
         InstrumentSpec(
@@ -313,7 +314,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "counter",
             "{attempt}",
             "Registration attempts, a challenge and its retry being one (IRA base).",
-            _one(lambda s: s.rfc.register_attempts),
+            read_one(lambda s: s.rfc.register_attempts),
             ref="RFC 6076 §4.2",
         ),
         InstrumentSpec(
@@ -321,7 +322,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "counter",
             "{attempt}",
             "Ineffective registration attempts (IRA numerator).",
-            _one(lambda s: s.rfc.register_ineffective),
+            read_one(lambda s: s.rfc.register_ineffective),
             ref="RFC 6076 §4.2",
         ),
         InstrumentSpec(
@@ -329,7 +330,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "gauge",
             "{percent}",
             "Ineffective Registration Attempts, percent; absent while undefined.",
-            _optional(lambda s: s.rfc.ira()),
+            read_optional(lambda s: s.rfc.ira()),
             ref="RFC 6076 §4.2",
         ),
         InstrumentSpec(
@@ -338,7 +339,9 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "s",
             "Session Request Delay: first INVITE to its status-indicative response, by "
             "result (success: first non-100 provisional or 200; failure: failure final)",
-            _hist(("srd_success", {"result": "success"}), ("srd_failure", {"result": "failure"})),
+            read_hist(
+                ("srd_success", {"result": "success"}), ("srd_failure", {"result": "failure"})
+            ),
             labels=("result",),
             buckets=DELAY_BUCKETS_S,
             ref="RFC 6076 §4.3",
@@ -349,7 +352,9 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "s",
             "Session Disconnect Delay: BYE to its final response (success) or "
             "its timeout (failure).",
-            _hist(("sdd_success", {"result": "success"}), ("sdd_failure", {"result": "failure"})),
+            read_hist(
+                ("sdd_success", {"result": "success"}), ("sdd_failure", {"result": "failure"})
+            ),
             labels=("result",),
             buckets=DELAY_BUCKETS_S,
             ref="RFC 6076 §4.4",
@@ -360,7 +365,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "s",
             "Session Duration Time: 2xx to the BYE (success), or to the BYE's "
             "timeout (failure); early-media-only sessions excluded.",
-            _hist(("sdt", {"result": "success"}), ("sdt_failure", {"result": "failure"})),
+            read_hist(("sdt", {"result": "success"}), ("sdt_failure", {"result": "failure"})),
             labels=("result",),
             buckets=DURATION_BUCKETS_S,
             ref="RFC 6076 §4.5",
@@ -370,7 +375,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "histogram",
             "s",
             "Registration Request Delay: first REGISTER to the final 2xx (challenge included).",
-            _hist(("rrd", {})),
+            read_hist(("rrd", {})),
             buckets=DELAY_BUCKETS_S,
             ref="RFC 6076 §4.1",
         ),
@@ -380,21 +385,21 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "counter",
             "{frame}",
             "Frames received from the capture (or read from the file).",
-            _one(lambda s: s.frames),
+            read_one(lambda s: s.frames),
         ),
         InstrumentSpec(
             "sip_otel_received",
             "counter",
             "By",
             "Bytes of the frames received.",
-            _one(lambda s: s.bytes),
+            read_one(lambda s: s.bytes),
         ),
         InstrumentSpec(
             "sip_otel_errors",
             "counter",
             "{error}",
             "Decode/parse errors and drops by layer and reason slug (internal.* are bugs).",
-            _errors,
+            read_errors,
             labels=("layer", "reason"),
         ),
         InstrumentSpec(
@@ -402,7 +407,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "counter",
             "{packet}",
             "Non-SIP traffic skipped, by reason (not errors).",
-            _skipped,
+            read_skipped,
             labels=("reason",),
         ),
         InstrumentSpec(
@@ -410,7 +415,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "gauge",
             "{entry}",
             "Entries in each bounded table (decoder and tracker).",
-            _tables,
+            read_tables,
             labels=("table",),
         ),
         InstrumentSpec(
@@ -418,7 +423,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "gauge",
             "By",
             "Bytes each table keeps, charged to the one memory budget (docs/reliability.md).",
-            _memory,
+            read_memory,
             labels=("table",),
         ),
         InstrumentSpec(
@@ -427,14 +432,14 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "By",
             "The memory budget (--memory-limit): past it the oldest entries of the largest "
             'table are evicted (sip_otel_evictions_total{reason="memory"}).',
-            _gauge("memory_limit", None),
+            read_gauge("memory_limit", None),
         ),
         InstrumentSpec(
             "sip_otel_evictions",
             "counter",
             "{entry}",
             "Entries evicted from a bounded table, by table and reason.",
-            _evictions,
+            read_evictions,
             labels=("table", "reason"),
         ),
         InstrumentSpec(
@@ -442,7 +447,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "counter",
             "{packet}",
             "Packets the kernel/capture ring dropped before we saw them.",
-            _one(lambda s: s.capture_drops),
+            read_one(lambda s: s.capture_drops),
         ),
         InstrumentSpec(
             "sip_otel_capture_drops_by_reason",
@@ -450,7 +455,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "{packet}",
             "sip_otel_capture_drops_total by reason: ring_full (no room in a capture ring) or "
             "load_fail (eBPF: the packet could not be copied); live capture only.",
-            _capture_drops_by,
+            read_capture_drops_by,
             labels=("reason",),
         ),
         InstrumentSpec(
@@ -460,7 +465,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "Capture sockets re-attached to a named interface that came back with a "
             "new ifindex (deleted and re-created, or renamed into place), by how it "
             "was noticed: netlink (a link event) or resync (after lost events).",
-            _reattach,
+            read_reattach,
             labels=("reason",),
         ),
         InstrumentSpec(
@@ -469,14 +474,14 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "{interface}",
             "Named capture interfaces that do not exist right now (capture on them "
             "resumes when they come back); absent when capturing on all interfaces.",
-            _optional(lambda s: s.capture_detached),
+            read_optional(lambda s: s.capture_detached),
         ),
         InstrumentSpec(
             "sip_otel_spans_dropped",
             "counter",
             "{span}",
             "Spans dropped: span queue full, or their OTLP export failed.",
-            _one(lambda s: s.spans_dropped),
+            read_one(lambda s: s.spans_dropped),
         ),
         InstrumentSpec(
             "sip_otel_http_client_errors",
@@ -486,7 +491,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "method_not_allowed, unauthorized, header_timeout, write_timeout, disconnect, "
             "tls_error, over_capacity, fd_exhausted (docs/deployment.md); absent without "
             "/metrics.",
-            _http_errors,
+            read_http_errors,
             labels=("kind",),
         ),
         InstrumentSpec(
@@ -494,7 +499,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "gauge",
             "1",
             "Always 1; labels give the sip-otel version and the capture path.",
-            _build,
+            read_build,
             labels=("version", "capture"),
         ),
     ]

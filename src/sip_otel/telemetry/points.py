@@ -110,11 +110,11 @@ def prometheus_name(spec: InstrumentSpec) -> str:
 # -- readers: Snapshot -> points ---------------------------------------------------------------
 
 
-def _one(get: Callable[[Snapshot], int | float]) -> Callable[[Snapshot], Iterable[Point]]:
+def read_one(get: Callable[[Snapshot], int | float]) -> Callable[[Snapshot], Iterable[Point]]:
     return lambda s: ((get(s), {}),)
 
 
-def _optional(get: Callable[[Snapshot], float | None]) -> Callable[[Snapshot], Iterable[Point]]:
+def read_optional(get: Callable[[Snapshot], float | None]) -> Callable[[Snapshot], Iterable[Point]]:
     def read(s: Snapshot) -> Iterable[Point]:
         v = get(s)
         return () if v is None else ((v, {}),)
@@ -122,15 +122,15 @@ def _optional(get: Callable[[Snapshot], float | None]) -> Callable[[Snapshot], I
     return read
 
 
-def _request(method: str) -> Callable[[Snapshot], Iterable[Point]]:
-    return _one(lambda s: s.requests.get(method, 0))
+def read_request(method: str) -> Callable[[Snapshot], Iterable[Point]]:
+    return read_one(lambda s: s.requests.get(method, 0))
 
 
-def _response(code: int) -> Callable[[Snapshot], Iterable[Point]]:
-    return _one(lambda s: s.responses.get(code, 0))
+def read_response(code: int) -> Callable[[Snapshot], Iterable[Point]]:
+    return read_one(lambda s: s.responses.get(code, 0))
 
 
-def _requests(s: Snapshot) -> Iterable[Point]:
+def read_requests(s: Snapshot) -> Iterable[Point]:
     out: dict[str, int] = {}
     for m, n in s.requests.items():
         key = method_label(m)
@@ -138,7 +138,7 @@ def _requests(s: Snapshot) -> Iterable[Point]:
     return [(n, {"method": m}) for m, n in sorted(out.items())]
 
 
-def _responses(s: Snapshot) -> Iterable[Point]:
+def read_responses(s: Snapshot) -> Iterable[Point]:
     out: dict[tuple[str, str], int] = {}
     for (code, m), n in s.responses_by_method.items():
         key = (code_label(code), method_label(m))
@@ -146,7 +146,9 @@ def _responses(s: Snapshot) -> Iterable[Point]:
     return [(n, {"code": c, "method": m}) for (c, m), n in sorted(out.items())]
 
 
-def _by_method(get: Callable[[Snapshot], dict[str, int]]) -> Callable[[Snapshot], Iterable[Point]]:
+def read_by_method(
+    get: Callable[[Snapshot], dict[str, int]],
+) -> Callable[[Snapshot], Iterable[Point]]:
     def read(s: Snapshot) -> Iterable[Point]:
         out: dict[str, int] = {}
         for m, n in get(s).items():
@@ -157,7 +159,7 @@ def _by_method(get: Callable[[Snapshot], dict[str, int]]) -> Callable[[Snapshot]
     return read
 
 
-def _by_code(s: Snapshot) -> Iterable[Point]:
+def read_by_code(s: Snapshot) -> Iterable[Point]:
     out: dict[str, int] = {}
     for code, n in s.register_failures.items():
         key = code_label(code)
@@ -165,15 +167,15 @@ def _by_code(s: Snapshot) -> Iterable[Point]:
     return [(n, {"code": c}) for c, n in sorted(out.items())]
 
 
-def _outcomes(s: Snapshot) -> Iterable[Point]:
+def read_outcomes(s: Snapshot) -> Iterable[Point]:
     return [(n, {"outcome": o}) for o, n in sorted(s.dialog_outcomes.items())]
 
 
-def _system_errors(s: Snapshot) -> int:
+def read_system_errors(s: Snapshot) -> int:
     return sum(n for k, n in s.reasons.items() if k.startswith("internal."))
 
 
-def _errors(s: Snapshot) -> Iterable[Point]:
+def read_errors(s: Snapshot) -> Iterable[Point]:
     out = []
     for slug, n in sorted(s.reasons.items()):
         if slug.startswith("skipped."):
@@ -183,12 +185,12 @@ def _errors(s: Snapshot) -> Iterable[Point]:
     return out
 
 
-def _skipped(s: Snapshot) -> Iterable[Point]:
+def read_skipped(s: Snapshot) -> Iterable[Point]:
     items = sorted(s.reasons.items())
     return [(n, {"reason": k[8:]}) for k, n in items if k.startswith("skipped.")]
 
 
-def _evictions(s: Snapshot) -> Iterable[Point]:
+def read_evictions(s: Snapshot) -> Iterable[Point]:
     out = []
     for key, n in sorted(s.evictions.items()):
         table, _, reason = key.partition(".")
@@ -200,7 +202,7 @@ def _evictions(s: Snapshot) -> Iterable[Point]:
 _OWN_GAUGES = frozenset({"sessions", "registrations", "early_dialogs", "transactions"})
 
 
-def _tables(s: Snapshot) -> Iterable[Point]:
+def read_tables(s: Snapshot) -> Iterable[Point]:
     out = []
     for key, n in sorted(s.gauges.items()):
         if key not in _OWN_GAUGES and not key.startswith("memory"):
@@ -208,7 +210,7 @@ def _tables(s: Snapshot) -> Iterable[Point]:
     return out
 
 
-def _memory(s: Snapshot) -> Iterable[Point]:
+def read_memory(s: Snapshot) -> Iterable[Point]:
     """Bytes charged to the memory budget per table (Pipeline.gauges() ``memory.<table>``)."""
     return [
         (n, {"table": key.removeprefix("memory.")})
@@ -217,7 +219,7 @@ def _memory(s: Snapshot) -> Iterable[Point]:
     ]
 
 
-def _gauge(key: str, default: int | None = 0) -> Callable[[Snapshot], Iterable[Point]]:
+def read_gauge(key: str, default: int | None = 0) -> Callable[[Snapshot], Iterable[Point]]:
     def read(s: Snapshot) -> Iterable[Point]:
         v = s.gauges.get(key, default)
         return () if v is None else ((v, {}),)
@@ -225,22 +227,22 @@ def _gauge(key: str, default: int | None = 0) -> Callable[[Snapshot], Iterable[P
     return read
 
 
-def _hist(*keys: tuple[str, Attrs]) -> Callable[[Snapshot], Iterable[Point]]:
+def read_hist(*keys: tuple[str, Attrs]) -> Callable[[Snapshot], Iterable[Point]]:
     return lambda s: [(s.hist[k], attrs) for k, attrs in keys]
 
 
-def _capture_drops_by(s: Snapshot) -> Iterable[Point]:
+def read_capture_drops_by(s: Snapshot) -> Iterable[Point]:
     # Live capture only (a replay has no capture: the series is absent).
     return [(n, {"reason": reason}) for reason, n in sorted(s.capture_drops_by.items())]
 
 
-def _reattach(s: Snapshot) -> Iterable[Point]:
+def read_reattach(s: Snapshot) -> Iterable[Point]:
     return [(n, {"reason": reason}) for reason, n in sorted(s.capture_reattach.items())]
 
 
-def _http_errors(s: Snapshot) -> Iterable[Point]:
+def read_http_errors(s: Snapshot) -> Iterable[Point]:
     return [(n, {"kind": kind}) for kind, n in s.http_client_errors.items()]
 
 
-def _build(s: Snapshot) -> Iterable[Point]:
+def read_build(s: Snapshot) -> Iterable[Point]:
     return ((1, {"version": s.version, "capture": s.capture_path}),)
