@@ -298,6 +298,8 @@ def _run(settings: AgentConfig, stop: _Stop) -> int:
         if telemetry is not None:
             if telemetry.wants_records:
                 pipeline.set_record_sink(telemetry.on_record)
+            if pipeline.config.media:  # the sip_otel_rtp_* metrics (issue 12)
+                pipeline.set_media_sink(telemetry.on_media)
             telemetry.start_http()
     except OSError as exc:
         if telemetry is not None:
