@@ -7,6 +7,7 @@ Apart from agent.py so that building the command line costs no pydantic or OpenT
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 __all__ = ["add_run_arguments"]
 
@@ -70,27 +71,28 @@ _ON_SWITCHES = (
 )
 
 
+# More spellings of a flag.
+_ALIASES = {"web_config_file": ("--web.config.file",)}  # the Prometheus exporters' spelling
+
+
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags matching the ``SIP_EXPORTER_*`` variables (flags win over the environment)."""
     for name, help_text in _FLAGS:
-        flags = ["--" + name.replace("_", "-")]
-        if name == "web_config_file":
-            flags.append("--web.config.file")  # the Prometheus exporters' spelling
-        parser.add_argument(*flags, dest=name, default=None, help=help_text)
-    for name, help_text in _SWITCHES:
         parser.add_argument(
-            "--" + name.replace("_", "-"),
-            dest=name,
-            action="store_const",
-            const=True,
-            default=None,
-            help=f"{help_text} [SIP_EXPORTER_{name.upper()}]",
+            _option(name), *_ALIASES.get(name, ()), dest=name, default=None, help=help_text
         )
-    for name, help_text in _ON_SWITCHES:
+    switches = [(n, h, False) for n, h in _SWITCHES] + [(n, h, True) for n, h in _ON_SWITCHES]
+    for name, help_text, on in switches:
+        action: dict[str, Any] = (
+            {"action": argparse.BooleanOptionalAction}
+            if on
+            else {"action": "store_const", "const": True}
+        )
+        env = f"SIP_EXPORTER_{name.upper()}" + (", true" if on else "")
         parser.add_argument(
-            "--" + name.replace("_", "-"),
-            dest=name,
-            action=argparse.BooleanOptionalAction,
-            default=None,
-            help=f"{help_text} [SIP_EXPORTER_{name.upper()}, true]",
+            _option(name), dest=name, default=None, help=f"{help_text} [{env}]", **action
         )
+
+
+def _option(name: str) -> str:
+    return "--" + name.replace("_", "-")
