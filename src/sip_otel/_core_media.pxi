@@ -56,6 +56,13 @@ cdef extern from "so_rtcp.h":
         uint32_t dlsr
         int32_t cum_lost
         uint8_t fraction_lost
+    struct so_rtcp_xr_voip:
+        uint32_t ssrc
+        uint8_t loss_rate, discard_rate, burst_density, gap_density
+        uint16_t burst_duration, gap_duration, round_trip_delay, end_system_delay
+        uint8_t signal_level, noise_level, rerl, gmin
+        uint8_t r_factor, ext_r_factor, mos_lq, mos_cq, rx_config
+        uint16_t jb_nominal, jb_maximum, jb_abs_max
     struct so_rtcp_report:
         uint32_t sender_ssrc
         uint8_t type
@@ -64,6 +71,8 @@ cdef extern from "so_rtcp.h":
         uint8_t n_packets
         uint32_t ntp_msw, ntp_lsw, rtp_ts, packet_count, octet_count
         so_rtcp_block blocks[4]
+        uint8_t n_xr
+        so_rtcp_xr_voip xr[4]
     int so_rtcp_parse(const uint8_t *p, uint32_t len, so_rtcp_report *r)
     uint32_t so_rtcp_ntp_mid32(uint64_t unix_ns)
     uint32_t so_rtcp_rtt(uint32_t arrival_mid32, uint32_t lsr, uint32_t dlsr)
@@ -147,13 +156,18 @@ def rtp_units16(uint64_t ns, uint32_t rate):
 
 def rtcp_parse(data):
     """Parse a compound RTCP packet: ``(result, report)`` with result a RTCP_RESULTS name and
-    report a dict (None unless result is "ok")."""
+    report a dict (None unless result is "ok", or "no_report" with XR VoIP Metrics blocks: then
+    ``{"type": None, "packets": n, "xr": [...]}``). ``report["xr"]``: the VoIP Metrics blocks
+    (RFC 3611 4.7) as on the wire, signal and noise level sign-extended."""
     cdef const uint8_t[::1] view = _as_view(data)
     cdef so_rtcp_report r
     cdef uint32_t n = view.shape[0]
     cdef int i
     memset(&r, 0, sizeof(so_rtcp_report))
     cdef int rc = so_rtcp_parse(&view[0] if n else NULL, n, &r)
+    xr = [_rtcp_xr_voip(&r.xr[i]) for i in range(r.n_xr)]
+    if rc == 4 and xr:  # SO_RTCP_E_NO_REPORT: XR alone
+        return RTCP_RESULTS[rc], {"type": None, "packets": r.n_packets, "xr": xr}
     if rc != 0:
         return RTCP_RESULTS[rc], None
     blocks = []
@@ -174,11 +188,38 @@ def rtcp_parse(data):
         "rc": r.rc,
         "packets": r.n_packets,
         "blocks": blocks,
+        "xr": xr,
     }
     if r.type == SO_RTCP_SR:
         report.update(ntp_msw=r.ntp_msw, ntp_lsw=r.ntp_lsw, rtp_ts=r.rtp_ts,
                       packet_count=r.packet_count, octet_count=r.octet_count)
     return "ok", report
+
+
+cdef dict _rtcp_xr_voip(const so_rtcp_xr_voip *v):
+    return {
+        "ssrc": v.ssrc,
+        "loss_rate": v.loss_rate,
+        "discard_rate": v.discard_rate,
+        "burst_density": v.burst_density,
+        "gap_density": v.gap_density,
+        "burst_duration": v.burst_duration,
+        "gap_duration": v.gap_duration,
+        "round_trip_delay": v.round_trip_delay,
+        "end_system_delay": v.end_system_delay,
+        "signal_level": <signed char>v.signal_level,
+        "noise_level": <signed char>v.noise_level,
+        "rerl": v.rerl,
+        "gmin": v.gmin,
+        "r_factor": v.r_factor,
+        "ext_r_factor": v.ext_r_factor,
+        "mos_lq": v.mos_lq,
+        "mos_cq": v.mos_cq,
+        "rx_config": v.rx_config,
+        "jb_nominal": v.jb_nominal,
+        "jb_maximum": v.jb_maximum,
+        "jb_abs_max": v.jb_abs_max,
+    }
 
 
 def rtcp_ntp_mid32(uint64_t unix_ns):
