@@ -8,8 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from callbuild import MS, T0, A, B, S, bye, call_setup, frame, rtp, sdp, sip
 
-from callbuild import A, B, MS, S, T0, bye, call_setup, frame, rtp, sdp, sip
 from sip_otel.pipeline import Pipeline, PipelineConfig
 from sip_otel.records import DialogRecord, MediaStream, RegistrationRecord
 
@@ -81,8 +81,8 @@ def test_interval_and_final_reports_and_the_held_record() -> None:
         [
             frame(T0 + 4100 * MS, A, B, 4000, 5000, rtp(6, 24800, SSRC_A)),
             frame(T0 + 4120 * MS, A, B, 4000, 5000, rtp(7, 24960, SSRC_A)),
+            *bye(T0 + 5500 * MS),
         ]
-        + bye(T0 + 5500 * MS)
     )
     # the BYE's 200 (5.6 s) ended the dialog: its record waits for the call's media
     assert c.records == []
@@ -136,7 +136,10 @@ def test_direction_follows_the_sdp_owner_and_a_reinvite_from_the_callee() -> Non
         branch="z9hG4bK7",
         body=sdp("10.0.0.1", 4002),
     )
-    frames += [frame(T0 + S, B, A, 5060, 5060, reinvite), frame(T0 + S + 50 * MS, A, B, 5060, 5060, ok)]
+    frames += [
+        frame(T0 + S, B, A, 5060, 5060, reinvite),
+        frame(T0 + S + 50 * MS, A, B, 5060, 5060, ok),
+    ]
     frames += [
         frame(T0 + 2 * S, A, B, 4002, 5002, rtp(1, 0, SSRC_A)),
         frame(T0 + 2 * S, B, A, 5002, 4002, rtp(1, 0, SSRC_B)),
@@ -159,7 +162,10 @@ def test_late_offer_the_2xx_from_is_the_caller() -> None:
     invite = sip("INVITE sip:b@x SIP/2.0")
     ok = sip("SIP/2.0 200 OK", to_tag="b1", body=sdp("10.0.0.2", 5000))
     ack = sip(
-        "ACK sip:b@x SIP/2.0", to_tag="b1", cseq="1 ACK", branch="z9hG4bK2",
+        "ACK sip:b@x SIP/2.0",
+        to_tag="b1",
+        cseq="1 ACK",
+        branch="z9hG4bK2",
         body=sdp("10.0.0.1", 4000),
     )
     p = Pipeline(PipelineConfig(media=True))
@@ -210,7 +216,9 @@ def test_call_table_limit_evicts_the_oldest_call() -> None:
     p.media_endpoint_changes()  # a kernel: deletes are queued
     frames = []
     for i in range(9):  # nine calls, one table of 8: the 9th evicts the first
-        frames += call_setup(T0 + i * S, call_id=f"c{i}", a_port=4000 + 10 * i, b_port=5000 + 10 * i)
+        frames += call_setup(
+            T0 + i * S, call_id=f"c{i}", a_port=4000 + 10 * i, b_port=5000 + 10 * i
+        )
     p.feed(frames)
     changes = p.media_endpoint_changes()
     assert p.evictions() == {"media_calls.full": 1}
@@ -266,12 +274,31 @@ def test_rtcp_xr_packet_on_the_wire() -> None:
 
     block = struct.pack(
         "!BBHI4B4H4B4BBBHHH",
-        7, 0, 8, SSRC_A,
-        13, 64, 0, 0,  # loss, discard, burst density, gap density
-        0, 0, 120, 40,  # burst duration, gap duration, round trip, end system delay
-        0, 0, 127, 0,  # signal, noise, RERL, Gmin
-        80, 127, 41, 127,  # R, ext R, MOS-LQ, MOS-CQ
-        0, 0, 0, 0, 0,  # RX config, reserved, JB nominal, maximum, abs max
+        7,
+        0,
+        8,
+        SSRC_A,
+        13,
+        64,
+        0,
+        0,  # loss, discard, burst density, gap density
+        0,
+        0,
+        120,
+        40,  # burst duration, gap duration, round trip, end system delay
+        0,
+        0,
+        127,
+        0,  # signal, noise, RERL, Gmin
+        80,
+        127,
+        41,
+        127,  # R, ext R, MOS-LQ, MOS-CQ
+        0,
+        0,
+        0,
+        0,
+        0,  # RX config, reserved, JB nominal, maximum, abs max
     )
     xr = struct.pack("!BBHI", 0x80, 207, (8 + len(block)) // 4 - 1, SSRC_B) + block
     c = Sinks(PipelineConfig(media=True))
