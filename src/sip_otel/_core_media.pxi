@@ -417,7 +417,7 @@ cdef str _call_id_text(const so_media_call *c):
 cdef dict _stream_dict(const so_media_stream *s, const so_media_call *c):
     d = _rtp_snapshot(&s.st)
     d.update(src=_ip_text(s.src, s.ip_len), sport=s.sport, dst=_ip_text(s.dst, s.ip_len),
-             dport=s.dport, ssrc=s.ssrc, codec=s.codec.decode("latin-1"),
+             dport=s.dport, ssrc=s.ssrc, codec=(<const char *>s.codec).decode("latin-1"),
              direction=MEDIA_DIRECTIONS[s.dir], call_id=_call_id_text(c),
              rtcp_reports=s.rtcp_reports)
     if s.rtcp_reports:
@@ -462,7 +462,7 @@ cdef object _media_stream(const so_media_report *r):
     rtcp = s.rtcp_reports != 0
     xr = s.has_xr != 0
     return MediaStream(
-        _call_id_text(r.call), MEDIA_DIRECTIONS[s.dir], s.codec.decode("latin-1").lower(),
+        _call_id_text(r.call), MEDIA_DIRECTIONS[s.dir], (<const char *>s.codec).decode("latin-1").lower(),
         s.clock_rate if s.clock_rate else st.clock_rate, s.ssrc,
         endpoint(s.src, s.ip_len, s.sport), endpoint(s.dst, s.ip_len, s.dport),
         st.first_ns, st.last_ns, bool(r.final),

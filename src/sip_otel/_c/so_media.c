@@ -34,6 +34,7 @@ so_media *so_media_new(const so_media_limits *lim, so_h128 seed, uint64_t *reaso
     m->ep_mask = ne - 1;
     m->st_mask = ns - 1;
     m->call_mask = nc - 1;
+    m->next_end_ns = INT64_MAX;
     m->changes_cap = lim->max_changes ? lim->max_changes : 2 * ne + 64;
     m->eps = (so_media_endpoint *)calloc(ne, sizeof(so_media_endpoint));
     m->streams = (so_media_stream *)calloc(ns, sizeof(so_media_stream));

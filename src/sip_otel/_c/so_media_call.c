@@ -32,6 +32,8 @@ void so_media_call_ended(so_media *m, uint64_t call_hash, int64_t end_ns) {
     int64_t at = so_sat_add(end_ns, m->lim.linger_ns);
     if (at > c->end_at)
         c->end_at = at;
+    if (c->end_at < m->next_end_ns)
+        m->next_end_ns = c->end_at;
 }
 
 void so_media_call_confirmed(so_media *m, uint64_t call_hash) {
@@ -116,10 +118,17 @@ static void sweep(so_media *m, int64_t now) {
 }
 
 void so_media_timer(so_media *m, int64_t now) {
-    for (uint32_t i = 0; i <= m->call_mask; i++) {
-        so_media_call *c = &m->calls[i];
-        if (c->hd.used && c->end_at && now >= c->end_at)
-            so_media_call_end(m, c, now);
+    if (now >= m->next_end_ns) { /* a call's end is due: end those, find the next one */
+        m->next_end_ns = INT64_MAX;
+        for (uint32_t i = 0; i <= m->call_mask; i++) {
+            so_media_call *c = &m->calls[i];
+            if (!c->hd.used || !c->end_at)
+                continue;
+            if (now >= c->end_at)
+                so_media_call_end(m, c, now);
+            else if (c->end_at < m->next_end_ns)
+                m->next_end_ns = c->end_at;
+        }
     }
     if (now < m->next_sweep_ns)
         return;
