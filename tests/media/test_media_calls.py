@@ -306,3 +306,42 @@ def test_rtcp_xr_packet_on_the_wire() -> None:
     c.p.finish()
     a = c.by_ssrc(final=True)[SSRC_A]
     assert (a.xr_r_factor, a.xr_mos_lq, a.xr_mos_cq) == (80, 4.1, None)
+
+
+def test_forked_dialogs_the_call_ends_with_the_last_one() -> None:
+    """Two 2xx with different To tags confirm two dialogs of one INVITE; the caller hangs up
+    the second at once (the usual answer to a forked 2xx) and talks on the first: the call's
+    media ends after the last dialog's record, and both records carry it."""
+    c = Sinks(PipelineConfig(media=True))
+    frames = call_setup(T0)
+    ok2 = sip("SIP/2.0 200 OK", to_tag="b2", body=sdp("10.0.0.2", 5100))
+    frames.append(frame(T0 + 150 * MS, B, A, 5060, 5060, ok2))
+    frames += [
+        frame(
+            T0 + 300 * MS,
+            A,
+            B,
+            5060,
+            5060,
+            sip("BYE sip:b@x SIP/2.0", to_tag="b2", cseq="2 BYE", branch="z9hG4bK5"),
+        ),
+        frame(
+            T0 + 400 * MS,
+            B,
+            A,
+            5060,
+            5060,
+            sip("SIP/2.0 200 OK", to_tag="b2", cseq="2 BYE", branch="z9hG4bK5"),
+        ),
+    ]
+    c.p.feed(frames + rtp_first_second())
+    c.p.handle_timer(T0 + 6 * S)  # 5.6 s after the second dialog ended: the call goes on
+    assert [r for r in c.reports if r.final] == []
+    assert c.records == []  # the b2 dialog's record is held
+    c.p.feed(bye(T0 + 10 * S, call_id="call-1"))
+    c.p.handle_timer(T0 + 14 * S)
+    assert sorted(r.ssrc for r in c.reports if r.final) == [SSRC_A, SSRC_B]
+    assert sorted(r.to_tag for r in c.records if isinstance(r, DialogRecord)) == ["b1", "b2"]
+    for rec in c.records:
+        assert isinstance(rec, DialogRecord)
+        assert sorted(m.ssrc for m in rec.media) == [SSRC_A, SSRC_B]
