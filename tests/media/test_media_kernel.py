@@ -207,3 +207,18 @@ def test_kernel_sync_rejects_bad_lengths() -> None:
         p.media_kernel_sync(b"\0" * 44, b"\0" * 143, 0)
     with pytest.raises(ValueError):
         p.media_kernel_sync(b"\0" * 88, b"\0" * 144, 0)
+
+
+def test_kernel_sync_returns_an_idle_stream() -> None:
+    """A kernel entry whose last packet is older than the idle timeout (300 s) at the core's
+    packet time is not taken, though its endpoint lives on: its key comes back for deletion."""
+    p = Pipeline(PipelineConfig(media=True))
+    p.feed(call_setup(T0))
+    old_key, live_key = stream_key(A4, 4000, B4, 5000, 1), stream_key(A4, 4000, B4, 5000, 2)
+    old = rtp_stats(packets=1, first_ns=S, last_ns=S)  # T0 + 1 s
+    assert p.media_kernel_sync(old_key, old, T0) == b""
+    p.handle_timer(T0 + 299 * S)
+    live = rtp_stats(packets=1, first_ns=299 * S, last_ns=299 * S)  # keeps B:5000 fresh
+    assert p.media_kernel_sync(old_key + live_key, old + live, T0) == b""  # 298 s: not idle
+    p.handle_timer(T0 + 301_500 * MS)  # 300.5 s after the old one's last packet
+    assert p.media_kernel_sync(old_key + live_key, old + live, T0) == old_key

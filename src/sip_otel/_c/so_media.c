@@ -219,6 +219,8 @@ void so_media_learn(so_media *m, const so_msg *msg) {
     const so_slice ct = msg->content_type_value;
     if (so_sdp_from_body(ct.p, ct.n, msg->body.p, msg->body.n, &m->sdp, m->reasons) != 1)
         return;
+    if (msg->ts_ns > m->now_ns)
+        m->now_ns = msg->ts_ns;
     so_media_call *c = NULL;
     uint8_t role = SO_MROLE_UNKNOWN;
     for (uint8_t i = 0; i < m->sdp.n_media; i++) {

@@ -153,6 +153,7 @@ typedef struct so_media {
     uint64_t rtp_packets, rtcp_packets, endpoints_learned, kernel_streams;
     int64_t next_sweep_ns; /* streams and endpoints: interval reports, idle ends */
     int64_t next_end_ns;   /* no call's media ends before (INT64_MAX: none scheduled) */
+    int64_t now_ns;        /* latest packet time seen (timers, SIP, packets) */
     /* report sink (the binding) */
     so_media_report_fn on_report;
     so_media_call_end_fn on_call_end;

@@ -118,6 +118,8 @@ static void sweep(so_media *m, int64_t now) {
 }
 
 void so_media_timer(so_media *m, int64_t now) {
+    if (now > m->now_ns)
+        m->now_ns = now;
     if (now >= m->next_end_ns) { /* a call's end is due: end those, find the next one */
         m->next_end_ns = INT64_MAX;
         for (uint32_t i = 0; i <= m->call_mask; i++) {
@@ -234,11 +236,13 @@ void so_media_kernel_sync(so_media *m, const struct so_mstream_key *keys,
         so_media_endpoint *ep =
             k->family == 4 || k->family == 6 ? so_media_ep_find(m, k->dst, ip_len, k->dport)
                                              : NULL;
-        if (!ep || ep->rtcp) { /* retired, or never ours: userspace deletes it */
+        int64_t last = (int64_t)shifted(vals[i].last_ns, offset_ns);
+        /* retired, never ours, or idle past the timeout (its final report was or will be
+         * made from the core's copy; syncing it again would start it anew): delete it */
+        if (!ep || ep->rtcp || (m->now_ns && so_expired(last, m->now_ns, m->lim.idle_timeout_ns))) {
             stale[(*n_stale)++] = *k;
             continue;
         }
-        int64_t last = (int64_t)shifted(vals[i].last_ns, offset_ns);
         so_media_stream *s = so_media_stream_for(m, k->src, k->dst, ip_len, k->sport, k->dport,
                                                  k->ssrc, ep, vals[i].pt, last);
         s->st = vals[i]; /* the kernel's figures replace ours */
