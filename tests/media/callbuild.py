@@ -52,9 +52,26 @@ def call_setup(
     t: int, call_id: str = "call-1", a_port: int = 4000, b_port: int = 5000
 ) -> list[Frame]:
     """INVITE (offer: A's a_port) at t, 200 OK (answer: B's b_port) at t + 100 ms, ACK."""
-    invite = sip("INVITE sip:b@x SIP/2.0", call_id=call_id, body=sdp("10.0.0.1", a_port))
-    ok = sip("SIP/2.0 200 OK", call_id=call_id, to_tag="b1", body=sdp("10.0.0.2", b_port))
-    ack = sip("ACK sip:b@x SIP/2.0", call_id=call_id, to_tag="b1", cseq="1 ACK", branch="z9hG4bK2")
+    invite = sip(
+        "INVITE sip:b@x SIP/2.0",
+        call_id=call_id,
+        branch=f"z9hG4bK-{call_id}-1",
+        body=sdp("10.0.0.1", a_port),
+    )
+    ok = sip(
+        "SIP/2.0 200 OK",
+        call_id=call_id,
+        to_tag="b1",
+        branch=f"z9hG4bK-{call_id}-1",
+        body=sdp("10.0.0.2", b_port),
+    )
+    ack = sip(
+        "ACK sip:b@x SIP/2.0",
+        call_id=call_id,
+        to_tag="b1",
+        cseq="1 ACK",
+        branch=f"z9hG4bK-{call_id}-2",
+    )
     return [
         frame(t, A, B, 5060, 5060, invite),
         frame(t + 100 * MS, B, A, 5060, 5060, ok),
@@ -64,6 +81,14 @@ def call_setup(
 
 def bye(t: int, call_id: str = "call-1") -> list[Frame]:
     """A's BYE at t, B's 200 OK at t + 100 ms."""
-    req = sip("BYE sip:b@x SIP/2.0", call_id=call_id, to_tag="b1", cseq="2 BYE", branch="z9hG4bK3")
-    ok = sip("SIP/2.0 200 OK", call_id=call_id, to_tag="b1", cseq="2 BYE", branch="z9hG4bK3")
+    req = sip(
+        "BYE sip:b@x SIP/2.0",
+        call_id=call_id,
+        to_tag="b1",
+        cseq="2 BYE",
+        branch=f"z9hG4bK-{call_id}-3",
+    )
+    ok = sip(
+        "SIP/2.0 200 OK", call_id=call_id, to_tag="b1", cseq="2 BYE", branch=f"z9hG4bK-{call_id}-3"
+    )
     return [frame(t, A, B, 5060, 5060, req), frame(t + 100 * MS, B, A, 5060, 5060, ok)]

@@ -314,7 +314,7 @@ def test_forked_dialogs_the_call_ends_with_the_last_one() -> None:
     media ends after the last dialog's record, and both records carry it."""
     c = Sinks(PipelineConfig(media=True))
     frames = call_setup(T0)
-    ok2 = sip("SIP/2.0 200 OK", to_tag="b2", body=sdp("10.0.0.2", 5100))
+    ok2 = sip("SIP/2.0 200 OK", to_tag="b2", branch="z9hG4bK-call-1-1", body=sdp("10.0.0.2", 5100))
     frames.append(frame(T0 + 150 * MS, B, A, 5060, 5060, ok2))
     frames += [
         frame(
@@ -345,3 +345,16 @@ def test_forked_dialogs_the_call_ends_with_the_last_one() -> None:
     for rec in c.records:
         assert isinstance(rec, DialogRecord)
         assert sorted(m.ssrc for m in rec.media) == [SSRC_A, SSRC_B]
+
+
+def test_held_records_are_bounded() -> None:
+    """At most media_max_calls records wait for their media (here 1; the call table itself
+    rounds up to 8): the second leaves at once, without media, counted."""
+    c = Sinks(PipelineConfig(media=True, media_max_calls=1))
+    frames = call_setup(T0, call_id="c0") + call_setup(T0, call_id="c1", a_port=4100, b_port=5100)
+    c.p.feed(frames + bye(T0 + 5 * S, call_id="c0") + bye(T0 + 6 * S, call_id="c1"))
+    (rec,) = c.records
+    assert isinstance(rec, DialogRecord) and rec.call_id == "c1" and rec.media == []
+    assert c.p.evictions() == {"media_records.full": 1}
+    c.p.handle_timer(T0 + 10 * S)
+    assert [r.call_id for r in c.records] == ["c1", "c0"]
