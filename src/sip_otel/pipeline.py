@@ -10,6 +10,13 @@ core's counters when read (:meth:`sync`), and finished dialogs/registrations bec
 :class:`~sip_otel.records.DialogRecord` / :class:`~sip_otel.records.RegistrationRecord` only
 when a record sink wants them (spans).
 
+With ``config.media`` the pipeline also measures RTP per stream and per call
+(docs/media.md): each report leaves as a :class:`~sip_otel.records.MediaStream` through
+:meth:`Pipeline.set_media_sink`, dialog records of calls with media are held until their media
+ended and then carry the final reports, and the live path's kernel maps are kept in step
+through :meth:`Pipeline.media_endpoint_changes` and :meth:`Pipeline.media_kernel_sync`. All
+calls on one Pipeline must come from one thread.
+
 Time is always packet time: timers run whenever packet time has advanced by
 :data:`TIMER_TICK_NS`, and from :meth:`handle_timer` (the live agent calls it when traffic is
 idle). This is the one error boundary: an exception out of the core (only a bug or memory
