@@ -23,6 +23,13 @@
  */
 #include "so_dialog.h"
 
+/* The call an attempt/dialog event is about (so_event.call_hash), and when. */
+void so_att_event_call(const so_track *t, so_event *ev, const so_attempt *a, int64_t now) {
+    so_slice cid = so_att_call_id(a);
+    ev->call_hash = so_call_hash(t->cfg.seed, cid.p, cid.n);
+    ev->end_ns = now;
+}
+
 /* ---- tables ------------------------------------------------------------------------------------ */
 
 so_h128 so_pkey(const so_track *t, so_slice call_id, so_slice from_tag) {
@@ -131,6 +138,7 @@ void so_att_end(so_track *t, uint32_t att, uint8_t prev, int64_t now, uint16_t s
     a = so_att_at(t, att);
     so_event *ev = so_track_emit(t, SO_EV_ATTEMPT_ENDED);
     if (ev) {
+        so_att_event_call(t, ev, a, now);
         ev->outcome = outcome;
         ev->status = status;
         ev->timer = timer;
@@ -303,6 +311,7 @@ void so_att_response(so_track *t, uint32_t att, const so_msg *m) {
             so_dlg_confirm(t, att, m, dialog_srd);
             so_event *ev = so_track_emit(t, SO_EV_ATTEMPT_ENDED);
             if (ev) {
+                so_att_event_call(t, ev, so_att_at(t, att), now);
                 ev->outcome = SO_OUT_ANSWERED;
                 ev->status = status;
                 ev->n_srd = n;

@@ -116,8 +116,12 @@ static void end_dialog(so_track *t, uint32_t slot, uint8_t outcome, int64_t now,
     bool completes = outcome == SO_OUT_COMPLETED && !a->completed;
     if (completes)
         a->completed = true;
+    if (a->open_dialogs)
+        a->open_dialogs--;
     so_event *ev = so_track_emit(t, SO_EV_SESSION_ENDED);
     if (ev) {
+        so_att_event_call(t, ev, a, now);
+        ev->last_dialog = a->open_dialogs == 0;
         ev->outcome = outcome;
         ev->has_sdt = has_sdt;
         ev->sdt_ns = sdt;
@@ -188,6 +192,7 @@ void so_dlg_confirm(so_track *t, uint32_t att, const so_msg *m, int64_t srd_ns) 
     so_dialog *d = dlg_at(t, slot);
     a = so_att_at(t, att);
     d->att = att;
+    a->open_dialogs++;
     so_att_incref(t, att);
     so_att_charge_to_dialogs(t, a);
     d->state = SO_DS_CONFIRMED;
