@@ -8,6 +8,9 @@
 //   LO_IFINDEX  ifindex of "lo" in the agent's network namespace (outgoing copies dropped there)
 //   ALL_PORTS   if defined, any UDP/TCP port passes (the port map is not consulted)
 //   WAKEUP_PACKETS  records per CPU between wakeups of the reader (sip_record.h)
+//   MEDIA       if defined, per-call media (docs/media.md, "Live path"): RTP statistics in
+//               the kernel, RTCP to the ring; MEDIA_MAX_ENDPOINTS and MEDIA_MAX_STREAMS size
+//               the two maps (so_media_map.h)
 //
 // Theory of operation
 //   The program parses from the start of the frame (the MAC header on Ethernet-like devices and
@@ -26,6 +29,19 @@
 //   array of ring-buffer maps indexed by CPU): no two CPUs ever take the same ring's lock.
 //   The reader drains every ring and merges them by ts_ns. Failures are counted per CPU.
 //   The program always returns 0: nothing is queued on the socket, the ring is the data path.
+//
+// Media (-DMEDIA)
+//   A UDP packet (not a fragment) that fails the port test is looked up by its destination
+//   (family, address, port) in `media_eps`, the endpoints userspace learned from SDP; none: it
+//   is dropped as without media. To an endpoint flagged SO_MEP_F_RTCP it is copied to the ring
+//   (the core parses RTCP). Otherwise its first 12 UDP payload bytes are the RTP header: a
+//   version other than 2 is counted (not_rtp) and dropped; an RTCP packet type (192..223 in the
+//   second byte) on an SO_MEP_F_MUX endpoint goes to the ring; anything else is RTP: the
+//   stream (5-tuple + SSRC) is looked up in `rtp_streams` or inserted zeroed (a full map is
+//   counted: rtp_streams_full, the packet's statistics are lost) and so_rtp_update() (so_rtp.h,
+//   the same code replay runs) updates it with the payload type's clock rate from the
+//   endpoint. RTP is never copied to the ring. A socket filter cannot take a bpf_spin_lock,
+//   so the update is unlocked: one UDP flow is steered to one CPU (docs/media.md).
 
 #include <uapi/linux/bpf.h>
 #include <uapi/linux/if_ether.h>
@@ -35,6 +51,16 @@
 
 #define SIP_RECORD_BPF 1
 #include "sip_record.h"
+#ifdef MEDIA
+#define SO_RTP_BPF 1
+#include "so_media_map.h"
+#ifndef MEDIA_MAX_ENDPOINTS
+#define MEDIA_MAX_ENDPOINTS 4096
+#endif
+#ifndef MEDIA_MAX_STREAMS
+#define MEDIA_MAX_STREAMS 8192
+#endif
+#endif
 
 #ifndef NCPU
 #define NCPU 128
@@ -55,7 +81,7 @@
 // IPv6 extension headers walked before giving up on finding the transport header.
 #define MAX_IPV6_EXT 4
 
-// Counter indexes (keep in sync with capture/ebpf.py COUNTERS).
+// Counter indexes (keep in sync with capture/bpfload.py COUNTERS).
 #ifndef RING_ATTEMPTS
 #define RING_ATTEMPTS 2  // bpf_ringbuf_output attempts per packet (see the retry comment below)
 #endif
@@ -67,8 +93,12 @@
 #define C_RING_RETRY 5   // first bpf_ringbuf_output failed, a retry succeeded (not a drop)
 #define C_RING_FAIL_ATTEMPTS 6  // bpf_ringbuf_output calls that failed (diagnostics)
 #define C_RING_FAIL_NS 7        // ns spent in those failed calls (diagnostics: lock timeouts?)
-#define C_SINCE_WAKEUP 8 // records since this CPU last woke the reader (not exported)
-#define N_COUNTERS 9
+#define C_RTP 8            // media: RTP packets counted into rtp_streams (not copied)
+#define C_RTCP 9           // media: RTCP packets to learned endpoints copied to the ring
+#define C_STREAMS_FULL 10  // media: RTP packets of a stream rtp_streams had no room for
+#define C_NOT_RTP 11       // media: packets to an RTP endpoint that are not RTP (dropped)
+#define C_SINCE_WAKEUP 12  // records since this CPU last woke the reader (not exported)
+#define N_COUNTERS 13
 
 struct slot {
     struct rec_hdr hdr;
@@ -82,6 +112,10 @@ BPF_PERCPU_ARRAY(counters, u64, N_COUNTERS);
 // rings (same size) and puts every ring into `rings` at its CPU's index.
 BPF_RINGBUF_OUTPUT(events, RING_PAGES);
 BPF_ARRAY_OF_MAPS(rings, "events", NRINGS);
+#ifdef MEDIA
+BPF_HASH(media_eps, struct so_mep_key, struct so_mep_val, MEDIA_MAX_ENDPOINTS);
+BPF_HASH(rtp_streams, struct so_mstream_key, struct so_rtp_stats, MEDIA_MAX_STREAMS);
+#endif
 
 static __always_inline void add(int idx, u64 n) {
     u64 *v = counters.lookup(&idx);
@@ -108,6 +142,99 @@ static __always_inline int port_match(u16 sport, u16 dport) {
 #endif
 }
 
+#ifdef MEDIA
+// A UDP packet that is not SIP: 1 = copy to the ring (RTCP), 0 = drop (RTP counted, or not
+// media). addr_off: the source address; the destination follows it (IPv4 +4, IPv6 +16).
+// Two packet loads on the RTP path (bpf_skb_load_bytes is the filter's main per-packet cost):
+// both addresses at once, then the UDP header and the RTP fixed header at once.
+static __always_inline int media(struct __sk_buff *skb, u8 family, u32 addr_off, u32 l4off,
+                                 u16 sport, u16 dport) {
+    struct so_mstream_key sk;
+    __builtin_memset(&sk, 0, sizeof(sk));
+    if (family == 4) {
+        u32 a[2];
+        if (bpf_skb_load_bytes(skb, addr_off, a, 8) < 0)
+            return 0;
+        __builtin_memcpy(sk.src, &a[0], 4);
+        __builtin_memcpy(sk.dst, &a[1], 4);
+    } else if (bpf_skb_load_bytes(skb, addr_off, sk.src, 32) < 0) {  // src[16], dst[16]
+        return 0;
+    }
+    struct so_mep_key ek;
+    __builtin_memset(&ek, 0, sizeof(ek));
+    ek.family = family;
+    ek.port = dport;
+    __builtin_memcpy(ek.addr, sk.dst, 16);
+    struct so_mep_val *ep = media_eps.lookup(&ek);
+    if (!ep)
+        return 0;
+    if (ep->flags & SO_MEP_F_RTCP) {
+        count(C_RTCP);
+        return 1;
+    }
+    u8 u[8 + SO_RTP_HDR_LEN];  // UDP header, RTP fixed header
+    if (bpf_skb_load_bytes(skb, l4off, u, sizeof(u)) < 0) {
+        // Shorter than an RTP header: an RTCP packet can be (an empty RR is 8 bytes).
+        if ((ep->flags & SO_MEP_F_MUX) && bpf_skb_load_bytes(skb, l4off, u, 10) == 0 &&
+            (u[8] >> 6) == 2 && u[9] >= 192 && u[9] <= 223) {
+            count(C_RTCP);
+            return 1;
+        }
+        count(C_NOT_RTP);
+        return 0;
+    }
+    const u8 *b = u + 8;
+    struct so_rtp_hdr h = {};
+    int kind = so_rtp_parse_fixed(b, &h);
+    if (kind < 0) {
+        count(C_NOT_RTP);
+        return 0;
+    }
+    if (kind == 1) {
+        if (ep->flags & SO_MEP_F_MUX) {
+            count(C_RTCP);
+            return 1;
+        }
+        // Not multiplexed: RTP whose marker bit and payload type 64..95 read like RTCP.
+        h.pt = b[1] & 0x7f;
+        h.seq = ((u16)b[2] << 8) | b[3];
+        h.ts = ((u32)b[4] << 24) | ((u32)b[5] << 16) | ((u32)b[6] << 8) | b[7];
+        h.ssrc = ((u32)b[8] << 24) | ((u32)b[9] << 16) | ((u32)b[10] << 8) | b[11];
+    }
+    u32 rate = 0;
+    u32 n_pts = ep->n_pts;
+    for (int i = 0; i < SO_MEP_MAX_PT; i++) {
+        if (i >= n_pts)
+            break;
+        if (ep->pts[i] == h.pt) {
+            rate = ep->rates[i];
+            break;
+        }
+    }
+    sk.family = family;
+    sk.sport = sport;
+    sk.dport = dport;
+    sk.ssrc = h.ssrc;
+    struct so_rtp_stats *st = rtp_streams.lookup(&sk);
+    if (!st) {
+        struct so_rtp_stats zero;
+        __builtin_memset(&zero, 0, sizeof(zero));
+        // BPF_NOEXIST: another CPU may have created it meanwhile (-EEXIST): look it up again.
+        rtp_streams.insert(&sk, &zero);
+        st = rtp_streams.lookup(&sk);
+        if (!st) {
+            count(C_STREAMS_FULL);
+            return 0;
+        }
+    }
+    u32 udp_len = ((u32)u[4] << 8) | u[5];
+    u32 payload = udp_len > 8 ? udp_len - 8 : 0;
+    so_rtp_update(st, h.seq, h.ts, h.pt, payload, bpf_ktime_get_ns(), rate);
+    count(C_RTP);
+    return 0;
+}
+#endif
+
 // 0 = drop, 1 = keep
 static __always_inline int classify(struct __sk_buff *skb) {
     u32 off = 12;
@@ -127,6 +254,10 @@ static __always_inline int classify(struct __sk_buff *skb) {
     }
     u8 l4proto;
     u32 l4off;
+#ifdef MEDIA
+    u8 family;
+    u32 addr_off;
+#endif
     if (proto == ETH_P_IP) {
         u8 vihl;
         u16 frag;
@@ -139,10 +270,18 @@ static __always_inline int classify(struct __sk_buff *skb) {
         if (bpf_skb_load_bytes(skb, off + 9, &l4proto, 1) < 0)
             return 0;
         l4off = off + (vihl & 0xf) * 4;
+#ifdef MEDIA
+        family = 4;
+        addr_off = off + 12;
+#endif
     } else if (proto == ETH_P_IPV6) {
         if (bpf_skb_load_bytes(skb, off + 6, &l4proto, 1) < 0)
             return 0;
         l4off = off + 40;
+#ifdef MEDIA
+        family = 6;
+        addr_off = off + 8;
+#endif
 #pragma unroll
         for (int i = 0; i < MAX_IPV6_EXT; i++) {
             if (l4proto == IPPROTO_FRAGMENT)
@@ -166,7 +305,16 @@ static __always_inline int classify(struct __sk_buff *skb) {
     u16 ports[2];
     if (bpf_skb_load_bytes(skb, l4off, ports, 4) < 0)
         return 0;
+#ifdef MEDIA
+    u16 sport = ntohs(ports[0]), dport = ntohs(ports[1]);
+    if (port_match(sport, dport))
+        return 1;
+    if (l4proto != IPPROTO_UDP)
+        return 0;
+    return media(skb, family, addr_off, l4off, sport, dport);
+#else
     return port_match(ntohs(ports[0]), ntohs(ports[1]));
+#endif
 }
 
 int sip_filter(struct __sk_buff *skb) {

@@ -28,6 +28,7 @@ cdef extern from "so_reasons.h":
     enum:
         SO_N_REASONS
         SO_N_EVICTIONS
+        SO_E_MEDIA_RECORDS_FULL
     const char * const so_reason_slugs[]
     const char * const so_eviction_slugs[]
 

@@ -66,6 +66,15 @@ cdef class PipelineCore:
     cdef so_pipeline *p
     cdef bint want_records
     cdef list records
+    # media (docs/media.md): reports for the media sink, the final reports of the calls whose
+    # media ended during the current call into the core, records held until their call's media
+    # ended, and (no media sink) the last ended streams for media_streams()
+    cdef bint want_media
+    cdef list media_reports
+    cdef dict media_ended
+    cdef dict media_held
+    cdef Py_ssize_t n_held, max_held
+    cdef object ended_streams
 
     def __cinit__(self):
         self.p = NULL
@@ -84,6 +93,9 @@ cdef class PipelineCore:
         so_media_limits_default(&cfg.media_limits)
         cfg.media_limits.max_endpoints = getattr(config, "media_max_endpoints", 4096)
         cfg.media_limits.max_streams = getattr(config, "media_max_streams", 4096)
+        cfg.media_limits.max_calls = getattr(config, "media_max_calls", 4096)
+        cfg.media_limits.linger_ns = getattr(config, "media_linger_ns", 3_000_000_000)
+        cfg.media_limits.interval_ns = getattr(config, "media_interval_ns", 60_000_000_000)
         cfg.memory_limit = config.memory_limit
         self.p = so_pipeline_new(&cfg)
         if self.p == NULL:
@@ -91,23 +103,162 @@ cdef class PipelineCore:
         set_correlation(self.p.parser, getattr(config, "correlation_header", None))
         self.want_records = want_records
         self.records = []
+        self.want_media = False
+        self.media_reports = []
+        self.media_ended = {}
+        self.media_held = {}
+        self.n_held = 0
+        self.max_held = max(1, int(getattr(config, "media_max_calls", 4096)))
+        from collections import deque
+        self.ended_streams = deque(maxlen=max(1, int(getattr(config, "media_max_streams", 4096))))
+        if self.p.media != NULL:
+            so_media_set_sink(self.p.media, _on_media_report, _on_media_call_end, <void *>self)
 
     def __dealloc__(self):
         if self.p != NULL:
             so_pipeline_free(self.p)
 
     cdef void _collect(self):
-        """Finished records into Python objects (only when spans want them)."""
+        """Finished records into Python objects (only when spans want them). With media, a
+        dialog record whose call still has media is held until that media ended, then carries
+        the final report of each of the call's streams."""
         cdef size_t n, i
+        cdef uint64_t h
         cdef so_record *recs = so_track_records(self.p.track, &n)
+        cdef so_media *m = self.p.media
         if n:
             for i in range(n):
-                self.records.append(make_record(&recs[i]))
+                rec = make_record(&recs[i])
+                if m != NULL and not recs[i].registration:
+                    h = so_call_hash(m.seed, recs[i].call_id.p, recs[i].call_id.n)
+                    if h in self.media_ended:
+                        rec.media = list(self.media_ended[h])
+                    elif so_media_call_open(m, h):
+                        if self.n_held < self.max_held:
+                            self.media_held.setdefault(h, []).append(rec)
+                            self.n_held += 1
+                            continue
+                        self.p.evictions[SO_E_MEDIA_RECORDS_FULL] += 1
+                self.records.append(rec)
             so_track_clear_records(self.p.track)
+        if self.media_held:
+            for h, finals in self.media_ended.items():
+                held = self.media_held.pop(h, None)
+                if held:
+                    self.n_held -= len(held)
+                    for rec in held:
+                        rec.media = list(finals)
+                        self.records.append(rec)
+
+    cdef void _after(self):
+        """After every call into the core: records collected, this call's ended calls let go."""
+        if self.want_records:
+            self._collect()
+        self.media_ended.clear()
+
+    cdef void _media_report(self, const so_media_report *r):
+        if not (self.want_media or (r.final and self.want_records)):
+            if r.final:  # no sink: media_streams() still lists what ended (bounded)
+                self.ended_streams.append(_stream_dict(r.s, r.call))
+            return
+        ms = _media_stream(r)
+        if self.want_media:
+            self.media_reports.append(ms)
+        elif r.final:
+            self.ended_streams.append(_stream_dict(r.s, r.call))
+        if r.final and self.want_records:
+            self.media_ended.setdefault(r.s.call, []).append(ms)
+
+    cdef void _media_call_end(self, uint64_t h):
+        self.media_ended.setdefault(h, [])
+
+    def set_want_media(self, bint want):
+        """Make a records.MediaStream of every report (a media sink is set)."""
+        self.want_media = want
+
+    def take_media_reports(self):
+        out = self.media_reports
+        self.media_reports = []
+        return out
+
+    def media_endpoint_changes(self):
+        """Queued changes of the kernel's endpoint map: [(so_mep_key, so_mep_val)] to add or
+        replace, [(key, b"")] to delete. The first call turns the queue on (with an add for
+        every endpoint already learned): replay never calls it and queues nothing."""
+        cdef so_media_change buf[64]
+        cdef uint32_t k, got
+        out = []
+        if self.p.media == NULL:
+            return out
+        so_media_changes_enable(self.p.media)
+        while True:
+            got = so_media_changes_take(self.p.media, buf, 64)
+            for k in range(got):
+                key = (<const char *>&buf[k].key)[:sizeof(so_mep_key)]
+                if buf[k].dele:
+                    out.append((key, b""))
+                else:
+                    out.append((key, (<const char *>&buf[k].val)[:sizeof(so_mep_val)]))
+            if got < 64:
+                return out
+
+    def media_kernel_sync(self, keys, values, int64_t offset_ns):
+        """The kernel's rtp_streams (n packed so_mstream_key, n packed so_rtp_stats) into the
+        stream table, times + offset_ns; returns the packed keys whose endpoint is gone."""
+        cdef const uint8_t[::1] kv = _as_view(keys)
+        cdef const uint8_t[::1] vv = _as_view(values)
+        cdef size_t ks = sizeof(so_mstream_key), vs = sizeof(so_rtp_stats)
+        cdef size_t nk = kv.shape[0], nv = vv.shape[0]
+        cdef uint32_t n, n_stale = 0
+        if nk % ks or nv % vs or nk // ks != nv // vs:
+            raise ValueError(
+                f"media_kernel_sync: {nk} key bytes and {nv} value bytes are not n * {ks} and "
+                f"n * {vs}")
+        n = <uint32_t>(nk // ks)
+        if self.p.media == NULL or n == 0:
+            return b""
+        # copies: the caller's buffers need not be aligned
+        cdef so_mstream_key *k = <so_mstream_key *>malloc(2 * n * ks)
+        cdef so_rtp_stats *v = <so_rtp_stats *>malloc(n * vs)
+        try:
+            if k == NULL or v == NULL:
+                raise MemoryError()
+            memcpy(k, &kv[0], nk)
+            memcpy(v, &vv[0], nv)
+            so_media_kernel_sync(self.p.media, k, v, n, offset_ns, k + n, &n_stale)
+            out = (<const char *>(k + n))[:n_stale * ks]
+        finally:
+            free(k)
+            free(v)
+        self._after()
+        return out
+
+    def _media_rtcp_xr(self, int64_t now_ns, xr_blocks):
+        """Test hook: RTCP XR VoIP metrics blocks, as so_rtcp_parse would leave them, through
+        the media layer's RTCP path. ``xr_blocks``: dicts of so_rtcp_xr_voip fields."""
+        cdef so_rtcp_report_x rep
+        cdef int i
+        memset(&rep, 0, sizeof(rep))
+        if self.p.media == NULL:
+            return
+        for i, b in enumerate(xr_blocks[:4]):
+            rep.xr[i].ssrc = b["ssrc"]
+            rep.xr[i].loss_rate = b.get("loss_rate", 0)
+            rep.xr[i].discard_rate = b.get("discard_rate", 0)
+            rep.xr[i].round_trip_delay = b.get("round_trip_delay", 0)
+            rep.xr[i].end_system_delay = b.get("end_system_delay", 0)
+            rep.xr[i].r_factor = b.get("r_factor", 127)
+            rep.xr[i].mos_lq = b.get("mos_lq", 127)
+            rep.xr[i].mos_cq = b.get("mos_cq", 127)
+            rep.n_xr = i + 1
+        so_media_rtcp_apply(self.p.media, &rep, now_ns)
 
     def media_streams(self):
-        """RTP streams to learned media endpoints and their statistics ([] without media)."""
-        return _media_streams(self.p.media)
+        """RTP streams to learned media endpoints and their statistics ([] without media): those
+        in the table, and (while no media sink is set) the last ones whose media ended."""
+        out = list(self.ended_streams) + _media_streams(self.p.media)
+        out.sort(key=lambda d: d["first_ns"])
+        return out
 
     def media_counts(self):
         """RTP/RTCP packets taken by the media tables, endpoints learned ({} without media)."""
@@ -126,8 +277,7 @@ cdef class PipelineCore:
             data = frame[2]
             so_pipeline_frame(self.p, frame[0], frame[1], <const uint8_t *>PyBytes_AS_STRING(data),
                               len(data))
-        if self.want_records:
-            self._collect()
+        self._after()
 
     def feed_pcap(self, PcapCursor cursor, size_t max_frames):
         """Up to ``max_frames`` frames of a capture file straight into the pipeline; returns the
@@ -135,8 +285,7 @@ cdef class PipelineCore:
         CaptureFileError)."""
         if cursor.status == SO_PCAP_MORE:
             cursor.status = so_pipeline_pcap(self.p, &cursor.pc, max_frames)
-            if self.want_records:
-                self._collect()
+            self._after()
         return <int>cursor.status
 
     def set_want_records(self, bint want):
@@ -147,26 +296,22 @@ cdef class PipelineCore:
         """Up to ``max_frames`` packets waiting in the eBPF rings (merged in timestamp order);
         returns how many."""
         n = so_rings_drain(ring.rings, ring.n, max_frames, _to_pipeline, self.p) if ring.have_bufs else 0
-        if self.want_records:
-            self._collect()
+        self._after()
         return n
 
     def feed_tpacket(self, TpacketCursor ring, size_t max_frames):
         """Up to ``max_frames`` packets of handed-over TPACKET_V3 blocks; returns how many."""
         n = so_tpacket_read(&ring.r, max_frames, _to_pipeline, self.p)
-        if self.want_records:
-            self._collect()
+        self._after()
         return n
 
     def handle_timer(self, int64_t now_ns):
         so_pipeline_timer(self.p, now_ns)
-        if self.want_records:
-            self._collect()
+        self._after()
 
     def finish(self, int64_t now_ns):
         so_pipeline_finish(self.p, now_ns)
-        if self.want_records:
-            self._collect()
+        self._after()
 
     @property
     def last_ts_ns(self):
@@ -196,6 +341,14 @@ cdef class PipelineCore:
     def memory(self):
         """The memory budget: bytes charged per table (so_mem), and ``limit``."""
         return mem_dict(&self.p.mem)
+
+
+cdef void _on_media_report(void *ctx, const so_media_report *r) noexcept:
+    (<PipelineCore>ctx)._media_report(r)
+
+
+cdef void _on_media_call_end(void *ctx, uint64_t call_hash) noexcept:
+    (<PipelineCore>ctx)._media_call_end(call_hash)
 
 
 cdef void _to_pipeline(void *ctx, int64_t ts, const uint8_t *data, size_t len, uint32_t ifindex,

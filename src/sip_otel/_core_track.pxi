@@ -160,7 +160,7 @@ cdef extern from "so_track_int.h":
 
 import os as _os
 
-from sip_otel.records import DialogRecord, RecordEvent, RegistrationRecord
+from sip_otel.records import DialogRecord, MediaStream, RecordEvent, RegistrationRecord
 from sip_otel.net.types import format_ip
 
 OUTCOME_NAMES = _slugs(so_outcome_names, SO_N_OUTCOMES)

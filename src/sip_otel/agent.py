@@ -9,6 +9,12 @@ Main loop (one thread; OTel's exporters and the HTTP server run their own):
      moved packet time forward, advance it with the idle clock.
   -> when the link watcher's netlink socket is readable (an interface was deleted, re-created or
      renamed: capture/links.py), re-attach the capture on the named interfaces that changed.
+  -> media (``--media``, docs/media.md "Live path"): after every wake-up's feeds and timers the
+     endpoint changes the core queued are written into the kernel's ``media_eps``; every
+     :data:`MEDIA_SYNC_NS` the kernel's ``rtp_streams`` are read into the core
+     (``media_kernel_sync``) and the streams it is done with are deleted from the kernel. A
+     last sync runs at shutdown, after the last feed. Media needs the eBPF filter: on AF_PACKET
+     the agent logs so once and drops the endpoint changes.
 Idle clock: ``time.monotonic_ns() + offset`` -- the same mapping the capture applies to kernel
 timestamps (see capture/base.py) -- minus :data:`IDLE_GRACE_NS`, so a packet still in the ring is
 never older than the timer that just ran.
@@ -44,20 +50,27 @@ from sip_otel.capture.base import (
     GRANT_HINT,
     Capture,
     CaptureError,
+    MediaCapture,
+    media_capture,
     realtime_offset_ns,
     resolve_interfaces,
 )
 from sip_otel.capture.links import LinkWatcher
 from sip_otel.reload import Reloader
-from sip_otel.runconfig import CONFIG_ENV, AgentConfig
-from sip_otel.runflags import _FLAGS, _ON_SWITCHES, _SWITCHES, add_run_arguments
+from sip_otel.runconfig import CONFIG_ENV, MEDIA_SYNC_NS, AgentConfig
+from sip_otel.runflags import _FLAGS, _OFF_SWITCHES, _ON_SWITCHES, _SWITCHES, add_run_arguments
 from sip_otel.sizes import pin_mmap_threshold
 from sip_otel.telemetry.webconfig import WebConfigError
 
 if TYPE_CHECKING:
     from sip_otel.config import Settings
 
-__all__ = ["add_run_arguments", "open_capture", "run"]  # add_run_arguments: runflags.py
+__all__ = [
+    "MEDIA_SYNC_NS",
+    "add_run_arguments",
+    "open_capture",
+    "run",
+]  # add_run_arguments: runflags.py
 
 log = logging.getLogger("sip_otel.agent")
 
@@ -80,7 +93,7 @@ def _config_from_args(args: argparse.Namespace) -> AgentConfig:
     """The validated settings (raises config.ConfigError; logs environment warnings)."""
     from sip_otel.config import check_environment, level_pinned, load_settings
 
-    names = [n for n, _ in (*_FLAGS, *_SWITCHES, *_ON_SWITCHES)]
+    names = [n for n, _ in (*_FLAGS, *_SWITCHES, *_ON_SWITCHES, *_OFF_SWITCHES)]
     overrides = {n: getattr(args, n, None) for n in names}
     settings = load_settings(**overrides)
     _setup_logging(settings.log_level())
@@ -101,7 +114,15 @@ def open_capture(settings: AgentConfig | Settings) -> tuple[Capture, str]:
         try:
             from sip_otel.capture.ebpf import EbpfCapture
 
-            cap: Capture = EbpfCapture(interfaces, ports, settings.ring_size, settings.all_ports)
+            cap: Capture = EbpfCapture(
+                interfaces,
+                ports,
+                settings.ring_size,
+                settings.all_ports,
+                media=settings.media,
+                media_max_endpoints=settings.media_max_endpoints,
+                media_max_streams=settings.media_max_streams,
+            )
             return cap, "bcc compiled and loaded the socket filter (in a child process)"
         except CaptureError as exc:
             if mode == "ebpf":
@@ -246,6 +267,10 @@ def _run(settings: AgentConfig, stop: _Stop) -> int:
     pin_mmap_threshold()
     # the config file as it is now, just after the validating stage read it (reload.py)
     reloader = Reloader(settings, logging.getLogger().setLevel)
+    # AF_PACKET chosen outright: no media (the eBPF filter keeps the RTP statistics)
+    media_on = settings.media and settings.capture_mode != "afpacket"
+    if settings.media and not media_on:
+        log.warning("media off: per-call RTP quality (--media) needs the eBPF capture path")
 
     try:
         pipeline = Pipeline(
@@ -254,6 +279,11 @@ def _run(settings: AgentConfig, stop: _Stop) -> int:
                 all_ports=settings.all_ports,
                 correlation_header=settings.correlation_header,
                 memory_limit=settings.memory_limit,
+                media=media_on,
+                media_max_endpoints=settings.media_max_endpoints,
+                media_max_streams=settings.media_max_streams,
+                media_interval_ns=settings.media_interval_ns,
+                media_linger_ns=settings.media_linger_ns,
             )
         )
     except ValueError as exc:  # a correlation header SIP itself defines
@@ -268,6 +298,8 @@ def _run(settings: AgentConfig, stop: _Stop) -> int:
         if telemetry is not None:
             if telemetry.wants_records:
                 pipeline.set_record_sink(telemetry.on_record)
+            if pipeline.config.media:  # the sip_otel_rtp_* metrics (issue 12)
+                pipeline.set_media_sink(telemetry.on_media)
             telemetry.start_http()
     except OSError as exc:
         if telemetry is not None:
@@ -288,6 +320,12 @@ def _run(settings: AgentConfig, stop: _Stop) -> int:
         if telemetry is not None:
             telemetry.shutdown()
         return _fail(str(exc))
+    if media_on and media_capture(capture) is None:
+        log.warning(
+            "media off: per-call RTP quality (--media) needs the eBPF capture path, and the "
+            "capture path is %s",
+            capture.path,
+        )
     ifaces = ",".join(settings.interface) or "all interfaces"
     ports = ",".join(str(p) for p in sorted(settings.ports())) if not settings.all_ports else "all"
     log.info("capture path %s on %s, SIP ports %s: %s", capture.path, ifaces, ports, why)
@@ -305,11 +343,19 @@ def _run(settings: AgentConfig, stop: _Stop) -> int:
     try:
         if telemetry is not None:
             telemetry.set_ready()
-        _loop(capture, pipeline, stop, settings.tick_ms * 1_000_000, links, reloader.reload)
+        _loop(
+            capture,
+            pipeline,
+            stop,
+            settings.tick_ms * 1_000_000,
+            links,
+            reloader.reload,
+            media=media_on,
+        )
     finally:
         if links is not None:
             links.close()
-        _shutdown(capture, pipeline, telemetry)
+        _shutdown(capture, pipeline, telemetry, media=media_on)
     return 0
 
 
@@ -368,8 +414,10 @@ def _loop(
     tick_ns: int,
     links: LinkWatcher | None = None,
     reload: Callable[[], None] | None = None,
+    media: bool = False,
 ) -> None:
     offset = realtime_offset_ns()
+    kernel_media = media_capture(capture) if media else None
     poller = select.poll()
     capture_fd = capture.fileno()
     poller.register(capture_fd, select.POLLIN)
@@ -380,6 +428,7 @@ def _loop(
         poller.register(links_fd, select.POLLIN)
     feed = capture.feed
     next_tick = time.monotonic_ns() + tick_ns
+    next_media_sync = time.monotonic_ns() + MEDIA_SYNC_NS
     last_seen_ts = 0
     while not stop.requested:
         timeout_ms = max(0, min(MAX_WAIT_MS, (next_tick - time.monotonic_ns()) // 1_000_000))
@@ -403,6 +452,13 @@ def _loop(
                 pipeline.handle_timer(idle_now)
             last_seen_ts = pipeline.last_ts_ns
             next_tick = max(next_tick + tick_ns, now + tick_ns // 2)
+        if media:
+            changes = pipeline.media_endpoint_changes()  # after this wake-up's feeds and timers
+            if kernel_media is not None:
+                _media_apply(kernel_media, changes)
+                if now >= next_media_sync:
+                    _media_sync(kernel_media, pipeline)
+                    next_media_sync = max(next_media_sync + MEDIA_SYNC_NS, now + MEDIA_SYNC_NS // 2)
         if stop.reload:
             stop.reload = False
             if reload is not None:
@@ -414,12 +470,33 @@ def _loop(
             os.read(stop.rfd, 64)
 
 
-def _shutdown(capture: Capture, pipeline: Any, telemetry: Any) -> None:
+def _media_apply(media: MediaCapture, changes: list[tuple[bytes, bytes]]) -> None:
+    if changes:
+        try:
+            media.media_apply(changes)
+        except (OSError, ValueError) as exc:  # a bad record from the core, a vanished map
+            log.warning("media: writing %d endpoint changes failed: %s", len(changes), exc)
+
+
+def _media_sync(media: MediaCapture, pipeline: Any) -> None:
+    """The kernel's RTP streams into the core; delete the ones the core is done with."""
+    try:
+        keys, values = media.media_read()
+        media.media_delete(pipeline.media_kernel_sync(keys, values, media.offset_ns))
+    except (OSError, ValueError) as exc:
+        log.warning("media: kernel statistics sync failed: %s", exc)
+
+
+def _shutdown(capture: Capture, pipeline: Any, telemetry: Any, media: bool = False) -> None:
     started = time.monotonic()
     try:
         for _ in range(MAX_CALLS_PER_WAKE):
             if capture.feed(pipeline, MAX_FRAMES_PER_CALL) < MAX_FRAMES_PER_CALL:
                 break
+        kernel_media = media_capture(capture) if media else None
+        if kernel_media is not None:  # the last second of RTP statistics, before the close
+            _media_apply(kernel_media, pipeline.media_endpoint_changes())
+            _media_sync(kernel_media, pipeline)
         pipeline.stats.capture_drops = capture.drops()
         pipeline.stats.capture_drops_by = capture.drop_reasons()
         counters = capture.counters()

@@ -138,6 +138,8 @@ def _replay(args: argparse.Namespace) -> int:
         )
         if telemetry is not None and telemetry.wants_records:
             pipeline.set_record_sink(telemetry.on_record)
+        if telemetry is not None and config.media:  # the sip_otel_rtp_* metrics
+            pipeline.set_media_sink(telemetry.on_media)
 
     show = args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty())
     error: str | None = None

@@ -30,7 +30,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .reload import ConfigFileError, read_config_file
-from .runconfig import CONFIG_ENV, LOG_LEVELS, AgentConfig
+from .runconfig import CONFIG_ENV, LOG_LEVELS, MEDIA_SYNC_NS, AgentConfig
 from .sizes import DEFAULT_MEMORY_LIMIT, parse_memory_limit
 from .telemetry.otlp import check_otlp_endpoint
 from .telemetry.webconfig import WebConfigError, load_web_config
@@ -135,6 +135,12 @@ class Settings(BaseSettings):
     # trace IDs from Session-ID / correlation header / Call-ID (telemetry/tracectx.py) or random
     trace_ids: Literal["derived", "random"] = "derived"
     correlation_header: str | None = None  # e.g. X-CID: links the legs a B2BUA bridges
+    # --- media (docs/media.md, "Live path"): RTP statistics per call, eBPF capture only ---
+    media: bool = False
+    media_max_endpoints: int = Field(default=4096, ge=8, le=1 << 20)  # learned RTP endpoints
+    media_max_streams: int = Field(default=8192, ge=8, le=1 << 22)  # RTP streams (+ SSRC)
+    media_interval: float = Field(default=60, ge=1, le=86_400)  # s between reports of a call
+    media_linger: float = Field(default=3, le=3600)  # s after a call's end: its last packets
     # SIP_EXPORTER_* lines read below the environment; its log level reloads on SIGHUP
     config_file: str | None = None
 
@@ -220,6 +226,17 @@ class Settings(BaseSettings):
     def _endpoint(cls, v: str | None) -> str | None:
         return None if v is None or not v.strip() else check_otlp_endpoint(v)
 
+    @field_validator("media_linger")
+    @classmethod
+    def _linger(cls, v: float) -> float:
+        sync_s = MEDIA_SYNC_NS / 1e9
+        if v <= sync_s:
+            raise ValueError(
+                f"{v:g} s is too short: it must be more than the {sync_s:g} s between two reads "
+                "of the kernel's RTP statistics"
+            )
+        return v
+
     @field_validator("ring_size")
     @classmethod
     def _ring(cls, v: int) -> int:
@@ -265,6 +282,11 @@ class Settings(BaseSettings):
             trace_ids=self.trace_ids,
             correlation_header=self.correlation_header,
             object_file_path=self.object_file_path,
+            media=self.media,
+            media_max_endpoints=self.media_max_endpoints,
+            media_max_streams=self.media_max_streams,
+            media_interval_ns=round(self.media_interval * 1e9),
+            media_linger_ns=round(self.media_linger * 1e9),
             config_file=self.config_file,
         )
 

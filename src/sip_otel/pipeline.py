@@ -10,6 +10,13 @@ core's counters when read (:meth:`sync`), and finished dialogs/registrations bec
 :class:`~sip_otel.records.DialogRecord` / :class:`~sip_otel.records.RegistrationRecord` only
 when a record sink wants them (spans).
 
+With ``config.media`` the pipeline also measures RTP per stream and per call
+(docs/media.md): each report leaves as a :class:`~sip_otel.records.MediaStream` through
+:meth:`Pipeline.set_media_sink`, dialog records of calls with media are held until their media
+ended and then carry the final reports, and the live path's kernel maps are kept in step
+through :meth:`Pipeline.media_endpoint_changes` and :meth:`Pipeline.media_kernel_sync`. All
+calls on one Pipeline must come from one thread.
+
 Time is always packet time: timers run whenever packet time has advanced by
 :data:`TIMER_TICK_NS`, and from :meth:`handle_timer` (the live agent calls it when traffic is
 idle). This is the one error boundary: an exception out of the core (only a bug or memory
@@ -65,6 +72,8 @@ class PipelineConfig:
     media: bool = False
     media_max_endpoints: int = 4096  # learned endpoints (rounded up to a power of two, >= 8)
     media_max_streams: int = 4096  # RTP streams (5-tuple + SSRC), likewise
+    # calls with media (Call-ID), likewise; also the most dialog records held for their media
+    media_max_calls: int = 4096
     # a call's media ends this long after its dialog record's end (trailing packets; > the live
     # path's 1 s kernel sync); then each stream gets its final report
     media_linger_ns: int = 3_000_000_000
@@ -78,6 +87,7 @@ class Pipeline:
         self._stats = PipelineStats()
         self._reasons = Reasons()
         self._on_record = on_record
+        self._on_media: MediaSink | None = None
         self._core = _core.PipelineCore(self.config, on_record is not None)
         self._logged: set[str] = set()
 
@@ -133,6 +143,10 @@ class Pipeline:
         self._core.set_want_records(sink is not None)
 
     def _deliver(self) -> None:
+        media_sink = self._on_media
+        if media_sink is not None:
+            for report in self._core.take_media_reports():
+                media_sink(report)
         sink = self._on_record
         if sink is None:
             return
@@ -181,16 +195,26 @@ class Pipeline:
         return list(self._core.media_streams())
 
     def set_media_sink(self, sink: MediaSink | None) -> None:
-        """Where every media report (interval and final, :class:`MediaStream`) goes."""
-        raise NotImplementedError("issue 12: being built (docs/media.md, the contract)")
+        """Where every media report (interval and final, :class:`MediaStream`) goes; reports
+        made while none is set are not kept (attach it before feeding)."""
+        self._on_media = sink
+        self._core.set_want_media(sink is not None)
 
     def media_endpoint_changes(self) -> list[tuple[bytes, bytes]]:
-        """Queued kernel endpoint-map changes: (so_mep_key, so_mep_val) add, (key, b"") delete."""
-        raise NotImplementedError("issue 12: being built (docs/media.md, the contract)")
+        """Queued kernel endpoint-map changes: (so_mep_key, so_mep_val) add, (key, b"") delete.
+
+        The queue is off until the first call (replay never calls it); that call queues an add
+        for every endpoint already learned. Bounded: ``media_changes.full`` counts overflows.
+        """
+        return list(self._core.media_endpoint_changes())
 
     def media_kernel_sync(self, keys: bytes, values: bytes, offset_ns: int) -> bytes:
-        """The kernel's rtp_streams entries into the core; returns the keys to delete there."""
-        raise NotImplementedError("issue 12: being built (docs/media.md, the contract)")
+        """The kernel's rtp_streams entries (n packed so_mstream_key, n packed so_rtp_stats)
+        into the core, their times + ``offset_ns``; returns the packed keys whose endpoint is
+        gone (userspace deletes them from the kernel map). ValueError: lengths do not match."""
+        out = bytes(self._core.media_kernel_sync(keys, values, offset_ns))
+        self._deliver()
+        return out
 
     def media_counts(self) -> dict[str, int]:
         """RTP/RTCP packets to learned endpoints, endpoints learned ({} unless media)."""

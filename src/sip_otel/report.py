@@ -130,7 +130,8 @@ def format_text(summary: dict[str, Any]) -> str:
             add("  none")
         for st in media["streams"]:
             add(
-                f"  {st['src']} -> {st['dst']} ssrc {st['ssrc']} {st['codec'] or '?'}: "
+                f"  {st['src']} -> {st['dst']} ({st.get('direction', 'unknown')}) "
+                f"ssrc {st['ssrc']} {st['codec'] or '?'}: "
                 f"{st['packets']} packets, lost {st['lost']} ({st['loss_ratio'] * 100:.2f} %), "
                 f"jitter mean {_jit(st['mean_jitter_ms'])} max {_jit(st['max_jitter_ms'])} ms, "
                 f"MOS {st['mos']:.2f}"

@@ -12,9 +12,12 @@ import json
 import logging
 from dataclasses import asdict, dataclass
 
-__all__ = ["CONFIG_ENV", "LOG_LEVELS", "AgentConfig"]
+__all__ = ["CONFIG_ENV", "LOG_LEVELS", "MEDIA_SYNC_NS", "AgentConfig"]
 
 CONFIG_ENV = "SIP_OTEL_AGENT_CONFIG"
+# The agent reads the kernel's RTP statistics this often (media); a call's media must linger
+# longer than this after its end, or its last second of packets would miss the final report.
+MEDIA_SYNC_NS = 1_000_000_000
 
 # SIP_EXPORTER_LOGGER_LEVEL values (sip-exporter's names) -> logging levels.
 LOG_LEVELS: dict[str, int] = {
@@ -55,6 +58,11 @@ class AgentConfig:
     trace_ids: str
     correlation_header: str | None
     object_file_path: str | None
+    media: bool = False  # per-call RTP quality (docs/media.md, "Live path")
+    media_max_endpoints: int = 4096
+    media_max_streams: int = 8192
+    media_interval_ns: int = 60_000_000_000
+    media_linger_ns: int = 3_000_000_000
     config_file: str | None = None  # re-read on SIGHUP (reload.py)
     level_pinned: bool = False  # the environment or a flag set the log level, not the file
 

@@ -7,6 +7,7 @@ Apart from agent.py so that building the command line costs no pydantic or OpenT
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 __all__ = ["add_run_arguments"]
 
@@ -30,6 +31,16 @@ _FLAGS: tuple[tuple[str, str], ...] = (
     ("otlp_protocol", "grpc|http/protobuf [SIP_EXPORTER_OTLP_PROTOCOL]"),
     ("service_name", "OTel service.name [SIP_EXPORTER_SERVICE_NAME, sip-otel]"),
     ("tick_ms", "timer tick period in ms [SIP_EXPORTER_TICK_MS, 100]"),
+    (
+        "media_max_endpoints",
+        "learned RTP endpoints, kernel and core [SIP_EXPORTER_MEDIA_MAX_ENDPOINTS, 4096]",
+    ),
+    ("media_max_streams", "RTP streams, kernel and core [SIP_EXPORTER_MEDIA_MAX_STREAMS, 8192]"),
+    (
+        "media_interval",
+        "seconds between a long call's media reports [SIP_EXPORTER_MEDIA_INTERVAL, 60]",
+    ),
+    ("media_linger", "seconds a call's media outlives its end [SIP_EXPORTER_MEDIA_LINGER, 3]"),
     ("span_queue", "finished spans waiting for export, bounded [SIP_EXPORTER_SPAN_QUEUE, 2048]"),
     (
         "memory_limit",
@@ -68,29 +79,39 @@ _ON_SWITCHES = (
         "endpoint IP addresses and ports on spans (personal data where phones are endpoints)",
     ),
 )
+# Switches off by default with a --no- form too.
+_OFF_SWITCHES = (
+    ("media", "per-call RTP quality: RTP statistics in the kernel (eBPF capture only)"),
+)
+
+
+# More spellings of a flag.
+_ALIASES = {"web_config_file": ("--web.config.file",)}  # the Prometheus exporters' spelling
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags matching the ``SIP_EXPORTER_*`` variables (flags win over the environment)."""
     for name, help_text in _FLAGS:
-        flags = ["--" + name.replace("_", "-")]
-        if name == "web_config_file":
-            flags.append("--web.config.file")  # the Prometheus exporters' spelling
-        parser.add_argument(*flags, dest=name, default=None, help=help_text)
-    for name, help_text in _SWITCHES:
         parser.add_argument(
-            "--" + name.replace("_", "-"),
-            dest=name,
-            action="store_const",
-            const=True,
-            default=None,
-            help=f"{help_text} [SIP_EXPORTER_{name.upper()}]",
+            _option(name), *_ALIASES.get(name, ()), dest=name, default=None, help=help_text
         )
-    for name, help_text in _ON_SWITCHES:
+    # (name, help, default shown): plain switches have no --no- form; the others have one
+    switches = (
+        [(n, h, "") for n, h in _SWITCHES]
+        + [(n, h, "true") for n, h in _ON_SWITCHES]
+        + [(n, h, "false") for n, h in _OFF_SWITCHES]
+    )
+    for name, help_text, default in switches:
+        action: dict[str, Any] = (
+            {"action": argparse.BooleanOptionalAction}
+            if default
+            else {"action": "store_const", "const": True}
+        )
+        env = f"SIP_EXPORTER_{name.upper()}" + (f", {default}" if default else "")
         parser.add_argument(
-            "--" + name.replace("_", "-"),
-            dest=name,
-            action=argparse.BooleanOptionalAction,
-            default=None,
-            help=f"{help_text} [SIP_EXPORTER_{name.upper()}, true]",
+            _option(name), dest=name, default=None, help=f"{help_text} [{env}]", **action
         )
+
+
+def _option(name: str) -> str:
+    return "--" + name.replace("_", "-")

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -157,6 +159,48 @@ def test_handover_builds_sockets_in_order() -> None:
         a.close()
         b.close()
     assert _open_fds(fds) == 0
+
+
+def test_handover_with_media_maps_after_the_rings() -> None:
+    a, b = socket.socketpair()
+    info = {
+        "ncpu": 2,
+        "ring_bytes": 1 << 19,
+        "rings": 2,
+        "page_size": os.sysconf("SC_PAGE_SIZE"),
+        "counters": list(bpfload.COUNTERS),
+        "interfaces": [["lo", 1]],
+        "media": True,
+    }
+    msg, fds = _reply(info, 7)  # program, counters, ports, 2 rings, media_eps, rtp_streams
+    handed = bpfload._handover(msg, [*fds, os.dup(a.fileno())], "")
+    try:
+        assert handed.info.media
+        assert handed.ring_fds == fds[3:5]
+        assert (handed.media_eps_fd, handed.rtp_streams_fd) == tuple(fds[5:7])
+        assert len(handed.sockets) == 1
+    finally:
+        handed.close()
+        a.close()
+        b.close()
+    assert _open_fds(fds) == 0
+    info["interfaces"] = []
+    msg, fds = _reply(info, 5)  # the media maps missing
+    with pytest.raises(CaptureError, match="sent 5 descriptors for 2 rings, the media maps and 0"):
+        bpfload._handover(msg, fds, "")
+    for fd in fds:
+        os.close(fd)
+
+
+def test_media_request_and_counters() -> None:
+    req = LoadRequest([("lo", 1)], [5060], 1 << 20, False, "x.c", True, 16, 32)
+    assert json.loads(json.dumps(asdict(req)))["media_max_streams"] == 32
+    assert bpfload.COUNTERS[8:] == ("rtp_counted", "rtcp_passed", "rtp_streams_full", "not_rtp")
+    # the filter's exported counter indexes are 0 .. len(COUNTERS) - 1, then the private one
+    text = filter_source().read_text()
+    defines = {m[0]: int(m[1]) for m in re.findall(r"#define (C_[A-Z_]+) +(\d+)", text)}
+    assert defines["C_RTP"] == 8 and defines["C_NOT_RTP"] == len(bpfload.COUNTERS) - 1
+    assert defines["C_SINCE_WAKEUP"] == len(bpfload.COUNTERS)
 
 
 @pytest.mark.parametrize(

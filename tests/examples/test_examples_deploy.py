@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +52,12 @@ def test_dockerfile_is_lean_and_unprivileged() -> None:
         assert heavy not in runtime_installs, heavy
     assert "COPY --from=build /opt/venv /opt/venv" in runtime
     # the filter source: pyproject installs it under <prefix>/share/sip-otel/bpf
-    pyproject = (REPO / "pyproject.toml").read_text()
-    assert '"share/sip-otel/bpf" = ["bpf/sip_filter.c", "bpf/sip_record.h"]' in pyproject
+    # with every header it includes (so_media_map.h, so_rtp.h: the filter's media part)
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    shipped = pyproject["tool"]["setuptools"]["data-files"]["share/sip-otel/bpf"]
+    assert sorted(shipped) == sorted(
+        f"bpf/{f.name}" for f in (REPO / "bpf").iterdir() if f.suffix in (".c", ".h")
+    )
     assert "SIP_OTEL_BPF_DIR=/opt/venv/share/sip-otel/bpf" in runtime
     assert "COPY bpf ./bpf" in build
     run_lines = [line for line in text.splitlines() if "docker run" in line or "--cap" in line]

@@ -102,3 +102,19 @@ def test_replay_media_text(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "RTP streams (839 RTP packets to learned endpoints)" in out
     assert "ssrc 0x343da99b PCMU: 425 packets, lost 0 (0.00 %)" in out
+
+
+def test_replay_media_direction(capsys: pytest.CaptureFixture[str]) -> None:
+    """Who receives each stream, against tshark's SIP/SDP dissector: in this capture the INVITE
+    (From tag GR52RWG346-34, no To tag) offers 200.57.7.196:40376 -- the caller's endpoint --
+    and its 200 OK answers 200.57.7.204:8000, the callee's."""
+    path = PCAP.parent / "heplify_rtp_rtcp_sip_ipv4_udp.pcap"
+    if not path.exists():
+        pytest.skip("needs ../shared/pcaps")
+    assert main(["replay", "--format", "json", "--media", str(path)]) == 0
+    streams = json.loads(capsys.readouterr().out)["media"]["streams"]
+    got = {s["dst"]: s["direction"] for s in streams}
+    assert got == {"200.57.7.196:40376": "to_caller", "200.57.7.204:8000": "to_callee"}
+    assert all(s["call_id"] for s in streams)
+    assert main(["replay", "--media", str(path)]) == 0
+    assert "-> 200.57.7.196:40376 (to_caller) ssrc" in capsys.readouterr().out

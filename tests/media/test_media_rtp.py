@@ -1,4 +1,4 @@
-"""The per-packet RTP statistics update (src/sip_otel/_c/so_rtp.h) through its binding.
+"""The per-packet RTP statistics update (bpf/so_rtp.h) through its binding.
 
 Expected values are worked out by hand from RFC 3550: Appendix A.1 (init_seq/update_seq with
 MAX_DROPOUT 3000, MAX_MISORDER 100, MIN_SEQUENTIAL 2: the first packet of a new source only

@@ -21,7 +21,9 @@ import pytest
 from sip_otel import _core
 from sip_otel.capture.bpfsys import bpf_syscall_number
 
-C_DIR = Path(__file__).resolve().parents[2] / "src" / "sip_otel" / "_c"
+ROOT = Path(__file__).resolve().parents[2]
+C_DIR = ROOT / "src" / "sip_otel" / "_c"  # so_rtcp.h
+BPF_DIR = ROOT / "bpf"  # so_rtp.h
 
 PROGRAM = r"""
 #define SO_RTP_BPF 1
@@ -139,7 +141,7 @@ def bpf() -> Any:
         from bcc import BPF
     except Exception as exc:
         pytest.skip(f"bcc not importable: {exc}")
-    b = BPF(text=PROGRAM.encode(), cflags=[f"-I{C_DIR}"])
+    b = BPF(text=PROGRAM.encode(), cflags=[f"-I{C_DIR}", f"-I{BPF_DIR}"])
     yield b
     b.cleanup()
 

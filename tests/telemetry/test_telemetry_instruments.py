@@ -36,7 +36,9 @@ def test_prometheus_names_unique_and_valid() -> None:
         assert not spec.name.endswith("_total"), "the exporter adds _total"
         assert spec.description
         if spec.kind == "histogram":
-            assert spec.unit == "s" and spec.buckets
+            # seconds, or a dimensionless figure (MOS, loss ratio): no unit suffix to add
+            assert spec.unit == "s" or spec.unit == "1" or spec.unit.startswith("{")
+            assert spec.buckets
             assert list(spec.buckets) == sorted(spec.buckets)
 
 
@@ -104,5 +106,15 @@ def test_docs_list_every_instrument_and_span_attribute() -> None:
         "source.port",
         "destination.address",
         "destination.port",
+        "rtp.streams",
+        "rtp.mos",
+        "rtp.loss_pct",
+        "rtp.jitter_ms",
+        "rtp.codec",
+        "rtp.<dir>.mos",
+        "rtp.<dir>.jitter_max_ms",
+        "rtp.<dir>.rtcp_rtt_ms",
+        "rtp.stream.start",
+        "rtp.stream.stop",
     ):
         assert f"`{attr}`" in text, attr

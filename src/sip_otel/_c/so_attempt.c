@@ -23,6 +23,13 @@
  */
 #include "so_dialog.h"
 
+/* The call an attempt/dialog event is about (so_event.call_hash), and when. */
+void so_att_event_call(const so_track *t, so_event *ev, const so_attempt *a, int64_t now) {
+    so_slice cid = so_att_call_id(a);
+    ev->call_hash = so_call_hash(t->cfg.seed, cid.p, cid.n);
+    ev->end_ns = now;
+}
+
 /* ---- tables ------------------------------------------------------------------------------------ */
 
 so_h128 so_pkey(const so_track *t, so_slice call_id, so_slice from_tag) {
@@ -113,77 +120,6 @@ uint8_t so_att_srd_samples(const so_attempt *a, bool has_final, int64_t final_ns
     return n;
 }
 
-void so_record_origin(so_record *r, const so_origin *o) {
-    r->transport = o->transport;
-    r->ip_len = o->ip_len;
-    r->sport = o->sport;
-    r->dport = o->dport;
-    memcpy(r->src, o->src, 16);
-    memcpy(r->dst, o->dst, 16);
-}
-
-/* A dialog record: the attempt's strings and origin, the given To tag and events. */
-int32_t so_dialog_record(so_track *t, const so_attempt *a, so_slice to_tag, int64_t end_ns,
-                         uint8_t outcome, uint16_t status, bool has_srd, int64_t srd_ns,
-                         bool has_sdt, int64_t sdt_ns, const so_revents *events) {
-    int32_t index;
-    so_record *r = so_track_new_record(t, &index);
-    if (!r)
-        return -1;
-    /* without a record part (records switched on after it opened): the dialog keys only */
-    static const so_strings none;
-    const so_strings *s = a->rec ? &a->rec->str : &none;
-    so_slice call_id = so_att_call_id(a), from_tag = so_att_from_tag(a);
-    size_t n = call_id.n + s->from_uri.n + s->to_uri.n + from_tag.n + to_tag.n +
-               s->user_agent.n + s->session_id.n + s->correlation.n;
-    r->blob = (uint8_t *)malloc(n ? n : 1);
-    if (!r->blob) {
-        t->n_records--;
-        so_count_reason(t, SO_R_INTERNAL_NO_MEMORY);
-        return -1;
-    }
-    uint8_t *w = r->blob;
-#define PUT(field, src)                                                                         \
-    do {                                                                                        \
-        r->field.p = w;                                                                         \
-        r->field.n = (src).n;                                                                   \
-        if ((src).n)                                                                            \
-            memcpy(w, (src).p, (src).n);                                                        \
-        w += (src).n;                                                                           \
-    } while (0)
-    PUT(call_id, call_id);
-    PUT(from_uri, s->from_uri);
-    PUT(to_uri, s->to_uri);
-    PUT(from_tag, from_tag);
-    PUT(to_tag, to_tag);
-    PUT(user_agent, s->user_agent);
-    PUT(session_id, s->session_id);
-    PUT(correlation, s->correlation);
-#undef PUT
-    r->registration = false;
-    r->outcome = outcome;
-    r->final_status = status;
-    r->start_ns = a->start_ns;
-    r->end_ns = end_ns;
-    r->has_delay = has_srd;
-    r->delay_ns = srd_ns;
-    r->has_sdt = has_sdt;
-    r->sdt_ns = sdt_ns;
-    if (a->rec)
-        so_record_origin(r, &a->rec->origin);
-    if (events->n) {
-        r->events = (so_revent *)malloc(events->n * sizeof(so_revent));
-        if (r->events) {
-            memcpy(r->events, events->items, events->n * sizeof(so_revent));
-            r->n_events = events->n;
-        }
-    }
-    r->events_dropped = events->dropped;
-    if (!so_track_charge_record(t, r))
-        return -1;
-    return index;
-}
-
 /* End an attempt with an outcome; ``prev`` is its state before the ending input. */
 void so_att_end(so_track *t, uint32_t att, uint8_t prev, int64_t now, uint16_t status,
                 uint8_t outcome, uint8_t timer) {
@@ -202,6 +138,7 @@ void so_att_end(so_track *t, uint32_t att, uint8_t prev, int64_t now, uint16_t s
     a = so_att_at(t, att);
     so_event *ev = so_track_emit(t, SO_EV_ATTEMPT_ENDED);
     if (ev) {
+        so_att_event_call(t, ev, a, now);
         ev->outcome = outcome;
         ev->status = status;
         ev->timer = timer;
@@ -374,6 +311,7 @@ void so_att_response(so_track *t, uint32_t att, const so_msg *m) {
             so_dlg_confirm(t, att, m, dialog_srd);
             so_event *ev = so_track_emit(t, SO_EV_ATTEMPT_ENDED);
             if (ev) {
+                so_att_event_call(t, ev, so_att_at(t, att), now);
                 ev->outcome = SO_OUT_ANSWERED;
                 ev->status = status;
                 ev->n_srd = n;

@@ -14,6 +14,8 @@
  * mid-call) are counted as reasons and otherwise ignored. The table is bounded; the oldest
  * dialog is evicted first (dialogs.full) and ends with outcome "evicted". The same request
  * seen on two hops (same From tag, CSeq and method) counts once per dialog.
+ * Records (want_records): so_dialog_record builds one for a dialog that ended, and for an
+ * attempt that ended without a dialog (so_attempt.c), from the attempt's strings and origin.
  */
 #include "so_dialog.h"
 
@@ -114,8 +116,12 @@ static void end_dialog(so_track *t, uint32_t slot, uint8_t outcome, int64_t now,
     bool completes = outcome == SO_OUT_COMPLETED && !a->completed;
     if (completes)
         a->completed = true;
+    if (a->open_dialogs)
+        a->open_dialogs--;
     so_event *ev = so_track_emit(t, SO_EV_SESSION_ENDED);
     if (ev) {
+        so_att_event_call(t, ev, a, now);
+        ev->last_dialog = a->open_dialogs == 0;
         ev->outcome = outcome;
         ev->has_sdt = has_sdt;
         ev->sdt_ns = sdt;
@@ -186,6 +192,7 @@ void so_dlg_confirm(so_track *t, uint32_t att, const so_msg *m, int64_t srd_ns) 
     so_dialog *d = dlg_at(t, slot);
     a = so_att_at(t, att);
     d->att = att;
+    a->open_dialogs++;
     so_att_incref(t, att);
     so_att_charge_to_dialogs(t, a);
     d->state = SO_DS_CONFIRMED;
@@ -423,4 +430,77 @@ void so_dlg_finish(so_track *t, int64_t now) {
         dlg_step(t, slot, SO_DI_OPEN); /* every live state has the row */
         end_dialog(t, slot, SO_OUT_OPEN, now, false, 0, false);
     }
+}
+
+/* ---- records ------------------------------------------------------------------------------- */
+
+void so_record_origin(so_record *r, const so_origin *o) {
+    r->transport = o->transport;
+    r->ip_len = o->ip_len;
+    r->sport = o->sport;
+    r->dport = o->dport;
+    memcpy(r->src, o->src, 16);
+    memcpy(r->dst, o->dst, 16);
+}
+
+/* A dialog record: the attempt's strings and origin, the given To tag and events. */
+int32_t so_dialog_record(so_track *t, const so_attempt *a, so_slice to_tag, int64_t end_ns,
+                         uint8_t outcome, uint16_t status, bool has_srd, int64_t srd_ns,
+                         bool has_sdt, int64_t sdt_ns, const so_revents *events) {
+    int32_t index;
+    so_record *r = so_track_new_record(t, &index);
+    if (!r)
+        return -1;
+    /* without a record part (records switched on after it opened): the dialog keys only */
+    static const so_strings none;
+    const so_strings *s = a->rec ? &a->rec->str : &none;
+    so_slice call_id = so_att_call_id(a), from_tag = so_att_from_tag(a);
+    size_t n = call_id.n + s->from_uri.n + s->to_uri.n + from_tag.n + to_tag.n +
+               s->user_agent.n + s->session_id.n + s->correlation.n;
+    r->blob = (uint8_t *)malloc(n ? n : 1);
+    if (!r->blob) {
+        t->n_records--;
+        so_count_reason(t, SO_R_INTERNAL_NO_MEMORY);
+        return -1;
+    }
+    uint8_t *w = r->blob;
+#define PUT(field, src)                                                                         \
+    do {                                                                                        \
+        r->field.p = w;                                                                         \
+        r->field.n = (src).n;                                                                   \
+        if ((src).n)                                                                            \
+            memcpy(w, (src).p, (src).n);                                                        \
+        w += (src).n;                                                                           \
+    } while (0)
+    PUT(call_id, call_id);
+    PUT(from_uri, s->from_uri);
+    PUT(to_uri, s->to_uri);
+    PUT(from_tag, from_tag);
+    PUT(to_tag, to_tag);
+    PUT(user_agent, s->user_agent);
+    PUT(session_id, s->session_id);
+    PUT(correlation, s->correlation);
+#undef PUT
+    r->registration = false;
+    r->outcome = outcome;
+    r->final_status = status;
+    r->start_ns = a->start_ns;
+    r->end_ns = end_ns;
+    r->has_delay = has_srd;
+    r->delay_ns = srd_ns;
+    r->has_sdt = has_sdt;
+    r->sdt_ns = sdt_ns;
+    if (a->rec)
+        so_record_origin(r, &a->rec->origin);
+    if (events->n) {
+        r->events = (so_revent *)malloc(events->n * sizeof(so_revent));
+        if (r->events) {
+            memcpy(r->events, events->items, events->n * sizeof(so_revent));
+            r->n_events = events->n;
+        }
+    }
+    r->events_dropped = events->dropped;
+    if (!so_track_charge_record(t, r))
+        return -1;
+    return index;
 }

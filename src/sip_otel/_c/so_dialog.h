@@ -30,12 +30,12 @@ void so_att_note(so_track *t, uint32_t att, const so_msg *m, so_att_input in, ui
 void so_att_timeout(so_track *t, uint32_t att, const so_timeout_ev *ev);
 void so_att_wait_over(so_track *t, const so_dq_item *it);
 void so_att_finish(so_track *t, int64_t now);
+
+/* dialogs */
 int32_t so_dialog_record(so_track *t, const so_attempt *a, so_slice to_tag, int64_t end_ns,
                          uint8_t outcome, uint16_t status, bool has_srd, int64_t srd_ns,
                          bool has_sdt, int64_t sdt_ns, const so_revents *events);
 void so_record_origin(so_record *r, const so_origin *o);
-
-/* dialogs */
 void so_dlg_confirm(so_track *t, uint32_t att, const so_msg *m, int64_t srd_ns);
 
 #endif

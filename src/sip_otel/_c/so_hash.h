@@ -75,4 +75,13 @@ static inline so_h128 so_hasher_final(const so_hasher *h) {
     return r;
 }
 
+/* A Call-ID's 64-bit hash: the key the tracker's events and the media layer share. */
+static inline uint64_t so_call_hash(so_h128 seed, const uint8_t *p, size_t n) {
+    so_hasher h;
+    so_hasher_init(&h, seed);
+    so_hasher_u64(&h, 0x63616c6c2d6964ULL); /* "call-id": its own domain */
+    so_hasher_bytes(&h, p, n);
+    return so_hasher_final(&h).a;
+}
+
 #endif

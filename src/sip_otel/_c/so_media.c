@@ -1,11 +1,16 @@
 /* SPDX-License-Identifier: Apache-2.0
- * Learned media endpoints and RTP stream statistics (so_media.h). */
+ * Learned media endpoints and RTP stream statistics (so_media.h): tables, SDP learning, the
+ * per-packet path (RTP and RTCP). Calls, reports and the kernel side: so_media_call.c. */
 #include "so_media.h"
 
 void so_media_limits_default(so_media_limits *l) {
     l->max_endpoints = 4096;
     l->max_streams = 4096;
+    l->max_calls = 4096;
+    l->max_changes = 0;
     l->idle_timeout_ns = 300 * SO_NS_PER_S;
+    l->linger_ns = 3 * SO_NS_PER_S;
+    l->interval_ns = 60 * SO_NS_PER_S;
 }
 
 static uint32_t pow2_at_least(uint32_t n) {
@@ -25,11 +30,16 @@ so_media *so_media_new(const so_media_limits *lim, so_h128 seed, uint64_t *reaso
     m->reasons = reasons;
     m->evictions = evictions;
     uint32_t ne = pow2_at_least(lim->max_endpoints), ns = pow2_at_least(lim->max_streams);
+    uint32_t nc = pow2_at_least(lim->max_calls);
     m->ep_mask = ne - 1;
     m->st_mask = ns - 1;
+    m->call_mask = nc - 1;
+    m->next_end_ns = INT64_MAX;
+    m->changes_cap = lim->max_changes ? lim->max_changes : 2 * ne + 64;
     m->eps = (so_media_endpoint *)calloc(ne, sizeof(so_media_endpoint));
     m->streams = (so_media_stream *)calloc(ns, sizeof(so_media_stream));
-    if (!m->eps || !m->streams) {
+    m->calls = (so_media_call *)calloc(nc, sizeof(so_media_call));
+    if (!m->eps || !m->streams || !m->calls) {
         so_media_free(m);
         return NULL;
     }
@@ -41,7 +51,16 @@ void so_media_free(so_media *m) {
         return;
     free(m->eps);
     free(m->streams);
+    free(m->calls);
+    free(m->changes);
     free(m);
+}
+
+void so_media_set_sink(so_media *m, so_media_report_fn on_report, so_media_call_end_fn on_end,
+                       void *ctx) {
+    m->on_report = on_report;
+    m->on_call_end = on_end;
+    m->sink_ctx = ctx;
 }
 
 static uint32_t ep_hash(const so_media *m, const uint8_t *addr, uint8_t ip_len, uint16_t port) {
@@ -52,8 +71,8 @@ static uint32_t ep_hash(const so_media *m, const uint8_t *addr, uint8_t ip_len, 
     return (uint32_t)so_hasher_final(&h).a;
 }
 
-static so_media_endpoint *ep_find(so_media *m, const uint8_t *addr, uint8_t ip_len,
-                                  uint16_t port) {
+so_media_endpoint *so_media_ep_find(so_media *m, const uint8_t *addr, uint8_t ip_len,
+                                    uint16_t port) {
     uint32_t h = ep_hash(m, addr, ip_len, port);
     for (uint32_t i = 0; i < SO_MEDIA_PROBE; i++) {
         so_media_endpoint *e = &m->eps[(h + i) & m->ep_mask];
@@ -64,10 +83,10 @@ static so_media_endpoint *ep_find(so_media *m, const uint8_t *addr, uint8_t ip_l
 }
 
 /* A slot for a new entry in the probe window starting at h: an unused one, else the entry idle
- * longest (its eviction counted). Entries are `stride` bytes apart, each starting with its
- * so_media_head. */
-static void *slot_for(so_media *m, uint8_t *base, size_t stride, uint32_t mask, uint32_t h,
-                      int64_t now, so_eviction full, so_eviction timeout) {
+ * longest (its eviction counted; the caller lets go of what it held). Entries are `stride`
+ * bytes apart, each starting with its so_media_head. */
+void *so_media_slot_for(so_media *m, uint8_t *base, size_t stride, uint32_t mask, uint32_t h,
+                        int64_t now, so_eviction full, so_eviction timeout) {
     so_media_head *oldest = NULL;
     for (uint32_t i = 0; i < SO_MEDIA_PROBE; i++) {
         so_media_head *e = (so_media_head *)(base + (size_t)((h + i) & mask) * stride);
@@ -80,15 +99,53 @@ static void *slot_for(so_media *m, uint8_t *base, size_t stride, uint32_t mask, 
     return oldest;
 }
 
-static void learn_one(so_media *m, const so_sdp_media *sm, const so_sdp_addr *a, uint16_t port,
-                      bool rtcp, int64_t now) {
+void so_media_ep_retire(so_media *m, so_media_endpoint *e) {
+    so_media_queue_del(m, e);
+    so_media_call *c = so_media_call_find(m, e->call);
+    if (c && c->n_endpoints)
+        c->n_endpoints--;
+    e->hd.used = 0;
+}
+
+static uint8_t role_of(const so_media *m, const so_media_call *c, const so_msg *msg) {
+    so_slice tag = msg->is_request ? msg->from_tag : msg->to_tag;
+    if (!c->has_caller || tag.n == 0)
+        return SO_MROLE_UNKNOWN;
+    return so_call_hash(m->seed, tag.p, tag.n) == c->caller_tag ? SO_MROLE_CALLER
+                                                                 : SO_MROLE_CALLEE;
+}
+
+static bool same_value(const so_media_endpoint *e, const so_sdp_media *sm, bool rtcp) {
+    if (e->rtcp != rtcp || e->mux != (!rtcp && sm->rtcp_mux) || e->n_pts != sm->n_pts)
+        return false;
+    for (uint8_t i = 0; i < sm->n_pts; i++)
+        if (e->pts[i] != sm->pts[i].pt || e->rates[i] != sm->pts[i].clock_rate)
+            return false;
+    return true;
+}
+
+static void learn_one(so_media *m, so_media_call *c, uint8_t role, const so_sdp_media *sm,
+                      const so_sdp_addr *a, uint16_t port, bool rtcp, int64_t now) {
     uint8_t ip_len = a->family == 4 ? 4 : 16;
-    so_media_endpoint *e = ep_find(m, a->addr, ip_len, port);
-    if (!e) {
+    so_media_endpoint *e = so_media_ep_find(m, a->addr, ip_len, port);
+    bool changed = true;
+    if (e) {
+        changed = !same_value(e, sm, rtcp);
+        if (e->call != c->hash) {
+            so_media_call *old = so_media_call_find(m, e->call);
+            if (old && old->n_endpoints)
+                old->n_endpoints--;
+            c->n_endpoints++;
+        }
+    } else {
         uint32_t h = ep_hash(m, a->addr, ip_len, port);
-        e = (so_media_endpoint *)slot_for(m, (uint8_t *)m->eps, sizeof(*e), m->ep_mask, h, now,
-                                          SO_E_MEDIA_ENDPOINTS_FULL, SO_E_MEDIA_ENDPOINTS_TIMEOUT);
+        e = (so_media_endpoint *)so_media_slot_for(m, (uint8_t *)m->eps, sizeof(*e), m->ep_mask,
+                                                   h, now, SO_E_MEDIA_ENDPOINTS_FULL,
+                                                   SO_E_MEDIA_ENDPOINTS_TIMEOUT);
+        if (e->hd.used)
+            so_media_ep_retire(m, e);
         m->endpoints_learned++;
+        c->n_endpoints++;
     }
     memset(e, 0, sizeof(*e));
     e->hd.used = 1;
@@ -96,6 +153,9 @@ static void learn_one(so_media *m, const so_sdp_media *sm, const so_sdp_addr *a,
     e->ip_len = ip_len;
     e->port = port;
     e->rtcp = rtcp;
+    e->mux = !rtcp && sm->rtcp_mux;
+    e->role = role;
+    e->call = c->hash;
     memcpy(e->addr, a->addr, ip_len);
     e->n_pts = sm->n_pts;
     for (uint8_t i = 0; i < sm->n_pts; i++) {
@@ -103,6 +163,48 @@ static void learn_one(so_media *m, const so_sdp_media *sm, const so_sdp_addr *a,
         e->rates[i] = sm->pts[i].clock_rate;
         memcpy(e->names[i], sm->pts[i].name, SO_SDP_CODEC_NAME);
     }
+    if (changed)
+        so_media_queue_add(m, e);
+}
+
+/* The call of a message with media: found, or made (an evicted call's media ends first). */
+static so_media_call *call_for(so_media *m, const so_msg *msg, uint64_t hash) {
+    so_media_call *c = so_media_call_find(m, hash);
+    if (c)
+        return c;
+    so_media_call *slot = NULL;
+    /* a free slot, else the call whose media ends soonest, else the one idle longest */
+    for (uint32_t i = 0; i < SO_MEDIA_PROBE; i++) {
+        so_media_call *x = &m->calls[(hash + i) & m->call_mask];
+        if (!x->hd.used) {
+            slot = x;
+            break;
+        }
+        if (!slot || (x->end_at && (!slot->end_at || x->end_at < slot->end_at)) ||
+            (!x->end_at && !slot->end_at && x->hd.last_ns < slot->hd.last_ns))
+            slot = x;
+    }
+    if (slot->hd.used) {
+        bool idle = so_expired(slot->hd.last_ns, msg->ts_ns, m->lim.idle_timeout_ns);
+        m->evictions[idle ? SO_E_MEDIA_CALLS_TIMEOUT : SO_E_MEDIA_CALLS_FULL]++;
+        so_media_call_end(m, slot, msg->ts_ns);
+    }
+    memset(slot, 0, offsetof(so_media_call, id));
+    slot->hd.used = 1;
+    slot->hd.last_ns = msg->ts_ns;
+    slot->hash = hash;
+    size_t n = msg->call_id.n;
+    slot->id_truncated = n > SO_MEDIA_CALL_ID_MAX;
+    slot->id_len = (uint16_t)(n > SO_MEDIA_CALL_ID_MAX ? SO_MEDIA_CALL_ID_MAX : n);
+    if (slot->id_len)
+        memcpy(slot->id, msg->call_id.p, slot->id_len);
+    /* a response to an INVITE of a call not seen before: its From is the caller (the first
+     * SDP of a late-offer call is in the 2xx of the initial INVITE) */
+    if (!msg->is_request && msg->cseq_method == SO_M_INVITE && msg->from_tag.n) {
+        slot->caller_tag = so_call_hash(m->seed, msg->from_tag.p, msg->from_tag.n);
+        slot->has_caller = 1;
+    }
+    return slot;
 }
 
 void so_media_learn(so_media *m, const so_msg *msg) {
@@ -117,67 +219,100 @@ void so_media_learn(so_media *m, const so_msg *msg) {
     const so_slice ct = msg->content_type_value;
     if (so_sdp_from_body(ct.p, ct.n, msg->body.p, msg->body.n, &m->sdp, m->reasons) != 1)
         return;
+    if (msg->ts_ns > m->now_ns)
+        m->now_ns = msg->ts_ns;
+    so_media_call *c = NULL;
+    uint8_t role = SO_MROLE_UNKNOWN;
     for (uint8_t i = 0; i < m->sdp.n_media; i++) {
         const so_sdp_media *sm = &m->sdp.media[i];
         if (!sm->rtp || sm->port == 0 || sm->conn.family == 0)
             continue;
-        learn_one(m, sm, &sm->conn, sm->port, false, msg->ts_ns);
+        if (!c) {
+            c = call_for(m, msg, so_call_hash(m->seed, msg->call_id.p, msg->call_id.n));
+            c->hd.last_ns = msg->ts_ns;
+            if (msg->is_request && msg->method == SO_M_INVITE && msg->to_tag.n == 0 &&
+                msg->from_tag.n) { /* the initial INVITE: its From is the caller */
+                c->caller_tag = so_call_hash(m->seed, msg->from_tag.p, msg->from_tag.n);
+                c->has_caller = 1;
+            }
+            role = role_of(m, c, msg);
+        }
+        learn_one(m, c, role, sm, &sm->conn, sm->port, false, msg->ts_ns);
         if (!sm->rtcp_mux && sm->rtcp_port && sm->rtcp_addr.family)
-            learn_one(m, sm, &sm->rtcp_addr, sm->rtcp_port, true, msg->ts_ns);
+            learn_one(m, c, role, sm, &sm->rtcp_addr, sm->rtcp_port, true, msg->ts_ns);
     }
 }
 
-static so_media_stream *stream_for(so_media *m, const so_payload *pl, uint32_t ssrc,
-                                   const so_media_endpoint *ep, uint8_t pt) {
+so_media_stream *so_media_stream_for(so_media *m, const uint8_t *src, const uint8_t *dst,
+                                     uint8_t ip_len, uint16_t sport, uint16_t dport,
+                                     uint32_t ssrc, const so_media_endpoint *ep, uint8_t pt,
+                                     int64_t now) {
     so_hasher h;
     so_hasher_init(&h, m->seed);
-    so_hasher_bytes(&h, pl->src, pl->ip_len);
-    so_hasher_bytes(&h, pl->dst, pl->ip_len);
-    so_hasher_u64(&h, ((uint64_t)pl->sport << 48) | ((uint64_t)pl->dport << 32) | ssrc);
+    so_hasher_bytes(&h, src, ip_len);
+    so_hasher_bytes(&h, dst, ip_len);
+    so_hasher_u64(&h, ((uint64_t)sport << 48) | ((uint64_t)dport << 32) | ssrc);
     uint32_t hv = (uint32_t)so_hasher_final(&h).a;
     for (uint32_t i = 0; i < SO_MEDIA_PROBE; i++) {
         so_media_stream *s = &m->streams[(hv + i) & m->st_mask];
-        if (s->hd.used && s->ssrc == ssrc && s->sport == pl->sport && s->dport == pl->dport &&
-            s->ip_len == pl->ip_len && !memcmp(s->src, pl->src, pl->ip_len) &&
-            !memcmp(s->dst, pl->dst, pl->ip_len))
+        if (s->hd.used && s->ssrc == ssrc && s->sport == sport && s->dport == dport &&
+            s->ip_len == ip_len && !memcmp(s->src, src, ip_len) && !memcmp(s->dst, dst, ip_len))
             return s;
     }
-    so_media_stream *s = (so_media_stream *)slot_for(m, (uint8_t *)m->streams, sizeof(*s),
-                                                     m->st_mask, hv, pl->ts_ns,
-                                                     SO_E_RTP_STREAMS_FULL,
-                                                     SO_E_RTP_STREAMS_TIMEOUT);
+    so_media_stream *s = (so_media_stream *)so_media_slot_for(
+        m, (uint8_t *)m->streams, sizeof(*s), m->st_mask, hv, now, SO_E_RTP_STREAMS_FULL,
+        SO_E_RTP_STREAMS_TIMEOUT);
+    if (s->hd.used)
+        so_media_report_stream(m, s, true, now); /* evicted: its final report */
     memset(s, 0, sizeof(*s));
     s->hd.used = 1;
+    s->hd.last_ns = now;
+    s->reported_ns = now;
     s->rtt_ns = -1;
-    s->ip_len = pl->ip_len;
-    s->sport = pl->sport;
-    s->dport = pl->dport;
+    s->ip_len = ip_len;
+    s->sport = sport;
+    s->dport = dport;
     s->ssrc = ssrc;
-    memcpy(s->src, pl->src, pl->ip_len);
-    memcpy(s->dst, pl->dst, pl->ip_len);
+    s->call = ep->call;
+    s->dir = ep->role == SO_MROLE_CALLER   ? SO_MDIR_TO_CALLER
+             : ep->role == SO_MROLE_CALLEE ? SO_MDIR_TO_CALLEE
+                                           : SO_MDIR_UNKNOWN;
+    memcpy(s->src, src, ip_len);
+    memcpy(s->dst, dst, ip_len);
     for (uint8_t i = 0; i < ep->n_pts; i++) {
         if (ep->pts[i] == pt) {
             memcpy(s->codec, ep->names[i], SO_SDP_CODEC_NAME);
+            s->clock_rate = ep->rates[i];
             break;
         }
     }
     return s;
 }
 
-/* An RTCP compound packet: each report block goes to the stream with its SSRC (a scan of the
- * stream table: RTCP is one compound packet per stream every few seconds). */
+/* An RTCP compound packet: each report block (and XR VoIP metrics block) goes to the stream
+ * with its SSRC (a scan of the stream table: RTCP is one compound packet per stream every few
+ * seconds). */
 static void rtcp(so_media *m, const so_payload *pl) {
     m->rtcp_packets++;
-    int r = so_rtcp_parse(pl->data, pl->len, &m->rtcp);
+    struct so_rtcp_report *rep = &m->rtcp;
+    int r = so_rtcp_parse(pl->data, pl->len, rep);
     if (r == SO_RTCP_E_TRUNCATED || r == SO_RTCP_E_VERSION || r == SO_RTCP_E_BAD_LENGTH) {
         m->reasons[r == SO_RTCP_E_TRUNCATED ? SO_R_RTCP_TRUNCATED
                    : r == SO_RTCP_E_VERSION ? SO_R_RTCP_BAD_VERSION
                                             : SO_R_RTCP_BAD_LENGTH]++;
         return;
     }
-    if (r != SO_RTCP_OK)
-        return; /* no SR/RR (an SDES or BYE alone): nothing to take */
-    const struct so_rtcp_report *rep = &m->rtcp;
+    if (r != SO_RTCP_OK) {
+        rep->n_blocks = 0; /* no SR/RR (an SDES, BYE or XR alone): XR blocks only */
+        rep->type = 0;
+    }
+    so_media_rtcp_apply(m, rep, pl->ts_ns);
+}
+
+void so_media_rtcp_apply(so_media *m, const struct so_rtcp_report *rep, int64_t now) {
+    if (!rep->n_blocks && !rep->n_xr && rep->type != SO_RTCP_SR)
+        return;
+    uint8_t n_xr = rep->n_xr < SO_RTCP_MAX_XR ? rep->n_xr : SO_RTCP_MAX_XR;
     for (uint32_t i = 0; i <= m->st_mask; i++) {
         so_media_stream *s = &m->streams[i];
         if (!s->hd.used)
@@ -185,7 +320,7 @@ static void rtcp(so_media *m, const so_payload *pl) {
         if (rep->type == SO_RTCP_SR && s->ssrc == rep->sender_ssrc) {
             /* the SR's NTP middle 32 bits: what the receivers will echo as LSR */
             s->sr_mid32 = ((rep->ntp_msw & 0xffffu) << 16) | (rep->ntp_lsw >> 16);
-            s->sr_seen_ns = pl->ts_ns;
+            s->sr_seen_ns = now;
         }
         for (uint8_t b = 0; b < rep->n_blocks; b++) {
             const struct so_rtcp_block *blk = &rep->blocks[b];
@@ -198,15 +333,21 @@ static void rtcp(so_media *m, const so_payload *pl) {
             if (blk->lsr && s->sr_seen_ns && blk->lsr == s->sr_mid32) {
                 /* DLSR in 1/65536 s to ns: < 2^32 * 1e9 / 2^16, no overflow */
                 int64_t dlsr_ns = (int64_t)(((uint64_t)blk->dlsr * 1000000000ull) >> 16);
-                int64_t rtt = so_sat_sub(so_sat_sub(pl->ts_ns, s->sr_seen_ns), dlsr_ns);
+                int64_t rtt = so_sat_sub(so_sat_sub(now, s->sr_seen_ns), dlsr_ns);
                 s->rtt_ns = rtt >= 0 ? rtt : -1;
+            }
+        }
+        for (uint8_t x = 0; x < n_xr; x++) {
+            if (rep->xr[x].ssrc == s->ssrc) {
+                s->xr = rep->xr[x];
+                s->has_xr = 1;
             }
         }
     }
 }
 
 bool so_media_udp(so_media *m, const so_payload *pl) {
-    so_media_endpoint *ep = ep_find(m, pl->dst, pl->ip_len, pl->dport);
+    so_media_endpoint *ep = so_media_ep_find(m, pl->dst, pl->ip_len, pl->dport);
     if (!ep)
         return false;
     ep->hd.last_ns = pl->ts_ns;
@@ -231,7 +372,8 @@ bool so_media_udp(so_media *m, const so_payload *pl) {
             break;
         }
     }
-    so_media_stream *s = stream_for(m, pl, h.ssrc, ep, h.pt);
+    so_media_stream *s = so_media_stream_for(m, pl->src, pl->dst, pl->ip_len, pl->sport,
+                                             pl->dport, h.ssrc, ep, h.pt, pl->ts_ns);
     s->hd.last_ns = pl->ts_ns;
     m->rtp_packets++;
     so_rtp_update(&s->st, h.seq, h.ts, h.pt, pl->len, (uint64_t)pl->ts_ns, rate);

@@ -212,14 +212,18 @@ static void close_slot(so_tcp_table *t, uint32_t slot, bool count) {
     so_pool_release(&t->flows, slot);
 }
 
-/* The memory budget's hook: the least recently used flow goes (``tcp_flows.memory``). */
-static bool mem_evict(void *ctx, int table) {
-    so_tcp_table *t = (so_tcp_table *)ctx;
+/* Close the least recently used flow, counted as ``why``; false if there is none. */
+static bool evict_lru(so_tcp_table *t, so_eviction why) {
     if (t->flows.head == SO_NIL)
         return false;
     close_slot(t, t->flows.head, false);
-    t->evictions[SO_E_TCP_FLOWS_MEMORY]++;
+    t->evictions[why]++;
     return true;
+}
+
+/* The memory budget's hook: the least recently used flow goes (``tcp_flows.memory``). */
+static bool mem_evict(void *ctx, int table) {
+    return evict_lru((so_tcp_table *)ctx, SO_E_TCP_FLOWS_MEMORY);
 }
 
 void so_tcp_free(so_tcp_table *t) {
@@ -246,10 +250,8 @@ uint32_t so_tcp_get(const so_tcp_table *t, const so_flow_key *key) {
 }
 
 uint32_t so_tcp_open(so_tcp_table *t, const so_flow_key *key, int64_t ts_ns, so_framer_kind kind) {
-    if (t->flows.count >= t->limits->max_tcp_flows && t->flows.head != SO_NIL) {
-        close_slot(t, t->flows.head, false);
-        t->evictions[SO_E_TCP_FLOWS_FULL]++;
-    }
+    if (t->flows.count >= t->limits->max_tcp_flows)
+        evict_lru(t, SO_E_TCP_FLOWS_FULL);
     so_h128 k = key_hash(t, key);
     uint32_t slot = so_pool_alloc(&t->flows);
     if (slot == SO_NIL) {
@@ -300,8 +302,7 @@ void so_tcp_expire(so_tcp_table *t, int64_t now_ns) {
     while (t->flows.head != SO_NIL) {
         if (!so_expired(FLOW(t, t->flows.head)->last_ts, now_ns, t->limits->tcp_idle_timeout_ns))
             break;
-        close_slot(t, t->flows.head, false);
-        t->evictions[SO_E_TCP_FLOWS_TIMEOUT]++;
+        evict_lru(t, SO_E_TCP_FLOWS_TIMEOUT);
     }
 }
 

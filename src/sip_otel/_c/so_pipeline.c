@@ -3,13 +3,29 @@
  */
 #include "so_pipeline.h"
 
+/* A call's media ends after its dialog record (so_media_call.c): a failed attempt's, or the
+ * last open dialog's of its attempt; a confirmed dialog keeps it going. */
+static void media_event(so_media *m, const so_event *ev) {
+    if (ev->kind == SO_EV_ATTEMPT_ENDED) {
+        if (ev->outcome == SO_OUT_ANSWERED)
+            so_media_call_confirmed(m, ev->call_hash);
+        else
+            so_media_call_ended(m, ev->call_hash, ev->end_ns);
+    } else if (ev->kind == SO_EV_SESSION_ENDED && ev->last_dialog) {
+        so_media_call_ended(m, ev->call_hash, ev->end_ns);
+    }
+}
+
 /* The tracker's events are folded into the counters as soon as a call returns; records stay
  * for the binding (spans). */
 static void fold(so_pipeline *p) {
     size_t n;
     const so_event *ev = so_track_events(p->track, &n);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         so_stats_event(&p->stats, &ev[i]);
+        if (p->media)
+            media_event(p->media, &ev[i]);
+    }
     so_track_clear_events(p->track);
 }
 
@@ -85,6 +101,8 @@ static void run_timers(so_pipeline *p, int64_t now) {
     so_net_handle_timer(p->net, now);
     so_track_timer(p->track, now);
     fold(p);
+    if (p->media)
+        so_media_timer(p->media, now);
 }
 
 /* The budget is enforced when the outermost call returns (so_mem_leave): no table entry is in
@@ -137,4 +155,6 @@ void so_pipeline_finish(so_pipeline *p, int64_t now) {
     run_timers(p, now);
     so_track_finish(p->track, now);
     leave(p); /* folds */
+    if (p->media)
+        so_media_finish(p->media, now); /* after the records' ends were folded */
 }

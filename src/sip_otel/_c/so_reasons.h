@@ -145,7 +145,11 @@
     X(MEDIA_ENDPOINTS_FULL, "media_endpoints.full")                                            \
     X(MEDIA_ENDPOINTS_TIMEOUT, "media_endpoints.timeout")                                      \
     X(RTP_STREAMS_FULL, "rtp_streams.full")                                                    \
-    X(RTP_STREAMS_TIMEOUT, "rtp_streams.timeout")
+    X(RTP_STREAMS_TIMEOUT, "rtp_streams.timeout")                                            \
+    X(MEDIA_CALLS_FULL, "media_calls.full")                                                    \
+    X(MEDIA_CALLS_TIMEOUT, "media_calls.timeout")                                              \
+    X(MEDIA_CHANGES_FULL, "media_changes.full")                                                \
+    X(MEDIA_RECORDS_FULL, "media_records.full")
 
 #define SO_X_ENUM(id, slug) SO_R_##id,
 typedef enum so_reason { SO_REASON_LIST(SO_X_ENUM) SO_N_REASONS } so_reason;

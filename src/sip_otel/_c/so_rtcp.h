@@ -9,6 +9,11 @@
  * A compound packet (RFC 3550 6.1) is a sequence of RTCP packets, the first an SR or RR. The
  * parser walks at most SO_RTCP_MAX_PACKETS of them, keeps the first SR or RR, and from it at
  * most SO_RTCP_MAX_BLOCKS report blocks (the header's count says how many there were).
+ *
+ * RTCP XR (RFC 3611, packet type 207) may be anywhere in the compound packet, and a compound
+ * packet may hold XR and no SR/RR (some senders do; RFC 5506 reduced-size RTCP allows it): the
+ * VoIP Metrics blocks (block type 7, section 4.7) of every XR packet are kept, at most
+ * SO_RTCP_MAX_XR, whatever the result about SR/RR -- see so_rtcp_parse.
  */
 #ifndef SO_RTCP_H
 #define SO_RTCP_H
@@ -28,8 +33,11 @@ enum so_rtcp_result {
     SO_RTCP_OK = 0,
     SO_RTCP_E_TRUNCATED = 1, /* shorter than a header, or a length field past the end */
     SO_RTCP_E_VERSION = 2,   /* version != 2 */
-    SO_RTCP_E_BAD_LENGTH = 3, /* an SR/RR whose length cannot hold its report count */
-    SO_RTCP_E_NO_REPORT = 4, /* well-formed, but no SR or RR in the first packets */
+    SO_RTCP_E_BAD_LENGTH = 3, /* an SR/RR whose length cannot hold its report count; an XR
+                                * packet without its SSRC, with bad padding, a report block
+                                * past its end, or a VoIP Metrics block whose length is not 8 */
+    SO_RTCP_E_NO_REPORT = 4, /* well-formed, but no SR or RR in the first packets (n_xr and
+                                xr[] are still filled from the XR packets there) */
 };
 
 struct so_rtcp_block { /* one report block (RFC 3550 6.4.1) */
@@ -45,18 +53,32 @@ struct so_rtcp_block { /* one report block (RFC 3550 6.4.1) */
 
 /* RTCP XR VoIP Metrics report block (RFC 3611 section 4.7, block type 7): what an end system
  * says about the stream with `ssrc`. Values as on the wire (127 / 0 for "unavailable" as the
- * RFC defines per field); the parser fills them, the media code keeps the last one per stream. */
+ * RFC defines per field); the parser fills them, the media code keeps the last one per stream.
+ *
+ *   0               1               2               3
+ *  |     BT=7      |   reserved    |       block length = 8        |
+ *  |                        SSRC of source                         |
+ *  |   loss rate   | discard rate  | burst density |  gap density  |
+ *  |       burst duration          |         gap duration          |
+ *  |     round trip delay          |       end system delay        |
+ *  | signal level  |  noise level  |     RERL      |     Gmin      |
+ *  |   R factor    | ext. R factor |    MOS-LQ     |    MOS-CQ     |
+ *  |   RX config   |   reserved    |          JB nominal           |
+ *  |          JB maximum           |          JB abs max           | */
 #define SO_RTCP_XR 207
 #define SO_RTCP_MAX_XR 4
+#define SO_RTCP_XR_VOIP 7          /* block type */
+#define SO_RTCP_XR_VOIP_WORDS 8    /* its block length field: 9 words with the block header */
+#define SO_RTCP_MAX_XR_BLOCKS 16   /* report blocks walked per XR packet (the rest unread) */
 struct so_rtcp_xr_voip {
     so_u32 ssrc;
     so_u8 loss_rate, discard_rate, burst_density, gap_density; /* /256 */
     so_u16 burst_duration, gap_duration;                     /* ms */
     so_u16 round_trip_delay, end_system_delay;                /* ms */
-    so_u8 signal_level, noise_level, rerl, gmin;              /* dBm/dB as signed, raw */
-    so_u8 r_factor, ext_r_factor, mos_lq, mos_cq;             /* R 0-100 (127 n/a); MOS x10 */
-    so_u8 rx_config, pad0;
-    so_u16 jb_nominal, jb_maximum, jb_abs_max;                /* ms */
+    so_u8 signal_level, noise_level, rerl, gmin; /* signal, noise: dBm signed (127 n/a); raw */
+    so_u8 r_factor, ext_r_factor, mos_lq, mos_cq; /* R 0-100 (127 n/a); MOS x10 (127 n/a) */
+    so_u8 rx_config, pad0;                       /* PLC (2 bits), JBA (2), JB rate (4) */
+    so_u16 jb_nominal, jb_maximum, jb_abs_max;   /* ms */
     so_u8 pad1[2];
 };
 
@@ -78,11 +100,70 @@ SO_RTP_INLINE so_u32 so_rtcp_be32(const so_u8 *p) {
     return ((so_u32)p[0] << 24) | ((so_u32)p[1] << 16) | ((so_u32)p[2] << 8) | p[3];
 }
 
-/* Parse one compound RTCP packet (the UDP payload). The first SR or RR gives the type and
- * sender; the report blocks of every SR/RR in it are kept in order (a sender with more sources
- * than one packet holds, or an SR followed by an RR, RFC 3550 6.1), at most SO_RTCP_MAX_BLOCKS;
- * `rc` counts all of them. Returns an so_rtcp_result. */
-SO_RTP_INLINE int so_rtcp_parse(const so_u8 *p, so_u32 len, struct so_rtcp_report *r) {
+SO_RTP_INLINE so_u16 so_rtcp_be16(const so_u8 *p) {
+    return (so_u16)(((so_u16)p[0] << 8) | p[1]);
+}
+
+/* One XR packet (RFC 3611 section 2) of `size` bytes at `h`: walk its report blocks (BT,
+ * type-specific byte, block length in 32-bit words minus one), skip the types not kept and
+ * store VoIP Metrics blocks while there is room. Returns an so_rtcp_result. */
+SO_RTP_INLINE int so_rtcp_xr(const so_u8 *h, so_u32 size, struct so_rtcp_report *r) {
+    so_u32 end = size;
+    if (size < 8) /* header + SSRC of the packet's sender */
+        return SO_RTCP_E_BAD_LENGTH;
+    if (h[0] & 0x20) { /* padding: its last octet counts the padding octets, itself included */
+        so_u32 pad = h[size - 1];
+        if (pad == 0 || pad > size - 8)
+            return SO_RTCP_E_BAD_LENGTH;
+        end = size - pad;
+    }
+    so_u32 off = 8;
+    for (int k = 0; k < SO_RTCP_MAX_XR_BLOCKS; k++) {
+        if (off + 4 > end)
+            break;
+        const so_u8 *b = h + off;
+        so_u32 words = so_rtcp_be16(b + 2);
+        so_u32 bsize = (words + 1) * 4;
+        if (bsize > end - off)
+            return SO_RTCP_E_BAD_LENGTH;
+        if (b[0] == SO_RTCP_XR_VOIP) {
+            if (words != SO_RTCP_XR_VOIP_WORDS)
+                return SO_RTCP_E_BAD_LENGTH;
+            if (r->n_xr < SO_RTCP_MAX_XR) {
+                struct so_rtcp_xr_voip *v = &r->xr[r->n_xr];
+                v->ssrc = so_rtcp_be32(b + 4);
+                v->loss_rate = b[8];
+                v->discard_rate = b[9];
+                v->burst_density = b[10];
+                v->gap_density = b[11];
+                v->burst_duration = so_rtcp_be16(b + 12);
+                v->gap_duration = so_rtcp_be16(b + 14);
+                v->round_trip_delay = so_rtcp_be16(b + 16);
+                v->end_system_delay = so_rtcp_be16(b + 18);
+                v->signal_level = b[20];
+                v->noise_level = b[21];
+                v->rerl = b[22];
+                v->gmin = b[23];
+                v->r_factor = b[24];
+                v->ext_r_factor = b[25];
+                v->mos_lq = b[26];
+                v->mos_cq = b[27];
+                v->rx_config = b[28];
+                v->pad0 = 0;
+                v->jb_nominal = so_rtcp_be16(b + 30);
+                v->jb_maximum = so_rtcp_be16(b + 32);
+                v->jb_abs_max = so_rtcp_be16(b + 34);
+                v->pad1[0] = v->pad1[1] = 0;
+                r->n_xr++;
+            }
+        }
+        off += bsize;
+    }
+    return SO_RTCP_OK;
+}
+
+/* so_rtcp_parse without clearing n_xr on an error. */
+SO_RTP_INLINE int so_rtcp_walk(const so_u8 *p, so_u32 len, struct so_rtcp_report *r) {
     so_u32 off = 0;
     so_u32 total = 0;
     r->n_packets = 0;
@@ -135,11 +216,31 @@ SO_RTP_INLINE int so_rtcp_parse(const so_u8 *p, so_u32 len, struct so_rtcp_repor
                 blk->dlsr = so_rtcp_be32(b + 20);
                 r->n_blocks++;
             }
+        } else if (pt == SO_RTCP_XR) {
+            int e = so_rtcp_xr(h, size, r);
+            if (e != SO_RTCP_OK)
+                return e;
         }
         off += size;
     }
     r->rc = (so_u8)(total > 255 ? 255 : total);
     return r->type ? SO_RTCP_OK : SO_RTCP_E_NO_REPORT;
+}
+
+/* Parse one compound RTCP packet (the UDP payload). The first SR or RR gives the type and
+ * sender; the report blocks of every SR/RR in it are kept in order (a sender with more sources
+ * than one packet holds, or an SR followed by an RR, RFC 3550 6.1), at most SO_RTCP_MAX_BLOCKS;
+ * `rc` counts all of them. Returns an so_rtcp_result.
+ * XR: the VoIP Metrics blocks of every XR packet walked are in xr[0..n_xr), in order. The
+ * result is about SR/RR, so callers that only want those test for SO_RTCP_OK as before: a
+ * compound packet with XR and no SR/RR returns SO_RTCP_E_NO_REPORT (type 0) with n_xr set.
+ * Callers that want XR read n_xr when the result is SO_RTCP_OK or SO_RTCP_E_NO_REPORT (on the
+ * other results it is 0: a malformed compound packet gives nothing). */
+SO_RTP_INLINE int so_rtcp_parse(const so_u8 *p, so_u32 len, struct so_rtcp_report *r) {
+    int res = so_rtcp_walk(p, len, r);
+    if (res != SO_RTCP_OK && res != SO_RTCP_E_NO_REPORT)
+        r->n_xr = 0;
+    return res;
 }
 
 /* Middle 32 bits of the NTP timestamp (16.16 fixed point seconds) of a Unix time in ns: the

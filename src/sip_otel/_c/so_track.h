@@ -118,6 +118,12 @@ typedef struct so_event {
     bool sdd_ok, completes, has_sdt, has_sdd, has_rrd;
     uint16_t status;     /* retransmission status / final status */
     uint8_t n_srd;
+    /* attempt ended / forked / session ended: the call (so_call_hash of its Call-ID with the
+     * tracker's seed), when it ended, and (session ended) whether it was the last confirmed
+     * dialog of its attempt still open -- the media layer ends a call's media after it */
+    bool last_dialog;
+    uint64_t call_hash;
+    int64_t end_ns;
     int64_t ts_ns;       /* timeout: when the timer fired */
     int64_t srd_ns[SO_MAX_SRD_SAMPLES]; /* attempt ended; forked: srd_ns[0] */
     int64_t sdt_ns, sdd_ns, rrd_ns;

@@ -181,6 +181,7 @@ typedef struct so_attempt {
     int64_t se; /* Session-Expires of the INVITE (-1: none) */
     so_ref txn; /* first hop's transaction: only its timer ends the attempt */
     uint32_t n_early;
+    uint32_t open_dialogs; /* confirmed dialogs of it still in the table (media end) */
     uint32_t from_tag_len; /* of ``keys`` */
     so_early early_inl[2];
     so_early *early_heap; /* n_early > 2 */
@@ -345,6 +346,7 @@ void so_track_hits_get(const so_track *t, so_track_hits *out);
 /* ---- shared helpers ------------------------------------------------------------------------ */
 
 so_event *so_track_emit(so_track *t, so_event_kind kind);
+void so_att_event_call(const so_track *t, so_event *ev, const so_attempt *a, int64_t now);
 so_record *so_track_new_record(so_track *t, int32_t *index);
 so_h128 so_key(const so_track *t, uint64_t domain, const so_slice *parts, size_t n, const int64_t *nums,
                size_t m);

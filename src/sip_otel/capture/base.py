@@ -28,6 +28,8 @@ __all__ = [
     "Capture",
     "CaptureError",
     "Interface",
+    "MediaCapture",
+    "media_capture",
     "open_packet_socket",
     "permission_error",
     "realtime_offset_ns",
@@ -108,6 +110,36 @@ class Capture(Protocol):
     def close(self) -> None:
         """Detach and close everything (idempotent)."""
         ...
+
+
+class MediaCapture(Protocol):
+    """A capture whose kernel filter keeps RTP statistics (eBPF with media; docs/media.md,
+    "Live path"). AF_PACKET has none: RTP statistics need the eBPF filter."""
+
+    offset_ns: int  # realtime - monotonic: kernel (bpf_ktime_get_ns) times -> packet time
+
+    def media_apply(self, changes: list[tuple[bytes, bytes]]) -> None:
+        """Write endpoint changes ((packed key, packed value); value b"" deletes)."""
+        ...
+
+    def media_read(self) -> tuple[bytes, bytes]:
+        """Every RTP stream: (packed keys, packed statistics)."""
+        ...
+
+    def media_delete(self, keys: bytes) -> None:
+        """Delete these streams (packed keys)."""
+        ...
+
+    def media_drops(self) -> dict[str, int]:
+        """Media lost for want of room in the kernel maps, by eviction slug."""
+        ...
+
+
+def media_capture(capture: object) -> MediaCapture | None:
+    """``capture`` as a :class:`MediaCapture` when it was opened with media, else None."""
+    if getattr(capture, "media", False) is True:
+        return capture  # type: ignore[return-value]
+    return None
 
 
 class Interface(NamedTuple):

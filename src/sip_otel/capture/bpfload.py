@@ -7,9 +7,9 @@ socketpair, and the exchange is two messages:
 
 1. agent -> child: a :class:`LoadRequest` as JSON (interfaces, ports, ring size, source file);
 2. child -> agent: a :class:`Loaded` as JSON with the descriptors attached (``SCM_RIGHTS``), in
-   the order of :data:`FD_ORDER`, then one ring buffer per ring (one per possible CPU), then one
-   attached ``AF_PACKET`` socket per interface -- or ``{"error": ..., "permission": ...}`` and
-   no descriptors.
+   the order of :data:`FD_ORDER`, then one ring buffer per ring (one per possible CPU), then
+   with media the maps of :data:`MEDIA_FD_ORDER`, then one attached ``AF_PACKET`` socket per
+   interface -- or ``{"error": ..., "permission": ...}`` and no descriptors.
 
 Rings: the filter writes to its CPU's own ring buffer (an array of ring maps indexed by CPU), so
 producers on different CPUs never share a ring's lock (docs/capture.md, "Loss-free ring").
@@ -59,6 +59,7 @@ __all__ = [
     "COUNTERS",
     "FD_ORDER",
     "LOAD_TIMEOUT_S",
+    "MEDIA_FD_ORDER",
     "MIN_RING_BYTES",
     "Handover",
     "LoadRequest",
@@ -79,9 +80,15 @@ COUNTERS = (
     "ring_retry",
     "ring_fail_attempts",
     "ring_fail_ns",
+    "rtp_counted",  # media: RTP packets counted into rtp_streams in the kernel (not copied)
+    "rtcp_passed",  # media: RTCP packets to learned endpoints copied to the ring
+    "rtp_streams_full",  # media: RTP packets whose stream found no room: statistics lost
+    "not_rtp",  # media: packets to a learned RTP endpoint that are not RTP (dropped)
 )
-# Descriptors in the reply, in this order, then the rings, then one socket per interface.
+# Descriptors in the reply, in this order, then the rings, then (media) the media maps, then one
+# socket per interface.
 FD_ORDER = ("prog", "counters", "ports")
+MEDIA_FD_ORDER = ("media_eps", "rtp_streams")
 # Smallest ring: two records of the largest packet.
 MIN_RING_BYTES = 1 << 17
 # Compiling takes 1-3 s on an idle machine and several times that on a busy one; anything past
@@ -101,6 +108,9 @@ class LoadRequest:
     ring_bytes: int
     all_ports: bool
     source: str
+    media: bool = False  # -DMEDIA: RTP statistics in the kernel (docs/media.md, "Live path")
+    media_max_endpoints: int = 4096  # entries of media_eps
+    media_max_streams: int = 8192  # entries of rtp_streams
 
 
 @dataclass(frozen=True)
@@ -113,6 +123,7 @@ class Loaded:
     page_size: int
     counters: list[str]  # counter map index -> name
     interfaces: list[tuple[str, int]]  # the sockets after the maps, in this order
+    media: bool = False  # the media maps (MEDIA_FD_ORDER) follow the rings
 
 
 @dataclass
@@ -126,6 +137,8 @@ class Handover:
     ring_fds: list[int]
     sockets: list[socket.socket]
     stderr: str  # what the child printed (bcc warnings)
+    media_eps_fd: int = -1  # media only (else -1)
+    rtp_streams_fd: int = -1
 
     def close(self) -> None:
         for sock in self.sockets:
@@ -134,7 +147,7 @@ class Handover:
         for fd in self.ring_fds:
             os.close(fd)
         self.ring_fds.clear()
-        for name in ("prog_fd", "counters_fd", "ports_fd"):
+        for name in ("prog_fd", "counters_fd", "ports_fd", "media_eps_fd", "rtp_streams_fd"):
             fd = getattr(self, name)
             if fd >= 0:
                 os.close(fd)
@@ -195,7 +208,8 @@ def load_filter(request: LoadRequest, timeout: float | None = None) -> Handover:
         theirs.close()  # the child holds it now: EOF on ours when the child dies
         try:
             ours.sendall(json.dumps(asdict(request)).encode())
-            reply = _receive(ours, child, timeout, len(FD_ORDER) + 256 + len(request.interfaces))
+            maxfds = len(FD_ORDER) + len(MEDIA_FD_ORDER) + 256 + len(request.interfaces)
+            reply = _receive(ours, child, timeout, maxfds)
         finally:
             _reap(child)
         err.seek(0)
@@ -266,18 +280,32 @@ def _handover(msg: bytes, fds: list[int], stderr: str) -> Handover:
         page_size=int(data["page_size"]),
         counters=[str(c) for c in data["counters"]],
         interfaces=[(str(n), int(i)) for n, i in data["interfaces"]],
+        media=bool(data.get("media", False)),
     )
-    maps = len(FD_ORDER) + info.rings
+    rings_end = len(FD_ORDER) + info.rings
+    maps = rings_end + (len(MEDIA_FD_ORDER) if info.media else 0)
     if len(fds) != maps + len(info.interfaces):
         raise CaptureError(
-            f"eBPF loader sent {len(fds)} descriptors for {info.rings} rings and "
-            f"{len(info.interfaces)} interfaces"
+            f"eBPF loader sent {len(fds)} descriptors for {info.rings} rings"
+            + (", the media maps" if info.media else "")
+            + f" and {len(info.interfaces)} interfaces"
         )
     if info.page_size != mmap.PAGESIZE:
         raise CaptureError(f"eBPF loader page size {info.page_size} != {mmap.PAGESIZE}")
     prog, counters, ports = fds[: len(FD_ORDER)]
+    media_eps, rtp_streams = fds[rings_end:maps] if info.media else (-1, -1)
     sockets = [socket.socket(fileno=fd) for fd in fds[maps:]]
-    return Handover(info, prog, counters, ports, fds[len(FD_ORDER) : maps], sockets, stderr)
+    return Handover(
+        info,
+        prog,
+        counters,
+        ports,
+        fds[len(FD_ORDER) : rings_end],
+        sockets,
+        stderr,
+        media_eps,
+        rtp_streams,
+    )
 
 
 def _log_child_stderr(stderr: str) -> None:
@@ -342,10 +370,16 @@ def _load(req: LoadRequest) -> tuple[Loaded, list[int], Any]:
         f"-DNRINGS={nrings}",
         f"-DRING_PAGES={ring_bytes // mmap.PAGESIZE}",
         f"-DLO_IFINDEX={loopback_ifindex()}",
-        f"-I{src.parent}",  # bpf/sip_record.h, the record layout shared with the reader
+        f"-I{src.parent}",  # bpf/sip_record.h, so_media_map.h, so_rtp.h: shared with the core
     ]
     if req.all_ports:
         cflags.append("-DALL_PORTS=1")
+    if req.media:
+        cflags += [
+            "-DMEDIA=1",
+            f"-DMEDIA_MAX_ENDPOINTS={req.media_max_endpoints}",
+            f"-DMEDIA_MAX_STREAMS={req.media_max_streams}",
+        ]
     # SIP_OTEL_BPF_DEBUG=<bcc debug flags> (e.g. 4: print the preprocessed C) for debugging.
     debug = int(os.environ.get("SIP_OTEL_BPF_DEBUG", "0") or 0)
     with _captured_stderr() as err:
@@ -393,8 +427,11 @@ def _load(req: LoadRequest) -> tuple[Loaded, list[int], Any]:
         mmap.PAGESIZE,
         list(COUNTERS),
         [(n, i) for n, i in req.interfaces],
+        req.media,
     )
     fds = [fn.fd, bpf[b"counters"].map_fd, table.map_fd, *ring_fds]
+    if req.media:
+        fds += [bpf[name.encode()].map_fd for name in MEDIA_FD_ORDER]
     return info, fds + [s.fileno() for s in sockets], (bpf, sockets)
 
 

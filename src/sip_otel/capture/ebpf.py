@@ -16,10 +16,19 @@ the positions (correct on any CPU). The filter wakes the reader only every
 ``WAKEUP_PACKETS`` records per CPU; the agent's poll timeout bounds the latency. There is one
 ring per CPU (no lock shared between CPUs); the agent polls one epoll set of all of them, and
 the compiled reader merges their records in timestamp order.
+
+Media (``media=True``, docs/media.md "Live path"): the filter also keeps per-stream RTP
+statistics in the ``rtp_streams`` map for the endpoints userspace writes into ``media_eps``.
+:meth:`EbpfCapture.media_apply` writes the core's endpoint changes, :meth:`~EbpfCapture.media_read`
+reads every stream (one batch lookup), :meth:`~EbpfCapture.media_delete` deletes the streams the
+core is done with. A write refused because ``media_eps`` is full (E2BIG/ENOMEM) is counted
+(``media_endpoints.full``); RTP packets whose stream found no room in ``rtp_streams`` are counted
+by the filter (``rtp_streams_full``) and reported as a capture drop reason.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import mmap
 import os
@@ -40,14 +49,18 @@ from sip_otel.capture.base import (
     realtime_offset_ns,
 )
 from sip_otel.capture.bpfload import COUNTERS, RCVBUF, Handover, LoadRequest, load_filter
-from sip_otel.capture.bpfsys import PerCpuCounters
+from sip_otel.capture.bpfsys import HashMap, PerCpuCounters
 from sip_otel.net.types import Frame
 
-__all__ = ["COUNTERS", "EbpfCapture", "RingMap", "filter_source"]
+__all__ = ["COUNTERS", "EbpfCapture", "RingMap", "filter_source", "media_map_entries"]
 
 log = logging.getLogger(__name__)
 
 _DROP_COUNTERS = {"ring_full": 1, "load_fail": 2}  # counter indexes
+# With media: RTP packets whose statistics were lost (rtp_streams had no room for their stream).
+_MEDIA_DROP_COUNTERS = {"rtp_streams_full": COUNTERS.index("rtp_streams_full")}
+# errnos of a map update refused for want of room (hash map full / no memory for an element)
+_MAP_FULL = (errno.E2BIG, errno.ENOMEM)
 
 # Fault the ring pages in at start, not on the hot path (Linux; 0 elsewhere).
 _POPULATE = getattr(mmap, "MAP_POPULATE", 0)
@@ -67,6 +80,12 @@ def filter_source() -> Path:
     if tree.is_file():
         return tree
     return Path(sys.prefix) / "share" / "sip-otel" / "bpf" / "sip_filter.c"
+
+
+def media_map_entries(limit: int) -> int:
+    """Entries of a kernel media map for a core limit: the core rounds its tables up to a power
+    of two, at least 8 (PipelineConfig.media_max_*), so the kernel map holds as many."""
+    return max(8, 1 << (max(1, limit) - 1).bit_length())
 
 
 class RingMap:
@@ -125,15 +144,25 @@ class EbpfCapture:
         ring_bytes: int,
         all_ports: bool = False,
         source: Path | None = None,
+        media: bool = False,
+        media_max_endpoints: int = 4096,
+        media_max_streams: int = 8192,
     ) -> None:
         self._ring: RingMap | None = None
         self._epoll: select.epoll | None = None
+        self._media_eps: HashMap | None = None
+        self._rtp_streams: HashMap | None = None
+        self.media_endpoints_full = 0  # media_eps writes refused: the map was full
+        self.offset_ns = realtime_offset_ns()  # kernel times -> packet time (ring and media)
         request = LoadRequest(
             interfaces=[(i.name, i.ifindex) for i in interfaces],
             ports=sorted(ports),
             ring_bytes=ring_bytes,
             all_ports=all_ports,
             source=str(source or filter_source()),
+            media=media,
+            media_max_endpoints=media_map_entries(media_max_endpoints),
+            media_max_streams=media_map_entries(media_max_streams),
         )
         self._handover: Handover | None = load_filter(request)
         handed = self._handover
@@ -143,10 +172,13 @@ class EbpfCapture:
         }
         try:
             self._counters = PerCpuCounters(handed.counters_fd, handed.info.ncpu)
-            self._ring = RingMap(handed.ring_fds, handed.info.ring_bytes, realtime_offset_ns())
+            self._ring = RingMap(handed.ring_fds, handed.info.ring_bytes, self.offset_ns)
             self._epoll = select.epoll()
             for fd in handed.ring_fds:
                 self._epoll.register(fd, select.EPOLLIN)
+            if handed.info.media:
+                self._media_eps = HashMap(handed.media_eps_fd)
+                self._rtp_streams = HashMap(handed.rtp_streams_fd)
         except OSError as exc:
             self.close()
             raise CaptureError(f"eBPF capture setup failed: {exc}") from None
@@ -191,6 +223,62 @@ class EbpfCapture:
             raise CaptureError(f"attaching the eBPF filter to {name!r}: {exc}") from None
         self._sockets[name] = (ifindex, sock)
 
+    @property
+    def prog_fd(self) -> int:
+        """The loaded filter program (-1 once closed): diagnostics, benchmarks."""
+        return self._handover.prog_fd if self._handover is not None else -1
+
+    @property
+    def media(self) -> bool:
+        """The filter keeps RTP statistics (loaded with media)."""
+        return self._rtp_streams is not None
+
+    def media_apply(self, changes: list[tuple[bytes, bytes]]) -> None:
+        """Write the core's endpoint changes into ``media_eps``: (packed so_mep_key, packed
+        so_mep_val) adds or replaces, (key, b"") deletes (one already gone is fine). A write the
+        full map refuses is counted (``media_endpoints.full``), never raised."""
+        eps = self._media_eps
+        if eps is None:
+            return
+        for key, value in changes:
+            if not value:
+                err = eps.delete(key)
+                if err and err != errno.ENOENT:
+                    log.warning("media endpoint delete failed: %s", os.strerror(err))
+                continue
+            err = eps.update(key, value)
+            if err in _MAP_FULL:
+                self.media_endpoints_full += 1
+            elif err:
+                log.warning("media endpoint write failed: %s", os.strerror(err))
+
+    def media_read(self) -> tuple[bytes, bytes]:
+        """Every stream of ``rtp_streams``: (packed so_mstream_key, packed so_rtp_stats)."""
+        if self._rtp_streams is None:
+            return b"", b""
+        return self._rtp_streams.read_all()
+
+    def media_delete(self, keys: bytes) -> None:
+        """Delete these streams (packed so_mstream_key; one already gone is fine)."""
+        streams = self._rtp_streams
+        if streams is None or not keys:
+            return
+        size = streams.key_size
+        for i in range(0, len(keys) - size + 1, size):
+            err = streams.delete(keys[i : i + size])
+            if err and err != errno.ENOENT:
+                log.warning("RTP stream delete failed: %s", os.strerror(err))
+
+    def media_drops(self) -> dict[str, int]:
+        """Media lost for want of room, by eviction slug (docs/metrics.md): endpoint writes
+        ``media_eps`` refused, RTP packets ``rtp_streams`` had no stream for. {} without media."""
+        if self._rtp_streams is None:
+            return {}
+        return {
+            "media_endpoints.full": self.media_endpoints_full,
+            "rtp_streams.full": self._counters.sum(_MEDIA_DROP_COUNTERS["rtp_streams_full"]),
+        }
+
     def clear_errors(self) -> None:
         """Nothing to do: the sockets are never polled (the ring is)."""
 
@@ -203,6 +291,9 @@ class EbpfCapture:
             out["ring_wrapped"] = int(self._ring.cursor.wrapped)
             out["rings"] = int(self._ring.cursor.rings_count)
             out["ring_bytes_each"] = self._handover.info.ring_bytes
+        if self._rtp_streams is not None:
+            out["media_endpoints_full"] = self.media_endpoints_full
+            out["media_batch_lookup"] = int(self._rtp_streams.batch)
         return out
 
     def drops(self) -> int:
@@ -211,7 +302,10 @@ class EbpfCapture:
     def drop_reasons(self) -> dict[str, int]:
         if self._handover is None:
             return {}
-        return {reason: self._counters.sum(i) for reason, i in _DROP_COUNTERS.items()}
+        reasons = dict(_DROP_COUNTERS)
+        if self._rtp_streams is not None:
+            reasons.update(_MEDIA_DROP_COUNTERS)
+        return {reason: self._counters.sum(i) for reason, i in reasons.items()}
 
     def close(self) -> None:
         for _ifindex, sock in self._sockets.values():
@@ -224,6 +318,7 @@ class EbpfCapture:
         if self._ring is not None:
             self._ring.close()
             self._ring = None
+        self._media_eps = self._rtp_streams = None
         if self._handover is not None:
             self._handover.sockets.clear()  # closed above
             self._handover.close()

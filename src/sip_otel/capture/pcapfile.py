@@ -273,24 +273,12 @@ class PcapReader:
         while True:
             frames = cursor.next_batch(batch)
             state = cursor.state
-            self.timestamp_range = cursor.timestamp_range
-            if state == _NEED:
-                region[0] = stream.refill(cursor, region[0])
-            if state == 0 or state == _NEED:
-                self.progress = cursor.offset
-                if frames:
-                    yield frames
-                continue
-            if state == 1:  # end of file
-                self.progress = cursor.offset
-                if frames:
-                    yield frames
-                if stream.error:
-                    raise CaptureFileError(f"{self.path}: {stream.error}")
-                return
+            more = self._advance(cursor, stream, region, state)
             if frames:
                 yield frames
-            raise self._error(cursor, stream)
+            if not more:
+                self._end(cursor, stream, state)
+                return
 
     def feed(self, pipeline: Any, max_frames: int) -> bool:
         """Hand up to ``max_frames`` frames straight to a compiled pipeline
@@ -300,18 +288,30 @@ class PcapReader:
             self._feed = self._start()
         cursor, stream, region = self._feed
         state = pipeline.feed_pcap(cursor, max_frames)
+        if self._advance(cursor, stream, region, state):
+            return True
+        self._end(cursor, stream, state)
+        return False
+
+    def _advance(
+        self, cursor: PcapCursor, stream: _Stream, region: list[bytes], state: int
+    ) -> bool:
+        """The cursor stopped in ``state``: give it the next region if it needs one, note the
+        progress; True while there is more to read."""
         self.timestamp_range = cursor.timestamp_range
         if state == _NEED:
             region[0] = stream.refill(cursor, region[0])
-        if state == 0 or state == _NEED:
+        if state in (0, _NEED, 1):
             self.progress = cursor.offset
-            return True
-        if state == 1:
-            self.progress = cursor.offset
-            if stream.error:
-                raise CaptureFileError(f"{self.path}: {stream.error}")
-            return False
-        raise self._error(cursor, stream)
+        return state in (0, _NEED)
+
+    def _end(self, cursor: PcapCursor, stream: _Stream, state: int) -> None:
+        """A pass stopped in ``state``: raise CaptureFileError unless the file ended cleanly
+        (called after the frames read before the stop were handed on)."""
+        if state != 1:
+            raise self._error(cursor, stream)
+        if stream.error:
+            raise CaptureFileError(f"{self.path}: {stream.error}")
 
 
 def read_frames(path: str, batch: int = BATCH) -> Iterator[list[Frame]]:

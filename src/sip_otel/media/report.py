@@ -22,7 +22,7 @@ def _ms(j256: float, rate: int) -> float | None:
 
 
 def stream_report(s: dict[str, Any]) -> dict[str, Any]:
-    """One stream: addresses, SSRC, codec, counts, loss, jitter, R and MOS."""
+    """One stream: addresses, SSRC, direction, call, codec, counts, loss, jitter, R, MOS."""
     rate = int(s["clock_rate"])
     expected = int(s["expected"])
     lost = int(s["lost"])
@@ -33,6 +33,10 @@ def stream_report(s: dict[str, Any]) -> dict[str, Any]:
         "src": f"{s['src']}:{s['sport']}",
         "dst": f"{s['dst']}:{s['dport']}",
         "ssrc": f"0x{s['ssrc']:08x}",
+        # who receives it (the call's caller or callee, from the SDP that announced the
+        # endpoint) and its call
+        "direction": s.get("direction", "unknown"),
+        "call_id": s.get("call_id", ""),
         "codec": s["codec"],
         "clock_rate": rate,
         "packets": s["packets"],

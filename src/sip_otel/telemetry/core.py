@@ -1,7 +1,8 @@
 """The telemetry facade: one MeterProvider (Prometheus + optional OTLP) and optional spans.
 
 The pipeline hands in its plain-Python aggregates once; nothing here is called per packet.
-``on_record`` is called once per finished dialog/registration attempt.
+``on_record`` is called once per finished dialog/registration attempt, ``on_media`` once per
+media report (per RTP stream every media interval, and at the end of its call's media).
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ from prometheus_client.exposition import choose_encoder
 
 from .. import __version__
 from ..errors import Reasons
-from ..records import DialogRecord, RegistrationRecord
+from ..records import DialogRecord, MediaStream, RegistrationRecord
 from ..stats import PipelineStats
 from . import otlp
 from .instruments import register_instruments
+from .mediastats import MediaAggregates
 from .readers import SCOPE_NAME, SnapshotPeriodicReader, SnapshotPrometheusReader, SnapshotScope
 from .server import MetricsServer
 from .snapshot import SnapshotSource
@@ -133,6 +135,8 @@ class Telemetry:
         self._source = source = SnapshotSource(
             stats, reasons, gauges, all_evictions, __version__, capture_path, refresh
         )
+        # media reports (on_media), read by the sip_otel_rtp_* instruments
+        self.media = source.media = MediaAggregates()
         self._scope = SnapshotScope(source)
         self.resource = make_resource(options.service_name)
 
@@ -188,6 +192,7 @@ class Telemetry:
             self._tracer_provider.add_span_processor(self.span_processor)
             self._tracer = self._tracer_provider.get_tracer(SCOPE_NAME, __version__)
         self._record_error_logged = False
+        self._media_error_logged = False
 
     # -- spans ---------------------------------------------------------------------------------
 
@@ -223,6 +228,16 @@ class Telemetry:
             if not self._record_error_logged:
                 self._record_error_logged = True
                 log.exception("bug: could not turn a %s into a span", type(record).__name__)
+
+    def on_media(self, report: MediaStream) -> None:
+        """Count one media report (``Pipeline.set_media_sink``): the ``sip_otel_rtp_*``
+        metrics. Spans take the call's final reports from its dialog record. Never raises."""
+        try:
+            self.media.observe(report)
+        except Exception:
+            if not self._media_error_logged:
+                self._media_error_logged = True
+                log.exception("bug: could not count a media report")
 
     # -- Prometheus ----------------------------------------------------------------------------
 

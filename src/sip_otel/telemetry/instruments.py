@@ -16,18 +16,47 @@ OTel names carry neither ``_total`` nor a unit suffix; the Prometheus exporter a
 counters and ``_seconds``/``_bytes`` from the unit (``{x}`` annotations add nothing), which gives
 exactly the sip-exporter names. :func:`prometheus_name` applies the same rule for docs and tests.
 Labels only ever take values from bounded sets (methods, status codes 100-699, outcome and reason
-slugs defined in code, table names): never Call-ID, URI, number or address.
+slugs defined in code, table names, codecs and media directions): never Call-ID, URI, number or
+address. The row type and the readers are in :mod:`.points`, the media rows in :mod:`.media`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Literal
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
 from ..stats import DELAY_BUCKETS_S, DURATION_BUCKETS_S, HistogramSnapshot
+from .media import MEDIA_INSTRUMENTS
+from .points import (
+    LATER_CODES,
+    METHODS,
+    SEED_CODES,
+    InstrumentSpec,
+    method_label,
+    prometheus_name,
+    read_build,
+    read_by_code,
+    read_by_method,
+    read_capture_drops_by,
+    read_errors,
+    read_evictions,
+    read_gauge,
+    read_hist,
+    read_http_errors,
+    read_memory,
+    read_one,
+    read_optional,
+    read_outcomes,
+    read_reattach,
+    read_request,
+    read_requests,
+    read_response,
+    read_responses,
+    read_skipped,
+    read_system_errors,
+    read_tables,
+)
 from .snapshot import Snapshot
 
 __all__ = [
@@ -39,224 +68,6 @@ __all__ = [
     "prometheus_name",
     "register_instruments",
 ]
-
-Kind = Literal["counter", "gauge", "histogram"]
-Attrs = dict[str, str]
-Value = int | float | HistogramSnapshot
-Point = tuple[Value, Attrs]
-
-# Methods with their own counter in sip-exporter; also the bounded label set of every
-# ``method`` label (anything else is "other": a method token comes from the wire).
-METHODS: tuple[str, ...] = (
-    "INVITE",
-    "ACK",
-    "BYE",
-    "CANCEL",
-    "OPTIONS",
-    "REGISTER",
-    "UPDATE",
-    "INFO",
-    "REFER",
-    "SUBSCRIBE",
-    "NOTIFY",
-    "PRACK",
-    "PUBLISH",
-    "MESSAGE",
-)
-_METHOD_SET = frozenset(METHODS)
-# Status codes with their own counter: sip-exporter 0.5, then its later versions.
-SEED_CODES: tuple[int, ...] = (
-    100,
-    180,
-    183,
-    200,
-    202,
-    300,
-    302,
-    400,
-    401,
-    403,
-    404,
-    408,
-    480,
-    486,
-    500,
-    503,
-    600,
-    603,
-)
-LATER_CODES: tuple[int, ...] = (181, 182, 405, 481, 487, 488, 501, 502, 504, 604, 606)
-_UNIT_SUFFIX = {"s": "seconds", "By": "bytes"}
-
-
-@dataclass(frozen=True, slots=True)
-class InstrumentSpec:
-    name: str  # OTel name (Prometheus name: see prometheus_name)
-    kind: Kind
-    unit: str
-    description: str  # also says when it changes
-    read: Callable[[Snapshot], Iterable[Point]]
-    labels: tuple[str, ...] = ()
-    buckets: tuple[float, ...] = ()  # histogram upper bounds, seconds
-    ref: str = ""  # RFC section, or "sip-exporter" for compatibility names
-
-
-def method_label(method: str) -> str:
-    return method if method in _METHOD_SET else "other"
-
-
-def code_label(code: int) -> str:
-    return str(code) if 100 <= code <= 699 else "other"
-
-
-def prometheus_name(spec: InstrumentSpec) -> str:
-    """The family name the OTel Prometheus exporter gives ``spec`` (without scope/unit options)."""
-    name = spec.name
-    suffix = _UNIT_SUFFIX.get(spec.unit, "")
-    if suffix and not name.endswith("_" + suffix):
-        name += "_" + suffix
-    if spec.kind == "counter":
-        name = name.removesuffix("_total") + "_total"
-    return name
-
-
-# -- readers: Snapshot -> points ---------------------------------------------------------------
-
-
-def _one(get: Callable[[Snapshot], int | float]) -> Callable[[Snapshot], Iterable[Point]]:
-    return lambda s: ((get(s), {}),)
-
-
-def _optional(get: Callable[[Snapshot], float | None]) -> Callable[[Snapshot], Iterable[Point]]:
-    def read(s: Snapshot) -> Iterable[Point]:
-        v = get(s)
-        return () if v is None else ((v, {}),)
-
-    return read
-
-
-def _request(method: str) -> Callable[[Snapshot], Iterable[Point]]:
-    return _one(lambda s: s.requests.get(method, 0))
-
-
-def _response(code: int) -> Callable[[Snapshot], Iterable[Point]]:
-    return _one(lambda s: s.responses.get(code, 0))
-
-
-def _requests(s: Snapshot) -> Iterable[Point]:
-    out: dict[str, int] = {}
-    for m, n in s.requests.items():
-        key = method_label(m)
-        out[key] = out.get(key, 0) + n
-    return [(n, {"method": m}) for m, n in sorted(out.items())]
-
-
-def _responses(s: Snapshot) -> Iterable[Point]:
-    out: dict[tuple[str, str], int] = {}
-    for (code, m), n in s.responses_by_method.items():
-        key = (code_label(code), method_label(m))
-        out[key] = out.get(key, 0) + n
-    return [(n, {"code": c, "method": m}) for (c, m), n in sorted(out.items())]
-
-
-def _by_method(get: Callable[[Snapshot], dict[str, int]]) -> Callable[[Snapshot], Iterable[Point]]:
-    def read(s: Snapshot) -> Iterable[Point]:
-        out: dict[str, int] = {}
-        for m, n in get(s).items():
-            key = method_label(m)
-            out[key] = out.get(key, 0) + n
-        return [(n, {"method": m}) for m, n in sorted(out.items())]
-
-    return read
-
-
-def _by_code(s: Snapshot) -> Iterable[Point]:
-    out: dict[str, int] = {}
-    for code, n in s.register_failures.items():
-        key = code_label(code)
-        out[key] = out.get(key, 0) + n
-    return [(n, {"code": c}) for c, n in sorted(out.items())]
-
-
-def _outcomes(s: Snapshot) -> Iterable[Point]:
-    return [(n, {"outcome": o}) for o, n in sorted(s.dialog_outcomes.items())]
-
-
-def _system_errors(s: Snapshot) -> int:
-    return sum(n for k, n in s.reasons.items() if k.startswith("internal."))
-
-
-def _errors(s: Snapshot) -> Iterable[Point]:
-    out = []
-    for slug, n in sorted(s.reasons.items()):
-        if slug.startswith("skipped."):
-            continue
-        layer, _, reason = slug.partition(".")
-        out.append((n, {"layer": layer, "reason": reason or "unknown"}))
-    return out
-
-
-def _skipped(s: Snapshot) -> Iterable[Point]:
-    items = sorted(s.reasons.items())
-    return [(n, {"reason": k[8:]}) for k, n in items if k.startswith("skipped.")]
-
-
-def _evictions(s: Snapshot) -> Iterable[Point]:
-    out = []
-    for key, n in sorted(s.evictions.items()):
-        table, _, reason = key.partition(".")
-        out.append((n, {"table": table, "reason": reason or "unknown"}))
-    return out
-
-
-# gauges() keys with an instrument of their own; every other key is a table/queue size.
-_OWN_GAUGES = frozenset({"sessions", "registrations", "early_dialogs", "transactions"})
-
-
-def _tables(s: Snapshot) -> Iterable[Point]:
-    out = []
-    for key, n in sorted(s.gauges.items()):
-        if key not in _OWN_GAUGES and not key.startswith("memory"):
-            out.append((n, {"table": key.removeprefix("table.")}))
-    return out
-
-
-def _memory(s: Snapshot) -> Iterable[Point]:
-    """Bytes charged to the memory budget per table (Pipeline.gauges() ``memory.<table>``)."""
-    return [
-        (n, {"table": key.removeprefix("memory.")})
-        for key, n in sorted(s.gauges.items())
-        if key.startswith("memory.")
-    ]
-
-
-def _gauge(key: str, default: int | None = 0) -> Callable[[Snapshot], Iterable[Point]]:
-    def read(s: Snapshot) -> Iterable[Point]:
-        v = s.gauges.get(key, default)
-        return () if v is None else ((v, {}),)
-
-    return read
-
-
-def _hist(*keys: tuple[str, Attrs]) -> Callable[[Snapshot], Iterable[Point]]:
-    return lambda s: [(s.hist[k], attrs) for k, attrs in keys]
-
-
-def _capture_drops_by(s: Snapshot) -> Iterable[Point]:
-    # Live capture only (a replay has no capture: the series is absent).
-    return [(n, {"reason": reason}) for reason, n in sorted(s.capture_drops_by.items())]
-
-
-def _reattach(s: Snapshot) -> Iterable[Point]:
-    return [(n, {"reason": reason}) for reason, n in sorted(s.capture_reattach.items())]
-
-
-def _http_errors(s: Snapshot) -> Iterable[Point]:
-    return [(n, {"kind": kind}) for kind, n in s.http_client_errors.items()]
-
-
-def _build(s: Snapshot) -> Iterable[Point]:
-    return ((1, {"version": s.version, "capture": s.capture_path}),)
 
 
 # -- the table ------------------------------------------------------------------------------
@@ -276,7 +87,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "a credentialed retry after 401/407 not again (unless "
             "--challenge-retry-new-attempt); the SER base. Every INVITE on the "
             'wire: sip_requests_total{method="INVITE"}.',
-            _one(lambda s: s.rfc.invite_attempts),
+            read_one(lambda s: s.rfc.invite_attempts),
             ref=_SE,
         )
     ]
@@ -289,7 +100,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
                 "counter",
                 "{request}",
                 f"SIP {m} requests seen ({_WIRE}).",
-                _request(m),
+                read_request(m),
                 ref=_SE,
             )
         )
@@ -303,7 +114,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
                 "counter",
                 "{response}",
                 f"SIP {code} responses seen, any method ({_WIRE}).",
-                _response(code),
+                read_response(code),
                 ref=_SE,
             )
         )
@@ -313,7 +124,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "counter",
             "{message}",
             "SIP messages parsed, requests + responses (every message on the wire).",
-            _one(lambda s: s.messages),
+            read_one(lambda s: s.messages),
             ref=_SE,
         ),
         InstrumentSpec(
@@ -321,7 +132,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "counter",
             "{error}",
             "Internal errors: bugs caught at the pipeline boundary (internal.*).",
-            _one(_system_errors),
+            read_one(read_system_errors),
             ref=_SE,
         ),
         InstrumentSpec(
@@ -329,7 +140,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "gauge",
             "{dialog}",
             "Active confirmed INVITE dialogs (2xx seen, no BYE final yet).",
-            _gauge("sessions"),
+            read_gauge("sessions"),
             ref="RFC 3261 §12",
         ),
         InstrumentSpec(
@@ -338,7 +149,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "{percent}",
             "Session Establishment Ratio, percent; absent while undefined "
             "(no attempt, or every attempt answered 3xx).",
-            _optional(lambda s: s.rfc.ser()),
+            read_optional(lambda s: s.rfc.ser()),
             ref="RFC 6076 §4.6",
         ),
         InstrumentSpec(
@@ -346,7 +157,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "gauge",
             "{percent}",
             "Session Establishment Effectiveness Ratio, percent; absent if undefined.",
-            _optional(lambda s: s.rfc.seer()),
+            read_optional(lambda s: s.rfc.seer()),
             ref="RFC 6076 §4.7",
         ),
         InstrumentSpec(
@@ -354,7 +165,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "gauge",
             "{percent}",
             "Ineffective Session Attempts, percent; absent while undefined.",
-            _optional(lambda s: s.rfc.isa()),
+            read_optional(lambda s: s.rfc.isa()),
             ref="RFC 6076 §4.8",
         ),
         InstrumentSpec(
@@ -362,7 +173,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "gauge",
             "{percent}",
             "Session Completion Ratio, percent; absent while undefined.",
-            _optional(lambda s: s.rfc.scr()),
+            read_optional(lambda s: s.rfc.scr()),
             ref="RFC 6076 §4.9",
         ),
         InstrumentSpec(
@@ -370,7 +181,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "counter",
             "{attempt}",
             "INVITE session attempts answered 200 (SER numerator; de-duplicated).",
-            _one(lambda s: s.rfc.invite_success),
+            read_one(lambda s: s.rfc.invite_success),
             ref="RFC 6076 §4.6",
         ),
         InstrumentSpec(
@@ -378,7 +189,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "counter",
             "{attempt}",
             "INVITE session attempts answered 3xx (leave the SER/SEER base).",
-            _one(lambda s: s.rfc.invite_3xx),
+            read_one(lambda s: s.rfc.invite_3xx),
             ref="RFC 6076 §4.6",
         ),
         InstrumentSpec(
@@ -386,7 +197,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "counter",
             "{request}",
             "re-INVITEs inside confirmed dialogs (new transactions).",
-            _one(lambda s: s.reinvites),
+            read_one(lambda s: s.reinvites),
             ref="RFC 3261 §14",
         ),
         InstrumentSpec(
@@ -394,7 +205,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "counter",
             "{attempt}",
             "Registration attempts answered 2xx.",
-            _one(lambda s: s.rfc.register_success),
+            read_one(lambda s: s.rfc.register_success),
             ref="RFC 6076 §4.1",
         ),
         InstrumentSpec(
@@ -402,7 +213,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "counter",
             "{attempt}",
             "Registration attempts ending in a failure final response, by code.",
-            _by_code,
+            read_by_code,
             labels=("code",),
             ref="RFC 6076 §4.2",
         ),
@@ -411,7 +222,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "gauge",
             "{registration}",
             "Bindings currently registered (2xx to REGISTER, not yet expired).",
-            _gauge("registrations"),
+            read_gauge("registrations"),
             ref="RFC 3261 §10",
         ),
         InstrumentSpec(
@@ -419,7 +230,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "counter",
             "{message}",
             "Retransmitted requests and responses, by (CSeq) method.",
-            _by_method(lambda s: s.retransmissions),
+            read_by_method(lambda s: s.retransmissions),
             labels=("method",),
             ref="RFC 3261 §17",
         ),
@@ -429,7 +240,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "counter",
             "{request}",
             f"SIP requests by method ({_WIRE}).",
-            _requests,
+            read_requests,
             labels=("method",),
         ),
         InstrumentSpec(
@@ -437,7 +248,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "counter",
             "{response}",
             f"SIP responses by status code and CSeq method ({_WIRE}).",
-            _responses,
+            read_responses,
             labels=("code", "method"),
         ),
         InstrumentSpec(
@@ -445,7 +256,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "counter",
             "{dialog}",
             "Finished INVITE dialog attempts by outcome (one per span).",
-            _outcomes,
+            read_outcomes,
             labels=("outcome",),
             ref="RFC 3261 §12",
         ),
@@ -454,7 +265,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "gauge",
             "{dialog}",
             "INVITE attempts not yet answered finally.",
-            _gauge("early_dialogs"),
+            read_gauge("early_dialogs"),
             ref="RFC 3261 §12",
         ),
         InstrumentSpec(
@@ -462,7 +273,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "gauge",
             "{transaction}",
             "Open SIP transactions being tracked.",
-            _gauge("transactions"),
+            read_gauge("transactions"),
             ref="RFC 3261 §17",
         ),
         # RFC 6076 numerators and denominators (de-duplicated attempts, never messages)
@@ -471,7 +282,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "counter",
             "{attempt}",
             "INVITE session attempts (SER/SEER base, ISA and SCR denominator).",
-            _one(lambda s: s.rfc.invite_attempts),
+            read_one(lambda s: s.rfc.invite_attempts),
             ref="RFC 6076 §4.6-4.9",
         ),
         InstrumentSpec(
@@ -479,7 +290,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "counter",
             "{attempt}",
             "Attempts answered 200/480/486/600/603 (SEER numerator).",
-            _one(lambda s: s.rfc.invite_effective),
+            read_one(lambda s: s.rfc.invite_effective),
             ref="RFC 6076 §4.7",
         ),
         InstrumentSpec(
@@ -487,7 +298,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "counter",
             "{attempt}",
             "Attempts answered 408/500/503/504 or timed out (ISA numerator).",
-            _one(lambda s: s.rfc.invite_ineffective),
+            read_one(lambda s: s.rfc.invite_ineffective),
             ref="RFC 6076 §4.8",
         ),
         InstrumentSpec(
@@ -495,7 +306,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "counter",
             "{session}",
             "Completed sessions (SCR numerator).",
-            _one(lambda s: s.rfc.sessions_completed),
+            read_one(lambda s: s.rfc.sessions_completed),
             ref="RFC 6076 §4.9",
         ),
         InstrumentSpec(
@@ -503,7 +314,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "counter",
             "{attempt}",
             "Registration attempts, a challenge and its retry being one (IRA base).",
-            _one(lambda s: s.rfc.register_attempts),
+            read_one(lambda s: s.rfc.register_attempts),
             ref="RFC 6076 §4.2",
         ),
         InstrumentSpec(
@@ -511,7 +322,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "counter",
             "{attempt}",
             "Ineffective registration attempts (IRA numerator).",
-            _one(lambda s: s.rfc.register_ineffective),
+            read_one(lambda s: s.rfc.register_ineffective),
             ref="RFC 6076 §4.2",
         ),
         InstrumentSpec(
@@ -519,7 +330,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "gauge",
             "{percent}",
             "Ineffective Registration Attempts, percent; absent while undefined.",
-            _optional(lambda s: s.rfc.ira()),
+            read_optional(lambda s: s.rfc.ira()),
             ref="RFC 6076 §4.2",
         ),
         InstrumentSpec(
@@ -528,7 +339,9 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "s",
             "Session Request Delay: first INVITE to its status-indicative response, by "
             "result (success: first non-100 provisional or 200; failure: failure final)",
-            _hist(("srd_success", {"result": "success"}), ("srd_failure", {"result": "failure"})),
+            read_hist(
+                ("srd_success", {"result": "success"}), ("srd_failure", {"result": "failure"})
+            ),
             labels=("result",),
             buckets=DELAY_BUCKETS_S,
             ref="RFC 6076 §4.3",
@@ -539,7 +352,9 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "s",
             "Session Disconnect Delay: BYE to its final response (success) or "
             "its timeout (failure).",
-            _hist(("sdd_success", {"result": "success"}), ("sdd_failure", {"result": "failure"})),
+            read_hist(
+                ("sdd_success", {"result": "success"}), ("sdd_failure", {"result": "failure"})
+            ),
             labels=("result",),
             buckets=DELAY_BUCKETS_S,
             ref="RFC 6076 §4.4",
@@ -550,7 +365,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "s",
             "Session Duration Time: 2xx to the BYE (success), or to the BYE's "
             "timeout (failure); early-media-only sessions excluded.",
-            _hist(("sdt", {"result": "success"}), ("sdt_failure", {"result": "failure"})),
+            read_hist(("sdt", {"result": "success"}), ("sdt_failure", {"result": "failure"})),
             labels=("result",),
             buckets=DURATION_BUCKETS_S,
             ref="RFC 6076 §4.5",
@@ -560,7 +375,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "histogram",
             "s",
             "Registration Request Delay: first REGISTER to the final 2xx (challenge included).",
-            _hist(("rrd", {})),
+            read_hist(("rrd", {})),
             buckets=DELAY_BUCKETS_S,
             ref="RFC 6076 §4.1",
         ),
@@ -570,21 +385,21 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "counter",
             "{frame}",
             "Frames received from the capture (or read from the file).",
-            _one(lambda s: s.frames),
+            read_one(lambda s: s.frames),
         ),
         InstrumentSpec(
             "sip_otel_received",
             "counter",
             "By",
             "Bytes of the frames received.",
-            _one(lambda s: s.bytes),
+            read_one(lambda s: s.bytes),
         ),
         InstrumentSpec(
             "sip_otel_errors",
             "counter",
             "{error}",
             "Decode/parse errors and drops by layer and reason slug (internal.* are bugs).",
-            _errors,
+            read_errors,
             labels=("layer", "reason"),
         ),
         InstrumentSpec(
@@ -592,7 +407,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "counter",
             "{packet}",
             "Non-SIP traffic skipped, by reason (not errors).",
-            _skipped,
+            read_skipped,
             labels=("reason",),
         ),
         InstrumentSpec(
@@ -600,7 +415,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "gauge",
             "{entry}",
             "Entries in each bounded table (decoder and tracker).",
-            _tables,
+            read_tables,
             labels=("table",),
         ),
         InstrumentSpec(
@@ -608,7 +423,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "gauge",
             "By",
             "Bytes each table keeps, charged to the one memory budget (docs/reliability.md).",
-            _memory,
+            read_memory,
             labels=("table",),
         ),
         InstrumentSpec(
@@ -617,14 +432,14 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "By",
             "The memory budget (--memory-limit): past it the oldest entries of the largest "
             'table are evicted (sip_otel_evictions_total{reason="memory"}).',
-            _gauge("memory_limit", None),
+            read_gauge("memory_limit", None),
         ),
         InstrumentSpec(
             "sip_otel_evictions",
             "counter",
             "{entry}",
             "Entries evicted from a bounded table, by table and reason.",
-            _evictions,
+            read_evictions,
             labels=("table", "reason"),
         ),
         InstrumentSpec(
@@ -632,7 +447,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "counter",
             "{packet}",
             "Packets the kernel/capture ring dropped before we saw them.",
-            _one(lambda s: s.capture_drops),
+            read_one(lambda s: s.capture_drops),
         ),
         InstrumentSpec(
             "sip_otel_capture_drops_by_reason",
@@ -640,7 +455,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "{packet}",
             "sip_otel_capture_drops_total by reason: ring_full (no room in a capture ring) or "
             "load_fail (eBPF: the packet could not be copied); live capture only.",
-            _capture_drops_by,
+            read_capture_drops_by,
             labels=("reason",),
         ),
         InstrumentSpec(
@@ -650,7 +465,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "Capture sockets re-attached to a named interface that came back with a "
             "new ifindex (deleted and re-created, or renamed into place), by how it "
             "was noticed: netlink (a link event) or resync (after lost events).",
-            _reattach,
+            read_reattach,
             labels=("reason",),
         ),
         InstrumentSpec(
@@ -659,14 +474,14 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "{interface}",
             "Named capture interfaces that do not exist right now (capture on them "
             "resumes when they come back); absent when capturing on all interfaces.",
-            _optional(lambda s: s.capture_detached),
+            read_optional(lambda s: s.capture_detached),
         ),
         InstrumentSpec(
             "sip_otel_spans_dropped",
             "counter",
             "{span}",
             "Spans dropped: span queue full, or their OTLP export failed.",
-            _one(lambda s: s.spans_dropped),
+            read_one(lambda s: s.spans_dropped),
         ),
         InstrumentSpec(
             "sip_otel_http_client_errors",
@@ -676,7 +491,7 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "method_not_allowed, unauthorized, header_timeout, write_timeout, disconnect, "
             "tls_error, over_capacity, fd_exhausted (docs/deployment.md); absent without "
             "/metrics.",
-            _http_errors,
+            read_http_errors,
             labels=("kind",),
         ),
         InstrumentSpec(
@@ -684,14 +499,15 @@ def _table() -> tuple[InstrumentSpec, ...]:
             "gauge",
             "1",
             "Always 1; labels give the sip-otel version and the capture path.",
-            _build,
+            read_build,
             labels=("version", "capture"),
         ),
     ]
     return tuple(rows)
 
 
-INSTRUMENTS: tuple[InstrumentSpec, ...] = _table()
+# the media rows (issue 12) come last: their families appear with the first media report
+INSTRUMENTS: tuple[InstrumentSpec, ...] = (*_table(), *MEDIA_INSTRUMENTS)
 
 
 def register_instruments(meter: Meter, current: Callable[[], Snapshot]) -> None:

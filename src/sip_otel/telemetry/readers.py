@@ -105,6 +105,8 @@ def histogram_metrics(snap: Snapshot, start_ns: int, now_ns: int) -> list[Metric
             for v, attrs in spec.read(snap)
             if isinstance(v, HistogramSnapshot)
         ]
+        if not points:  # a labelled family appears with its first series (the media ones)
+            continue
         out.append(
             Metric(
                 name=spec.name,

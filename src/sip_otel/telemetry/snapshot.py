@@ -15,8 +15,9 @@ from dataclasses import dataclass
 
 from ..errors import Reasons
 from ..stats import Histogram, HistogramSnapshot, PipelineStats, Rfc6076Counters
+from .mediastats import MediaAggregates, MediaKey
 
-__all__ = ["RangedHistogram", "Snapshot", "SnapshotSource"]
+__all__ = ["MediaSnapshot", "RangedHistogram", "Snapshot", "SnapshotSource"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +35,31 @@ def _ranged(h: Histogram) -> RangedHistogram:
     if snap.count == 0 or not lo <= hi:
         return RangedHistogram(snap.bounds, snap.counts, snap.total, snap.count)
     return RangedHistogram(snap.bounds, snap.counts, snap.total, snap.count, lo, hi)
+
+
+@dataclass(frozen=True, slots=True)
+class MediaSnapshot:
+    """A copy of :class:`~.mediastats.MediaAggregates` (empty while no media was reported)."""
+
+    streams: dict[MediaKey, int] = dataclasses.field(default_factory=dict)
+    packets: dict[MediaKey, int] = dataclasses.field(default_factory=dict)
+    lost: dict[MediaKey, int] = dataclasses.field(default_factory=dict)
+    mos: dict[MediaKey, RangedHistogram] = dataclasses.field(default_factory=dict)
+    jitter: dict[MediaKey, RangedHistogram] = dataclasses.field(default_factory=dict)
+    loss: dict[MediaKey, RangedHistogram] = dataclasses.field(default_factory=dict)
+
+
+def _media(m: MediaAggregates | None) -> MediaSnapshot:
+    if m is None or not m.reports:
+        return MediaSnapshot()
+    return MediaSnapshot(
+        streams=dict(m.streams),
+        packets=dict(m.packets),
+        lost=dict(m.lost),
+        mos={k: _ranged(h) for k, h in dict(m.mos).items()},
+        jitter={k: _ranged(h) for k, h in dict(m.jitter).items()},
+        loss={k: _ranged(h) for k, h in dict(m.loss).items()},
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +88,7 @@ class Snapshot:
     capture_path: str
     # by kind (httpproto.CLIENT_ERROR_KINDS); empty without an HTTP server
     http_client_errors: dict[str, int] = dataclasses.field(default_factory=dict)
+    media: MediaSnapshot = dataclasses.field(default_factory=MediaSnapshot)
 
 
 class SnapshotSource:
@@ -85,6 +112,7 @@ class SnapshotSource:
         self.version = version
         self.capture_path = capture_path
         self.http_client_errors: Callable[[], dict[str, int]] | None = None  # the HTTP server's
+        self.media: MediaAggregates | None = None  # Telemetry's, fed by on_media
 
     def take(self) -> Snapshot:
         if self.refresh is not None:
@@ -132,4 +160,5 @@ class SnapshotSource:
             http_client_errors=(
                 self.http_client_errors() if self.http_client_errors is not None else {}
             ),
+            media=_media(self.media),
         )

@@ -30,6 +30,7 @@ from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode,
 from opentelemetry.util.types import AttributeValue
 
 from ..records import DialogRecord, RegistrationRecord
+from .media import media_attributes, media_events
 from .tracectx import CallTraceIds, session_uuid
 
 __all__ = [
@@ -124,6 +125,8 @@ def dialog_attributes(
     if rec.events_dropped:
         attrs["sip.events_dropped"] = rec.events_dropped
     _network(attrs, rec.transport, rec.src, rec.dst, include_addresses)
+    if rec.media:
+        attrs.update(media_attributes(rec.media))
     return attrs
 
 
@@ -195,6 +198,8 @@ def _emit(
             if ev.method:
                 ev_attrs["sip.method"] = ev.method
             span.add_event(ev.name, ev_attrs, timestamp=ev.ts_ns)
+        for name, media_attrs, ts_ns in media_events(rec.media):
+            span.add_event(name, media_attrs, timestamp=ts_ns)
     if error:
         detail = f"{rec.outcome} {rec.final_status}" if rec.final_status else rec.outcome
         span.set_status(Status(StatusCode.ERROR, detail))
