@@ -21,10 +21,11 @@ Expected, by hand:
 
 The replay half runs today (``sip-otel replay --media`` on the capture); a second replay test
 perturbs the capture's timestamps (every packet 0..20 ms later, pseudo-random, seeded) and
-compares with tshark on the perturbed file. Still to merge (issue 12 parts), each test skipping
-with an explicit reason until then: the same figures on ``replay --format prometheus`` and on
-the call's span pushed by ``replay --otlp`` to rotel (``sip_otel_rtp_*``, ``rtp.*``), and the
-live half -- ``sip-otel run --media`` in B, /metrics and the call's span in rotel.
+compares with tshark on the perturbed file. Then the same figures on
+``replay --format prometheus`` and on the call's span pushed by ``replay --otlp`` to rotel
+(``sip_otel_rtp_*``, ``rtp.*``), and the live half -- ``sip-otel run --media`` in B, /metrics
+and the call's span in rotel. Those two skip, with an explicit reason, on a build without the
+issue 12 telemetry / agent ``--media``.
 """
 
 from __future__ import annotations
