@@ -9,12 +9,14 @@ Main loop (one thread; OTel's exporters and the HTTP server run their own):
      moved packet time forward, advance it with the idle clock.
   -> when the link watcher's netlink socket is readable (an interface was deleted, re-created or
      renamed: capture/links.py), re-attach the capture on the named interfaces that changed.
-  -> media (``--media``, docs/media.md "Live path"): after every wake-up's feeds and timers the
+  -> media (``--media``, docs/media.md "Live path"): after every feed call (a wake-up makes up
+     to MAX_CALLS_PER_WAKE; the core's change queue is bounded) and after the timers, the
      endpoint changes the core queued are written into the kernel's ``media_eps``; every
      :data:`MEDIA_SYNC_NS` the kernel's ``rtp_streams`` are read into the core
      (``media_kernel_sync``) and the streams it is done with are deleted from the kernel. A
-     last sync runs at shutdown, after the last feed. Media needs the eBPF filter: on AF_PACKET
-     the agent logs so once and drops the endpoint changes.
+     last sync runs at shutdown, after the last feed, then ``media_flush`` ends every call's
+     media (final reports, held dialog records) before telemetry flushes. Media needs the eBPF
+     filter: on AF_PACKET the agent logs so once and drops the endpoint changes.
 Idle clock: ``time.monotonic_ns() + offset`` -- the same mapping the capture applies to kernel
 timestamps (see capture/base.py) -- minus :data:`IDLE_GRACE_NS`, so a packet still in the ring is
 never older than the timer that just ran.
@@ -437,6 +439,8 @@ def _loop(
         for _ in range(MAX_CALLS_PER_WAKE):
             n = feed(pipeline, MAX_FRAMES_PER_CALL)
             fed += n
+            if media and n:  # drain the core's bounded change queue after every feed call
+                _media_changes(kernel_media, pipeline)
             if n < MAX_FRAMES_PER_CALL:
                 break
         if not fed and any(fd == capture_fd for fd, _ev in ready):
@@ -453,12 +457,10 @@ def _loop(
             last_seen_ts = pipeline.last_ts_ns
             next_tick = max(next_tick + tick_ns, now + tick_ns // 2)
         if media:
-            changes = pipeline.media_endpoint_changes()  # after this wake-up's feeds and timers
-            if kernel_media is not None:
-                _media_apply(kernel_media, changes)
-                if now >= next_media_sync:
-                    _media_sync(kernel_media, pipeline)
-                    next_media_sync = max(next_media_sync + MEDIA_SYNC_NS, now + MEDIA_SYNC_NS // 2)
+            _media_changes(kernel_media, pipeline)  # the timers' and relinks' changes
+            if kernel_media is not None and now >= next_media_sync:
+                _media_sync(kernel_media, pipeline)
+                next_media_sync = max(next_media_sync + MEDIA_SYNC_NS, now + MEDIA_SYNC_NS // 2)
         if stop.reload:
             stop.reload = False
             if reload is not None:
@@ -468,6 +470,13 @@ def _loop(
                     log.warning("SIGHUP: reload failed (%s); keeping the running settings", exc)
         with contextlib.suppress(BlockingIOError):
             os.read(stop.rfd, 64)
+
+
+def _media_changes(media: MediaCapture | None, pipeline: Any) -> None:
+    """Drain the core's endpoint changes into the kernel (dropped without kernel media)."""
+    changes = pipeline.media_endpoint_changes()
+    if media is not None:
+        _media_apply(media, changes)
 
 
 def _media_apply(media: MediaCapture, changes: list[tuple[bytes, bytes]]) -> None:
@@ -497,6 +506,8 @@ def _shutdown(capture: Capture, pipeline: Any, telemetry: Any, media: bool = Fal
         if kernel_media is not None:  # the last second of RTP statistics, before the close
             _media_apply(kernel_media, pipeline.media_endpoint_changes())
             _media_sync(kernel_media, pipeline)
+        if media:  # end every call's media now: final reports and the held dialog records
+            pipeline.media_flush(time.monotonic_ns() + realtime_offset_ns())
         pipeline.stats.capture_drops = capture.drops()
         pipeline.stats.capture_drops_by = capture.drop_reasons()
         counters = capture.counters()

@@ -111,6 +111,7 @@ class Pipe:
         self.clock = clock
         self.pending: list[tuple[bytes, bytes]] = []
         self.syncs: list[tuple[int, bytes, bytes, int]] = []
+        self.flushes: list[tuple[int, int]] = []  # (syncs so far, now_ns)
 
     def handle_timer(self, now_ns: int) -> None:
         self.last_ts_ns = max(self.last_ts_ns, now_ns)
@@ -122,6 +123,9 @@ class Pipe:
     def media_kernel_sync(self, keys: bytes, values: bytes, offset_ns: int) -> bytes:
         self.syncs.append((self.clock.now, keys, values, offset_ns))
         return keys[:2]  # "K1": the core is done with the first stream
+
+    def media_flush(self, now_ns: int) -> None:
+        self.flushes.append((len(self.syncs), now_ns))
 
 
 class Clock:
@@ -192,6 +196,58 @@ def test_shutdown_syncs_last_after_the_last_feed_before_the_close(clock: Clock) 
     stop.close()
     assert [k for k, _ in cap.log] == ["feed", "apply", "read", "delete", "close"]
     assert len(pipe.syncs) == 1
+
+
+def test_shutdown_flushes_media_after_the_last_sync_on_packet_time(
+    clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(agent, "realtime_offset_ns", lambda: OFFSET)
+    stop = Stop()
+    cap = MediaCap(stop, ticks=1, frames=[Frame(1, 1, b"", 1, 0)])
+    pipe = Pipe(clock)
+    agent._shutdown(cap, pipe, None, media=True)  # type: ignore[arg-type]
+    stop.close()
+    # once, after the one sync, at the packet-time clock: the monotonic clock's last reading
+    # (the fake clock advances STEP per reading) plus the realtime offset
+    assert pipe.flushes == [(1, clock.now + OFFSET)]
+
+
+def test_shutdown_without_media_flushes_nothing(clock: Clock) -> None:
+    stop = Stop()
+    cap = MediaCap(stop, ticks=1, frames=[])
+    pipe = Pipe(clock)
+    agent._shutdown(cap, pipe, None)  # type: ignore[arg-type]
+    stop.close()
+    assert pipe.flushes == []
+
+
+def test_changes_drained_after_every_feed_call(clock: Clock) -> None:
+    """A wake-up that feeds several full batches writes each batch's changes before the next
+    feed (the core's change queue is bounded)."""
+    stop = Stop()
+    cap = MediaCap(stop, ticks=1, frames=[])
+    pipe = Pipe(clock)
+    batches = [agent.MAX_FRAMES_PER_CALL, agent.MAX_FRAMES_PER_CALL, 3]
+
+    def feed(pipeline: Pipe, max_frames: int) -> int:
+        n = batches.pop(0) if batches else 0
+        if n:
+            cap.log.append(("feed", n))
+            pipeline.pending.append((f"E{len(cap.log)}".encode(), b"V"))
+        return n
+
+    cap.feed = feed  # type: ignore[method-assign]
+    agent._loop(cap, pipe, stop, 100_000_000, media=True)  # type: ignore[arg-type]
+    stop.close()
+    head = [(k, v) for k, v in cap.log if k in ("feed", "apply")][:6]
+    assert head == [
+        ("feed", agent.MAX_FRAMES_PER_CALL),
+        ("apply", [(b"E1", b"V")]),
+        ("feed", agent.MAX_FRAMES_PER_CALL),
+        ("apply", [(b"E3", b"V")]),
+        ("feed", 3),
+        ("apply", [(b"E5", b"V")]),
+    ]
 
 
 def test_afpacket_is_no_media_capture() -> None:
