@@ -282,6 +282,31 @@ def test_full_maps_are_counted_and_delete_frees(ns: NetNs) -> None:
     assert counters["rtp_counted"] == 8 + 1
 
 
+def test_clear_all_then_adds_leaves_only_the_adds(ns: NetNs) -> None:
+    """(b"", b"") from the core (its change queue overflowed) clears media_eps; the adds that
+    follow are all that is left: RTP to the cleared endpoints is no longer counted."""
+    with ns.entered():
+        cap = open_media()
+        try:
+            old = [(mep_key("127.0.0.1", 42000 + i), mep_val(0, {0: 8000})) for i in range(3)]
+            cap.media_apply(old)
+            kept = (mep_key("127.0.0.1", 42001), mep_val(0, {8: 8000}))
+            new = (mep_key("127.0.0.1", 42010), mep_val(0, {0: 8000}))
+            cap.media_apply([(b"", b""), kept, new])
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.bind(("127.0.0.1", 32000))
+                for port in (42000, 42001, 42002, 42010):
+                    s.sendto(rtp(1, 0, port), ("127.0.0.1", port))
+                time.sleep(0.1)
+            got = streams(cap)
+            counters = cap.counters()
+        finally:
+            cap.close()
+    # one stream per endpoint still in the map (SSRC = its port): 42001 (re-added) and 42010
+    assert sorted(k[3] for k in got) == [42001, 42010]
+    assert counters["rtp_counted"] == 2
+
+
 def test_without_media_no_media_maps_and_no_media_counting(ns: NetNs) -> None:
     with ns.entered():
         cap = EbpfCapture(resolve_interfaces(["lo"]), SIP, RING)

@@ -235,12 +235,17 @@ class EbpfCapture:
 
     def media_apply(self, changes: list[tuple[bytes, bytes]]) -> None:
         """Write the core's endpoint changes into ``media_eps``: (packed so_mep_key, packed
-        so_mep_val) adds or replaces, (key, b"") deletes (one already gone is fine). A write the
-        full map refuses is counted (``media_endpoints.full``), never raised."""
+        so_mep_val) adds or replaces, (key, b"") deletes (one already gone is fine), (b"", b"")
+        deletes every endpoint (the core's change queue overflowed: adds for every endpoint it
+        holds follow). A write the full map refuses is counted (``media_endpoints.full``), never
+        raised."""
         eps = self._media_eps
         if eps is None:
             return
         for key, value in changes:
+            if not key:
+                self._media_eps_clear(eps)
+                continue
             if not value:
                 err = eps.delete(key)
                 if err and err != errno.ENOENT:
@@ -251,6 +256,15 @@ class EbpfCapture:
                 self.media_endpoints_full += 1
             elif err:
                 log.warning("media endpoint write failed: %s", os.strerror(err))
+
+    @staticmethod
+    def _media_eps_clear(eps: HashMap) -> None:
+        keys, _values = eps.read_all()
+        size = eps.key_size
+        for i in range(0, len(keys) - size + 1, size):
+            err = eps.delete(keys[i : i + size])
+            if err and err != errno.ENOENT:
+                log.warning("media endpoint delete failed: %s", os.strerror(err))
 
     def media_read(self) -> tuple[bytes, bytes]:
         """Every stream of ``rtp_streams``: (packed so_mstream_key, packed so_rtp_stats)."""
