@@ -40,7 +40,8 @@
 //   stream (5-tuple + SSRC) is looked up in `rtp_streams` or inserted zeroed (a full map is
 //   counted: rtp_streams_full, the packet's statistics are lost) and so_rtp_update() (so_rtp.h,
 //   the same code replay runs) updates it with the payload type's clock rate from the
-//   endpoint. RTP is never copied to the ring. A socket filter cannot take a bpf_spin_lock,
+//   endpoint. The UDP length field (not the frame length: Ethernet padding) must cover the
+//   12-byte RTP header. RTP is never copied to the ring. A socket filter cannot take a bpf_spin_lock,
 //   so the update is unlocked: one UDP flow is steered to one CPU (docs/media.md).
 
 #include <uapi/linux/bpf.h>
@@ -173,10 +174,16 @@ static __always_inline int media(struct __sk_buff *skb, u8 family, u32 addr_off,
         return 1;
     }
     u8 u[8 + SO_RTP_HDR_LEN];  // UDP header, RTP fixed header
-    if (bpf_skb_load_bytes(skb, l4off, u, sizeof(u)) < 0) {
+    // The UDP length field, not the frame, says how long the payload is: Ethernet pads short
+    // frames to 60 bytes, so a load can succeed on padding after a shorter payload.
+    int got = bpf_skb_load_bytes(skb, l4off, u, sizeof(u));
+    if (got < 0)
+        got = bpf_skb_load_bytes(skb, l4off, u, 10);
+    u32 udp_len = got < 0 ? 0 : ((u32)u[4] << 8) | u[5];
+    if (udp_len < 8 + SO_RTP_HDR_LEN) {
         // Shorter than an RTP header: an RTCP packet can be (an empty RR is 8 bytes).
-        if ((ep->flags & SO_MEP_F_MUX) && bpf_skb_load_bytes(skb, l4off, u, 10) == 0 &&
-            (u[8] >> 6) == 2 && u[9] >= 192 && u[9] <= 223) {
+        if ((ep->flags & SO_MEP_F_MUX) && udp_len >= 10 && (u[8] >> 6) == 2 && u[9] >= 192 &&
+            u[9] <= 223) {
             count(C_RTCP);
             return 1;
         }
@@ -227,9 +234,7 @@ static __always_inline int media(struct __sk_buff *skb, u8 family, u32 addr_off,
             return 0;
         }
     }
-    u32 udp_len = ((u32)u[4] << 8) | u[5];
-    u32 payload = udp_len > 8 ? udp_len - 8 : 0;
-    so_rtp_update(st, h.seq, h.ts, h.pt, payload, bpf_ktime_get_ns(), rate);
+    so_rtp_update(st, h.seq, h.ts, h.pt, udp_len - 8, bpf_ktime_get_ns(), rate);
     count(C_RTP);
     return 0;
 }

@@ -357,3 +357,36 @@ def test_rtp_behind_vlan_tags_is_counted(tags: list[tuple[int, int]]) -> None:
     key = (4, 40000, 40000, 7, socket.inet_aton("10.77.0.2") + bytes(12))
     assert [(k[:5], v["packets"], v["received"]) for k, v in got.items()] == [(key, 3, 2)]
     assert next(iter(got))[5] == socket.inet_aton("10.77.0.1") + bytes(12)
+
+
+def test_short_udp_payload_on_ethernet_padding_is_not_rtp() -> None:
+    """A 4-byte UDP payload in a frame padded to 60 bytes (Ethernet's minimum, the padding
+    looking like an RTP header): the 20 bytes after the UDP header's start are loadable, but the
+    UDP length (12) says there is no 12-byte RTP header: not_rtp, no stream. A full RTP packet
+    after it is counted (its UDP length is 8 + 12 + 4)."""
+    from test_capture_live import mac_of, raw_send, tagged_frame
+
+    a, b = NetNs("a"), NetNs("b")
+    try:
+        veth_pair(a, b)
+        mac_a, mac_b = mac_of(a, "va"), mac_of(b, "vb")
+        with a.entered():
+            cap = EbpfCapture(resolve_interfaces(["va"]), SIP, RING, media=True)
+        try:
+            cap.media_apply([(mep_key("10.77.0.1", 40000), mep_val(0, {0: 8000}))])
+            short = tagged_frame(mac_a, mac_b, [], 40000, b"\x80\x00\x00\x01")  # 46 bytes
+            padding = rtp(2, 0, 9, size=2)  # 14 more: a plausible RTP header and 2 bytes
+            with b.entered():
+                raw_send("vb", short + padding)
+                raw_send("vb", tagged_frame(mac_a, mac_b, [], 40000, rtp(3, 0, 9, size=4)))
+            collect(cap)
+            got = streams(cap)
+            counters = cap.counters()
+        finally:
+            cap.close()
+    finally:
+        a.close()
+        b.close()
+    assert len(short + padding) == 60
+    assert counters["not_rtp"] == 1 and counters["rtp_counted"] == 1
+    assert [(k[3], v["packets"], v["bytes"]) for k, v in got.items()] == [(9, 1, 16)]
