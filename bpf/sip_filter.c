@@ -40,7 +40,10 @@
 //   stream (5-tuple + SSRC) is looked up in `rtp_streams` or inserted zeroed (a full map is
 //   counted: rtp_streams_full, the packet's statistics are lost) and so_rtp_update() (so_rtp.h,
 //   the same code replay runs) updates it with the payload type's clock rate from the
-//   endpoint. The UDP length field (not the frame length: Ethernet padding) must cover the
+//   endpoint. A stream is counted on the interface of its first packet: a copy of its packet
+//   seen on another interface (capturing on a bridge and its port, both ends of a veth) is
+//   counted (rtp_copies) and skipped, unless the stream's own interface has been silent for
+//   MEDIA_IF_MOVE_NS (it moved). The UDP length field (not the frame length: Ethernet padding) must cover the
 //   12-byte RTP header. RTP is never copied to the ring. A socket filter cannot take a bpf_spin_lock,
 //   so the update is unlocked: one UDP flow is steered to one CPU (docs/media.md).
 
@@ -60,6 +63,11 @@
 #endif
 #ifndef MEDIA_MAX_STREAMS
 #define MEDIA_MAX_STREAMS 8192
+#endif
+// A stream's packets seen on another interface than its own are copies (not counted) unless
+// its own interface has been silent this long (then the stream moved: counted there on).
+#ifndef MEDIA_IF_MOVE_NS
+#define MEDIA_IF_MOVE_NS 500000000ull
 #endif
 #endif
 
@@ -98,8 +106,9 @@
 #define C_RTCP 9           // media: RTCP packets to learned endpoints copied to the ring
 #define C_STREAMS_FULL 10  // media: RTP packets of a stream rtp_streams had no room for
 #define C_NOT_RTP 11       // media: packets to an RTP endpoint that are not RTP (dropped)
-#define C_SINCE_WAKEUP 12  // records since this CPU last woke the reader (not exported)
-#define N_COUNTERS 13
+#define C_RTP_COPIES 12    // media: RTP copies seen on another interface than the stream's
+#define C_SINCE_WAKEUP 13  // records since this CPU last woke the reader (not exported)
+#define N_COUNTERS 14
 
 struct slot {
     struct rec_hdr hdr;
@@ -222,10 +231,13 @@ static __always_inline int media(struct __sk_buff *skb, u8 family, u32 addr_off,
     sk.sport = sport;
     sk.dport = dport;
     sk.ssrc = h.ssrc;
+    u32 ifindex = skb->ifindex;
+    u64 now = bpf_ktime_get_ns();
     struct so_rtp_stats *st = rtp_streams.lookup(&sk);
     if (!st) {
         struct so_rtp_stats zero;
         __builtin_memset(&zero, 0, sizeof(zero));
+        zero.ifindex = ifindex;
         // BPF_NOEXIST: another CPU may have created it meanwhile (-EEXIST): look it up again.
         rtp_streams.insert(&sk, &zero);
         st = rtp_streams.lookup(&sk);
@@ -234,7 +246,18 @@ static __always_inline int media(struct __sk_buff *skb, u8 family, u32 addr_off,
             return 0;
         }
     }
-    so_rtp_update(st, h.seq, h.ts, h.pt, udp_len - 8, bpf_ktime_get_ns(), rate);
+    // Capturing on several interfaces, one packet can be seen more than once (a bridge and its
+    // port, both ends of a veth): only the stream's own interface counts, or every copy would
+    // read as a duplicate (no loss, halved jitter). A stream silent on its interface for
+    // MEDIA_IF_MOVE_NS that shows up on another one has moved there (a failover).
+    if (st->ifindex != ifindex) {
+        if (st->ifindex && (s64)(now - st->last_ns) < (s64)MEDIA_IF_MOVE_NS) {
+            count(C_RTP_COPIES);
+            return 0;
+        }
+        st->ifindex = ifindex;
+    }
+    so_rtp_update(st, h.seq, h.ts, h.pt, udp_len - 8, now, rate);
     count(C_RTP);
     return 0;
 }

@@ -92,6 +92,9 @@ struct so_rtp_stats {
     so_u8 pt;         /* payload type of the last packet */
     so_u8 pad0[3];
     so_u32 clock_rate; /* clock rate used for the last jitter update (0: unknown) */
+    so_u32 ifindex;    /* kernel: the interface the stream is counted on (its first packet's;
+                        * copies of its packets seen on other interfaces are not counted);
+                        * replay: 0. Not touched by so_rtp_update */
     /* counts over the whole stream */
     so_u64 packets; /* every packet given to so_rtp_update */
     so_u64 bytes;   /* their byte counts as the caller gave them (UDP payload) */
@@ -111,6 +114,14 @@ struct so_rtp_stats {
     so_u64 jitter_samples;
     so_u64 seen[2];    /* bit i of seen[i / 64]: extended max - i was received */
 };
+
+/* The layout is shared by the kernel map and the core (and tests that unpack it by hand):
+ * every field at its natural alignment, no unnamed padding. */
+#ifdef SO_RTP_BPF
+typedef char so_rtp_stats_size_check[sizeof(struct so_rtp_stats) == 144 ? 1 : -1];
+#else
+_Static_assert(sizeof(struct so_rtp_stats) == 144, "struct so_rtp_stats is 144 bytes");
+#endif
 
 /* Fixed RTP header fields (RFC 3550 section 5.1). */
 struct so_rtp_hdr {

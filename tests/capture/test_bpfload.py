@@ -195,11 +195,18 @@ def test_handover_with_media_maps_after_the_rings() -> None:
 def test_media_request_and_counters() -> None:
     req = LoadRequest([("lo", 1)], [5060], 1 << 20, False, "x.c", True, 16, 32)
     assert json.loads(json.dumps(asdict(req)))["media_max_streams"] == 32
-    assert bpfload.COUNTERS[8:] == ("rtp_counted", "rtcp_passed", "rtp_streams_full", "not_rtp")
+    assert bpfload.COUNTERS[8:] == (
+        "rtp_counted",
+        "rtcp_passed",
+        "rtp_streams_full",
+        "not_rtp",
+        "rtp_copies",
+    )
     # the filter's exported counter indexes are 0 .. len(COUNTERS) - 1, then the private one
     text = filter_source().read_text()
     defines = {m[0]: int(m[1]) for m in re.findall(r"#define (C_[A-Z_]+) +(\d+)", text)}
-    assert defines["C_RTP"] == 8 and defines["C_NOT_RTP"] == len(bpfload.COUNTERS) - 1
+    assert defines["C_RTP"] == 8 and defines["C_NOT_RTP"] == 11
+    assert defines["C_RTP_COPIES"] == len(bpfload.COUNTERS) - 1
     assert defines["C_SINCE_WAKEUP"] == len(bpfload.COUNTERS)
 
 

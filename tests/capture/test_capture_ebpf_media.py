@@ -38,10 +38,10 @@ MEP_KEY = struct.Struct("=BxH16s")
 MEP_VAL = struct.Struct("=BB2x16s16I")
 STREAM_KEY = struct.Struct("=BxHH2xI16s16s")
 # struct so_rtp_stats (so_rtp.h): base_seq, cycles, bad_seq, received, max_seq, probation, flags,
-# pt, pad0[3], clock_rate, packets, bytes, duplicates, reordered, bad_seq_packets, resyncs,
+# pt, pad0[3], clock_rate, ifindex, packets, bytes, duplicates, reordered, bad_seq_packets, resyncs,
 # pt_changes, transit, first_ns, last_ns, max_gap_ns, jitter, max_jitter, jitter_sum,
 # jitter_samples, seen[2]
-STATS = struct.Struct("@IIIIHBBB3xIQQIIIIIIQQQQQQQQQ")
+STATS = struct.Struct("=IIIIHBBB3xIIQQIIIIIIQQQQQQQQQ")
 STATS_FIELDS = [
     "base_seq",
     "cycles",
@@ -52,6 +52,7 @@ STATS_FIELDS = [
     "flags",
     "pt",
     "clock_rate",
+    "ifindex",
     "packets",
     "bytes",
     "duplicates",
@@ -390,3 +391,48 @@ def test_short_udp_payload_on_ethernet_padding_is_not_rtp() -> None:
     assert len(short + padding) == 60
     assert counters["not_rtp"] == 1 and counters["rtp_counted"] == 1
     assert [(k[3], v["packets"], v["bytes"]) for k, v in got.items()] == [(9, 1, 16)]
+
+
+def test_copies_on_other_interfaces_are_not_counted_twice(ns: NetNs) -> None:
+    """Capturing on every interface of a namespace where both ends of a veth pair live: each
+    frame sent on v0 is seen leaving v0 and arriving on v1. The stream is counted on v0 (its
+    first packet's interface) and the v1 copies only as rtp_copies.
+
+    By hand (RFC 3550 A.1, A.3): sequence numbers 1..10 without 4 and 7, 8 packets. 1 starts
+    probation, 2 is in sequence: valid, base_seq 2, received 1; then 3 5 6 8 9 10: received 7,
+    max_seq 10, expected 10 - 2 + 1 = 9, lost 2, no duplicates. After 0.6 s of silence the
+    stream shows up on a second veth pair (v2 -> v3): it moved (MEDIA_IF_MOVE_NS 0.5 s), 11 and
+    12 are counted on v2 (received 9, max_seq 12, lost 2) and their v3 copies skipped."""
+    from test_capture_live import mac_of, raw_send, tagged_frame
+
+    for a, b in (("v0", "v1"), ("v2", "v3")):
+        ns.ip("link", "add", a, "type", "veth", "peer", "name", b)
+        ns.ip("link", "set", a, "up")
+        ns.ip("link", "set", b, "up")
+    mac1, mac3 = mac_of(ns, "v1"), mac_of(ns, "v3")
+    with ns.entered():
+        ifindex = {n: socket.if_nametoindex(n) for n in ("v0", "v2")}
+        cap = EbpfCapture(resolve_interfaces([]), SIP, RING, media=True)  # all interfaces
+        try:
+            cap.media_apply([(mep_key("10.77.0.1", 40000), mep_val(0, {0: 8000}))])
+            for seq in (1, 2, 3, 5, 6, 8, 9, 10):
+                raw_send("v0", tagged_frame(mac1, mac1, [], 40000, rtp(seq, seq * 160, 5)))
+            time.sleep(0.1)
+            first = streams(cap)
+            copies = cap.counters()["rtp_copies"]
+            time.sleep(0.6)
+            for seq in (11, 12):
+                raw_send("v2", tagged_frame(mac3, mac3, [], 40000, rtp(seq, seq * 160, 5)))
+            time.sleep(0.1)
+            moved = streams(cap)
+            counters = cap.counters()
+        finally:
+            cap.close()
+    fields = ("packets", "received", "duplicates", "max_seq", "base_seq", "ifindex")
+    got = [(k[3], *(v[f] for f in fields)) for k, v in first.items()]
+    assert got == [(5, 8, 7, 0, 10, 2, ifindex["v0"])]
+    assert copies == 8
+    v = next(iter(moved.values()))
+    assert (v["packets"], v["received"], v["duplicates"], v["max_seq"]) == (10, 9, 0, 12)
+    assert v["ifindex"] == ifindex["v2"]
+    assert counters["rtp_copies"] == 8 + 2 and counters["rtp_counted"] == 10

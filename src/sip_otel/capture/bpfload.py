@@ -84,6 +84,7 @@ COUNTERS = (
     "rtcp_passed",  # media: RTCP packets to learned endpoints copied to the ring
     "rtp_streams_full",  # media: RTP packets whose stream found no room: statistics lost
     "not_rtp",  # media: packets to a learned RTP endpoint that are not RTP (dropped)
+    "rtp_copies",  # media: RTP copies seen on another interface than the stream's (skipped)
 )
 # Descriptors in the reply, in this order, then the rings, then (media) the media maps, then one
 # socket per interface.
