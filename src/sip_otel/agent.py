@@ -5,8 +5,9 @@ Main loop (one thread; OTel's exporters and the HTTP server run their own):
   filter wakes the reader only every few hundred packets)
   -> the capture hands what waits to the compiled pipeline in one call per
      :data:`MAX_FRAMES_PER_CALL` frames (packet time drives the timers there)
-  -> every tick: copy the kernel drop count into ``stats.capture_drops`` and, when no packet has
-     moved packet time forward, advance it with the idle clock.
+  -> every tick: copy the kernel drop count into ``stats.capture_drops`` (and, with media, the
+     kernel media maps' evictions into ``stats.evictions``) and, when no packet has moved packet
+     time forward, advance it with the idle clock.
   -> when the link watcher's netlink socket is readable (an interface was deleted, re-created or
      renamed: capture/links.py), re-attach the capture on the named interfaces that changed.
   -> media (``--media``, docs/media.md "Live path"): after every feed call (a wake-up makes up
@@ -449,8 +450,7 @@ def _loop(
             _relink(capture, pipeline, links)
         now = time.monotonic_ns()
         if now >= next_tick:
-            pipeline.stats.capture_drops = capture.drops()
-            pipeline.stats.capture_drops_by = capture.drop_reasons()
+            _capture_stats(capture, pipeline, kernel_media)
             idle_now = now + offset - IDLE_GRACE_NS
             if pipeline.last_ts_ns == last_seen_ts and idle_now > pipeline.last_ts_ns:
                 pipeline.handle_timer(idle_now)
@@ -470,6 +470,16 @@ def _loop(
                     log.warning("SIGHUP: reload failed (%s); keeping the running settings", exc)
         with contextlib.suppress(BlockingIOError):
             os.read(stop.rfd, 64)
+
+
+def _capture_stats(capture: Capture, pipeline: Any, media: MediaCapture | None) -> None:
+    """The capture's drop counts, and the kernel media maps' evictions (totals, by slug: not
+    capture drops, docs/metrics.md), into the pipeline's stats."""
+    stats = pipeline.stats
+    stats.capture_drops = capture.drops()
+    stats.capture_drops_by = capture.drop_reasons()
+    if media is not None:
+        stats.evictions.update(media.media_drops())
 
 
 def _media_changes(media: MediaCapture | None, pipeline: Any) -> None:
@@ -508,8 +518,7 @@ def _shutdown(capture: Capture, pipeline: Any, telemetry: Any, media: bool = Fal
             _media_sync(kernel_media, pipeline)
         if media:  # end every call's media now: final reports and the held dialog records
             pipeline.media_flush(time.monotonic_ns() + realtime_offset_ns())
-        pipeline.stats.capture_drops = capture.drops()
-        pipeline.stats.capture_drops_by = capture.drop_reasons()
+        _capture_stats(capture, pipeline, kernel_media)
         counters = capture.counters()
         log.info("capture counters: %s", ", ".join(f"{k}={v}" for k, v in counters.items()))
     finally:

@@ -93,12 +93,14 @@ class MediaCap:
         self.log.append(("delete", keys))
 
     def media_drops(self) -> dict[str, int]:
-        return {}
+        return {"kernel_media_endpoints.full": 2, "kernel_rtp_streams.full": 5}
 
 
 class Stats:
-    capture_drops = 0
-    capture_drops_by: dict[str, int] = {}
+    def __init__(self) -> None:
+        self.capture_drops = 0
+        self.capture_drops_by: dict[str, int] = {}
+        self.evictions: dict[str, int] = {"dialogs.full": 1}  # the core's
 
 
 class Pipe:
@@ -174,6 +176,22 @@ def test_changes_applied_after_the_feed_streams_synced_every_second(clock: Clock
     gaps = [b - a for a, b in itertools.pairwise(times)]
     assert len(times) >= 3
     assert all(agent.MEDIA_SYNC_NS <= g <= agent.MEDIA_SYNC_NS + 4 * Clock.STEP for g in gaps)
+
+
+def test_kernel_media_evictions_join_the_pipeline_evictions(clock: Clock) -> None:
+    """The kernel maps' full counts are evictions (totals, set each tick and at shutdown), next
+    to the core's own; they are not capture drops."""
+    stop = Stop()
+    cap = MediaCap(stop, ticks=3, frames=[])
+    pipe = Pipe(clock)
+    agent._loop(cap, pipe, stop, 100_000_000, media=True)  # type: ignore[arg-type]
+    want = {"dialogs.full": 1, "kernel_media_endpoints.full": 2, "kernel_rtp_streams.full": 5}
+    assert pipe.stats.evictions == want
+    assert pipe.stats.capture_drops == 0 and pipe.stats.capture_drops_by == {}
+    pipe2 = Pipe(clock)
+    agent._shutdown(cap, pipe2, None, media=True)  # type: ignore[arg-type]
+    stop.close()
+    assert pipe2.stats.evictions == want
 
 
 def test_no_media_no_media_calls(clock: Clock) -> None:

@@ -22,8 +22,10 @@ statistics in the ``rtp_streams`` map for the endpoints userspace writes into ``
 :meth:`EbpfCapture.media_apply` writes the core's endpoint changes, :meth:`~EbpfCapture.media_read`
 reads every stream (one batch lookup), :meth:`~EbpfCapture.media_delete` deletes the streams the
 core is done with. A write refused because ``media_eps`` is full (E2BIG/ENOMEM) is counted
-(``media_endpoints.full``); RTP packets whose stream found no room in ``rtp_streams`` are counted
-by the filter (``rtp_streams_full``) and reported as a capture drop reason.
+(``kernel_media_endpoints.full``); RTP packets whose stream found no room in ``rtp_streams`` are
+counted by the filter (``rtp_streams_full``). Both are evictions (:data:`KERNEL_EVICTIONS`, from
+:meth:`EbpfCapture.media_drops`, exported by the agent as ``sip_otel_evictions_total``), not
+capture drops: no packet meant for userspace was lost, and a bigger ring would not help.
 """
 
 from __future__ import annotations
@@ -52,13 +54,23 @@ from sip_otel.capture.bpfload import COUNTERS, RCVBUF, Handover, LoadRequest, lo
 from sip_otel.capture.bpfsys import HashMap, PerCpuCounters
 from sip_otel.net.types import Frame
 
-__all__ = ["COUNTERS", "EbpfCapture", "RingMap", "filter_source", "media_map_entries"]
+__all__ = [
+    "COUNTERS",
+    "KERNEL_EVICTIONS",
+    "EbpfCapture",
+    "RingMap",
+    "filter_source",
+    "media_map_entries",
+]
 
 log = logging.getLogger(__name__)
 
 _DROP_COUNTERS = {"ring_full": 1, "load_fail": 2}  # counter indexes
-# With media: RTP packets whose statistics were lost (rtp_streams had no room for their stream).
-_MEDIA_DROP_COUNTERS = {"rtp_streams_full": COUNTERS.index("rtp_streams_full")}
+# With media, eviction slugs (docs/metrics.md) of the kernel maps: endpoint writes the full
+# media_eps refused, RTP packets whose stream found no room in rtp_streams (statistics lost).
+# Not the core's media_endpoints.full / rtp_streams.full (its own tables, added to the same dict).
+KERNEL_EVICTIONS = ("kernel_media_endpoints.full", "kernel_rtp_streams.full")
+_RTP_STREAMS_FULL = COUNTERS.index("rtp_streams_full")
 # errnos of a map update refused for want of room (hash map full / no memory for an element)
 _MAP_FULL = (errno.E2BIG, errno.ENOMEM)
 
@@ -284,14 +296,13 @@ class EbpfCapture:
                 log.warning("RTP stream delete failed: %s", os.strerror(err))
 
     def media_drops(self) -> dict[str, int]:
-        """Media lost for want of room, by eviction slug (docs/metrics.md): endpoint writes
-        ``media_eps`` refused, RTP packets ``rtp_streams`` had no stream for. {} without media."""
+        """Media lost for want of room in the kernel maps, by eviction slug
+        (:data:`KERNEL_EVICTIONS`): endpoint writes ``media_eps`` refused, RTP packets
+        ``rtp_streams`` had no stream for. Totals since start; {} without media."""
         if self._rtp_streams is None:
             return {}
-        return {
-            "media_endpoints.full": self.media_endpoints_full,
-            "rtp_streams.full": self._counters.sum(_MEDIA_DROP_COUNTERS["rtp_streams_full"]),
-        }
+        eps, streams = KERNEL_EVICTIONS
+        return {eps: self.media_endpoints_full, streams: self._counters.sum(_RTP_STREAMS_FULL)}
 
     def clear_errors(self) -> None:
         """Nothing to do: the sockets are never polled (the ring is)."""
@@ -316,10 +327,7 @@ class EbpfCapture:
     def drop_reasons(self) -> dict[str, int]:
         if self._handover is None:
             return {}
-        reasons = dict(_DROP_COUNTERS)
-        if self._rtp_streams is not None:
-            reasons.update(_MEDIA_DROP_COUNTERS)
-        return {reason: self._counters.sum(i) for reason, i in reasons.items()}
+        return {reason: self._counters.sum(i) for reason, i in _DROP_COUNTERS.items()}
 
     def close(self) -> None:
         for _ifindex, sock in self._sockets.values():
