@@ -46,6 +46,10 @@
 //   MEDIA_IF_MOVE_NS (it moved). The UDP length field (not the frame length: Ethernet padding) must cover the
 //   12-byte RTP header. RTP is never copied to the ring. A socket filter cannot take a bpf_spin_lock,
 //   so the update is unlocked: one UDP flow is steered to one CPU (docs/media.md).
+//   Fast path: each bpf_skb_load_bytes costs 0.1-0.2 us, so an untagged IPv4 packet without
+//   options that is not a fragment is classified from one load of its first FAST_LEN bytes
+//   (ports, addresses, UDP and RTP headers at fixed offsets); anything else takes the general
+//   path (classify()'s loads).
 
 #include <uapi/linux/bpf.h>
 #include <uapi/linux/if_ether.h>
