@@ -73,6 +73,12 @@ STATS_FIELDS = [
 ]
 
 
+def test_stats_layout_by_hand_is_the_kernel_value_size() -> None:
+    # 4 u32 + u16 + 3 u8 + pad0[3] + clock_rate + ifindex = 32, 2 u64 = 48, 6 u32 = 72,
+    # 7 u64 = 128, seen[2] = 144 (so_rtp.h asserts 144 at compile time)
+    assert STATS.size == 144 and STATS_FIELDS.index("ifindex") == 9
+
+
 def mep_key(addr: str, port: int, family: int = socket.AF_INET) -> bytes:
     raw = socket.inet_pton(family, addr)
     return MEP_KEY.pack(4 if family == socket.AF_INET else 6, port, raw.ljust(16, b"\0"))
