@@ -430,6 +430,7 @@ cdef extern from "so_media.h":
                               uint32_t n, int64_t offset_ns, so_mstream_key *stale,
                               uint32_t *n_stale)
     void so_media_rtcp_apply(so_media *m, const so_rtcp_report_x *rep, int64_t now)
+    void so_media_finish(so_media *m, int64_t now)
 
 cdef extern from "so_hash.h":
     uint64_t so_call_hash(so_h128 seed, const uint8_t *p, size_t n)

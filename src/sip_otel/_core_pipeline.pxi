@@ -309,6 +309,13 @@ cdef class PipelineCore:
         so_pipeline_timer(self.p, now_ns)
         self._after()
 
+    def media_flush(self, int64_t now_ns):
+        """Every call's media ends now (final reports, held records released with them); the
+        tracker goes on (the live agent's shutdown: dialogs still open are not finished)."""
+        if self.p.media != NULL:
+            so_media_finish(self.p.media, now_ns)
+        self._after()
+
     def finish(self, int64_t now_ns):
         so_pipeline_finish(self.p, now_ns)
         self._after()

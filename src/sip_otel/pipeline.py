@@ -133,6 +133,13 @@ class Pipeline:
         self._core.finish(self.last_ts_ns if now_ns is None else now_ns)
         self._deliver()
 
+    def media_flush(self, now_ns: int) -> None:
+        """Shutdown of a live capture: every call's media ends at ``now_ns`` -- a final report
+        per stream, the dialog records held for their media delivered with it -- without
+        finishing the tracker (no-op without media)."""
+        self._core.media_flush(now_ns)
+        self._deliver()
+
     # -- records ----------------------------------------------------------------------------------
 
     def set_record_sink(self, sink: RecordSink | None) -> None:

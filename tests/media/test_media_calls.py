@@ -357,3 +357,20 @@ def test_held_records_are_bounded() -> None:
     assert c.p.evictions() == {"media_records.full": 1}
     c.p.handle_timer(T0 + 10 * S)
     assert [r.call_id for r in c.records] == ["c1", "c0"]
+
+
+def test_media_flush_ends_the_media_and_releases_held_records() -> None:
+    """Shutdown (agent): the BYE ended the dialog (record held for its media, linger 3 s); a
+    flush 1 s later ends the media now: a final report per stream, the record with them, and
+    the tracker is not finished (a second call still open gives no record)."""
+    c = Sinks(PipelineConfig(media=True))
+    frames = call_setup(T0) + rtp_first_second() + bye(T0 + 5 * S)
+    frames += call_setup(T0 + 5 * S, call_id="call-2", a_port=4100, b_port=5100)
+    c.p.feed(frames)
+    assert c.records == [] and c.reports == []
+    c.p.media_flush(T0 + 6 * S)
+    fin = c.by_ssrc(final=True)
+    assert set(fin) == {SSRC_A, SSRC_B} and len(c.reports) == 2
+    (rec,) = c.records
+    assert isinstance(rec, DialogRecord) and rec.call_id == "call-1"
+    assert sorted(rec.media, key=lambda m: m.ssrc) == [fin[SSRC_A], fin[SSRC_B]]
