@@ -374,3 +374,103 @@ def test_media_flush_ends_the_media_and_releases_held_records() -> None:
     (rec,) = c.records
     assert isinstance(rec, DialogRecord) and rec.call_id == "call-1"
     assert sorted(rec.media, key=lambda m: m.ssrc) == [fin[SSRC_A], fin[SSRC_B]]
+
+
+@pytest.mark.parametrize("retry_sdp", [True, False])
+def test_a_retry_of_the_call_id_keeps_its_media(retry_sdp: bool) -> None:
+    """INVITE (offer A:4000) -> 503 -> ACK at 0-0.2 s; the retry (same Call-ID, CSeq 2, new
+    branch; with the offer again, or late offer: offer in the 200, answer in the ACK) rings
+    until the 200 at 10 s. The failed attempt's end must not end the call's media 3 s later:
+    B -> A (early media, then the call) one packet a second from 4 s to 12 s is one stream,
+    A -> B from 10.5 s; both are in the final reports and the records after the BYE."""
+    c = Sinks(PipelineConfig(media=True))
+    br = "z9hG4bK-r"
+    offer = sdp("10.0.0.1", 4000)
+    frames = [
+        frame(T0, A, B, 5060, 5060, sip("INVITE sip:b@x SIP/2.0", branch=br + "1", body=offer)),
+        frame(
+            T0 + 100 * MS, B, A, 5060, 5060, sip("SIP/2.0 503 Busy", to_tag="x9", branch=br + "1")
+        ),
+        frame(
+            T0 + 200 * MS,
+            A,
+            B,
+            5060,
+            5060,
+            sip("ACK sip:b@x SIP/2.0", to_tag="x9", cseq="1 ACK", branch=br + "1"),
+        ),
+        frame(
+            T0 + 300 * MS,
+            A,
+            B,
+            5060,
+            5060,
+            sip(
+                "INVITE sip:b@x SIP/2.0",
+                cseq="2 INVITE",
+                branch=br + "2",
+                body=offer if retry_sdp else "",
+            ),
+        ),
+        frame(
+            T0 + 400 * MS,
+            B,
+            A,
+            5060,
+            5060,
+            sip("SIP/2.0 180 Ringing", to_tag="b1", cseq="2 INVITE", branch=br + "2"),
+        ),
+    ]
+    ssrc_early = 0xB1B1B1B1
+    for i in range(9):  # B -> A at 4 .. 12 s
+        frames.append(frame(T0 + (4 + i) * S, B, A, 5000, 4000, rtp(1 + i, 8000 * i, ssrc_early)))
+    frames.append(
+        frame(
+            T0 + 10 * S + 50 * MS,
+            B,
+            A,
+            5060,
+            5060,
+            sip(
+                "SIP/2.0 200 OK",
+                to_tag="b1",
+                cseq="2 INVITE",
+                branch=br + "2",
+                body=sdp("10.0.0.2", 5000),
+            ),
+        )
+    )
+    frames.append(
+        frame(
+            T0 + 10 * S + 100 * MS,
+            A,
+            B,
+            5060,
+            5060,
+            sip(
+                "ACK sip:b@x SIP/2.0",
+                to_tag="b1",
+                cseq="2 ACK",
+                branch=br + "3",
+                body="" if retry_sdp else offer,
+            ),
+        )
+    )
+    for i in range(3):  # A -> B at 10.5 .. 12.5 s
+        frames.append(
+            frame(T0 + 10500 * MS + i * S, A, B, 4000, 5000, rtp(1 + i, 8000 * i, SSRC_A))
+        )
+    frames.sort(key=lambda f: f.ts_ns)
+    c.p.feed(frames)
+    assert [r for r in c.reports if r.final] == []
+    c.p.feed(bye(T0 + 20 * S))
+    c.p.handle_timer(T0 + 25 * S)
+    fin = c.by_ssrc(final=True)
+    assert set(fin) == {ssrc_early, SSRC_A}
+    assert (fin[ssrc_early].start_ns, fin[ssrc_early].end_ns) == (T0 + 4 * S, T0 + 12 * S)
+    assert fin[ssrc_early].direction == "to_caller" and fin[SSRC_A].direction == "to_callee"
+    assert len([r for r in c.reports if r.final]) == 2
+    recs = [r for r in c.records if isinstance(r, DialogRecord)]
+    answered = [r for r in recs if r.outcome == "completed"]
+    assert len(answered) == 1
+    assert sorted(m.ssrc for m in answered[0].media) == sorted([ssrc_early, SSRC_A])

@@ -207,7 +207,29 @@ static so_media_call *call_for(so_media *m, const so_msg *msg, uint64_t hash) {
     return slot;
 }
 
+/* An initial INVITE (no To tag): its CSeq and top Via branch (a retransmission repeats both;
+ * a retry of the Call-ID -- after a 3xx, a 4xx/5xx failover, a 491 -- changes them). */
+static uint64_t attempt_key(const so_media *m, const so_msg *msg) {
+    so_hasher h;
+    so_hasher_init(&h, m->seed);
+    so_hasher_u64(&h, (uint64_t)msg->cseq);
+    so_hasher_bytes(&h, msg->via_branch.p, msg->via_branch.n);
+    return so_hasher_final(&h).a;
+}
+
 void so_media_learn(so_media *m, const so_msg *msg) {
+    bool initial = msg->is_request && msg->method == SO_M_INVITE && msg->to_tag.n == 0;
+    if (initial) {
+        /* a new attempt of a call whose media is due to end (a failed attempt's record): the
+         * call goes on, with or without SDP in the retry */
+        so_media_call *c = so_media_call_find(m, so_call_hash(m->seed, msg->call_id.p,
+                                                              msg->call_id.n));
+        uint64_t key = attempt_key(m, msg);
+        if (c && c->attempt != key) {
+            c->attempt = key;
+            c->end_at = 0;
+        }
+    }
     if (msg->body_length <= 0)
         return;
     uint8_t method = msg->is_request ? msg->method : msg->cseq_method;
@@ -230,8 +252,11 @@ void so_media_learn(so_media *m, const so_msg *msg) {
         if (!c) {
             c = call_for(m, msg, so_call_hash(m->seed, msg->call_id.p, msg->call_id.n));
             c->hd.last_ns = msg->ts_ns;
-            if (msg->is_request && msg->method == SO_M_INVITE && msg->to_tag.n == 0 &&
-                msg->from_tag.n) { /* the initial INVITE: its From is the caller */
+            if (initial && !c->attempt)
+                c->attempt = attempt_key(m, msg);
+            if (initial && msg->from_tag.n && !c->has_caller) {
+                /* the first initial INVITE: its From is the caller (an INVITE of the callee
+                 * without To tag -- a crossed new dialog -- does not change it) */
                 c->caller_tag = so_call_hash(m->seed, msg->from_tag.p, msg->from_tag.n);
                 c->has_caller = 1;
             }

@@ -72,6 +72,7 @@ typedef struct so_media_call {
     uint16_t id_len;
     uint32_t n_endpoints; /* endpoints of the table that belong to it */
     int64_t end_at;       /* its media ends then (0: not scheduled) */
+    uint64_t attempt;     /* hash of the CSeq and branch of its latest initial INVITE */
     uint8_t id[SO_MEDIA_CALL_ID_MAX];
 } so_media_call;
 
