@@ -474,3 +474,25 @@ def test_a_retry_of_the_call_id_keeps_its_media(retry_sdp: bool) -> None:
     answered = [r for r in recs if r.outcome == "completed"]
     assert len(answered) == 1
     assert sorted(m.ssrc for m in answered[0].media) == sorted([ssrc_early, SSRC_A])
+
+
+def test_the_caller_is_the_first_initial_invites_from() -> None:
+    """An INVITE without To tag from B (From tag b9) in A's call does not make B the caller:
+    B's endpoint it announces receives a stream to the callee."""
+    p = Pipeline(PipelineConfig(media=True))
+    inv_a = sip("INVITE sip:b@x SIP/2.0", branch="z9hG4bKa", body=sdp("10.0.0.1", 4000))
+    inv_b = sip(
+        "INVITE sip:a@x SIP/2.0",
+        from_tag="b9",
+        cseq="7 INVITE",
+        branch="z9hG4bKb",
+        body=sdp("10.0.0.2", 5000),
+    )
+    p.feed(
+        [
+            frame(T0, A, B, 5060, 5060, inv_a),
+            frame(T0 + 10 * MS, B, A, 5060, 5060, inv_b),
+            frame(T0 + S, A, B, 4000, 5000, rtp(1, 0, SSRC_A)),
+        ]
+    )
+    assert [s["direction"] for s in p.media_streams()] == ["to_callee"]
