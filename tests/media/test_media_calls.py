@@ -215,7 +215,9 @@ def test_call_table_limit_evicts_the_oldest_call() -> None:
     p = Pipeline(PipelineConfig(media=True, media_max_calls=8))
     p.media_endpoint_changes()  # a kernel: deletes are queued
     frames = []
-    for i in range(9):  # nine calls, one table of 8: the 9th evicts the first
+    # a limit of 8: 32 slots (twice the limit, at least one probe window), all in one probe
+    # window: the 33rd call evicts the first
+    for i in range(33):
         frames += call_setup(
             T0 + i * S, call_id=f"c{i}", a_port=4000 + 10 * i, b_port=5000 + 10 * i
         )

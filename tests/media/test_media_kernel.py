@@ -124,9 +124,10 @@ def test_refresh_queues_only_a_changed_value_and_rtcp_mux() -> None:
 
 
 def test_change_queue_is_bounded() -> None:
-    # 8 endpoints (1 rounded up to a probe window): a queue of 2 * 8 + 64 = 80 changes. 21
-    # calls learn 84 endpoints (RTP and RTCP of offer and answer) while nobody drains: 84 adds,
-    # and each of the 76 past the 8th evicts one (a delete first): 160 changes, 80 kept.
+    # 32 endpoint slots (twice the limit of 1, rounded up to a probe window): a queue of
+    # 2 * 32 + 64 = 128 changes. 21 calls learn 84 endpoints (RTP and RTCP of offer and answer)
+    # while nobody drains: 84 adds, and each of the 52 past the 32nd evicts one (a delete
+    # first): 136 changes, 128 kept.
     p = Pipeline(PipelineConfig(media=True, media_max_endpoints=1))
     p.media_endpoint_changes()
     frames = []
@@ -135,8 +136,8 @@ def test_change_queue_is_bounded() -> None:
             T0 + i * S, call_id=f"q{i}", a_port=4000 + 10 * i, b_port=5000 + 10 * i
         )
     p.feed(frames)
-    assert len(p.media_endpoint_changes()) == 80
-    assert p.evictions() == {"media_endpoints.full": 76, "media_changes.full": 80}
+    assert len(p.media_endpoint_changes()) == 128
+    assert p.evictions() == {"media_endpoints.full": 52, "media_changes.full": 8}
 
 
 def test_kernel_sync_replaces_the_stream_and_returns_stale_keys() -> None:
@@ -222,3 +223,52 @@ def test_kernel_sync_returns_an_idle_stream() -> None:
     assert p.media_kernel_sync(old_key + live_key, old + live, T0) == b""  # 298 s: not idle
     p.handle_timer(T0 + 301_500 * MS)  # 300.5 s after the old one's last packet
     assert p.media_kernel_sync(old_key + live_key, old + live, T0) == old_key
+
+
+def test_kernel_sync_never_evicts_a_live_stream() -> None:
+    """A limit of 8 streams: 32 slots (one probe window). 33 live kernel entries: 32 are
+    taken, the 33rd finds no room -- counted ``rtp_streams.full`` at each sync, left in the
+    kernel map (not returned), and no live stream is evicted: no report until the end, then
+    one final report per stream with the kernel's figures once (not counted twice)."""
+    reports: list[MediaStream] = []
+    p = Pipeline(PipelineConfig(media=True, media_max_streams=8))
+    p.set_media_sink(reports.append)
+    p.feed(call_setup(T0))
+    keys = b"".join(stream_key(A4, 4000, B4, 5000, ssrc) for ssrc in range(1, 34))
+    stats = rtp_stats(
+        base_seq=1, received=9, max_seq=10, flags=7, packets=10, first_ns=S, last_ns=2 * S
+    )
+    for _ in range(2):
+        assert p.media_kernel_sync(keys, stats * 33, T0) == b""
+        assert reports == [] and len(p.media_streams()) == 32
+    assert p.evictions() == {"rtp_streams.full": 2}
+    p.media_flush(T0 + 3 * S)
+    assert sorted(r.ssrc for r in reports) == list(range(1, 33))
+    assert {(r.final, r.total_expected, r.expected) for r in reports} == {(True, 10, 10)}
+
+
+def test_kernel_sync_leaves_a_just_inserted_entry() -> None:
+    """An entry the filter just inserted (all zero, last_ns 0) is neither idle nor taken."""
+    p = Pipeline(PipelineConfig(media=True))
+    p.feed(call_setup(T0))
+    assert p.media_kernel_sync(stream_key(A4, 4000, B4, 5000, 1), rtp_stats(), T0) == b""
+    assert p.media_streams() == []
+
+
+def test_kernel_sync_a_reused_port_does_not_adopt_the_old_calls_entry() -> None:
+    """call-1's stream to B:5000 (1 s .. 5 s) ends with the call (BYE 10 s, linger 3 s); before
+    the next sync call-2 learns the same endpoints at 20 s: the old entry (started before
+    that) is stale, call-2's own (from 21 s) is taken."""
+    p = Pipeline(PipelineConfig(media=True))
+    p.feed(call_setup(T0))
+    old_key, new_key = stream_key(A4, 4000, B4, 5000, 1), stream_key(A4, 4000, B4, 5000, 2)
+    old = rtp_stats(packets=5, first_ns=S, last_ns=5 * S)
+    assert p.media_kernel_sync(old_key, old, T0) == b""
+    p.feed(bye(T0 + 10 * S))
+    p.handle_timer(T0 + 14 * S)
+    p.feed(call_setup(T0 + 20 * S, call_id="call-2"))
+    new = rtp_stats(packets=1, first_ns=21 * S, last_ns=21 * S)
+    assert p.media_kernel_sync(old_key + new_key, old + new, T0) == old_key
+    # (no media sink: media_streams() lists call-1's ended stream first)
+    got = [(s["ssrc"], s["call_id"]) for s in p.media_streams()]
+    assert got == [(1, "call-1"), (2, "call-2")]

@@ -29,8 +29,10 @@ so_media *so_media_new(const so_media_limits *lim, so_h128 seed, uint64_t *reaso
     m->seed = seed;
     m->reasons = reasons;
     m->evictions = evictions;
-    uint32_t ne = pow2_at_least(lim->max_endpoints), ns = pow2_at_least(lim->max_streams);
-    uint32_t nc = pow2_at_least(lim->max_calls);
+    /* twice the limit's slots: the limit's entries fit in the probe windows (so_media.h) */
+    uint32_t ne = pow2_at_least(2 * (lim->max_endpoints < (1u << 23) ? lim->max_endpoints : (1u << 23)));
+    uint32_t ns = pow2_at_least(2 * (lim->max_streams < (1u << 23) ? lim->max_streams : (1u << 23)));
+    uint32_t nc = pow2_at_least(2 * (lim->max_calls < (1u << 23) ? lim->max_calls : (1u << 23)));
     m->ep_mask = ne - 1;
     m->st_mask = ns - 1;
     m->call_mask = nc - 1;
@@ -83,10 +85,11 @@ so_media_endpoint *so_media_ep_find(so_media *m, const uint8_t *addr, uint8_t ip
 }
 
 /* A slot for a new entry in the probe window starting at h: an unused one, else the entry idle
- * longest (its eviction counted; the caller lets go of what it held). Entries are `stride`
- * bytes apart, each starting with its so_media_head. */
+ * longest (its eviction counted; the caller lets go of what it held) -- with keep_live, only
+ * when that one was idle past the timeout (NULL otherwise, nothing counted). Entries are
+ * `stride` bytes apart, each starting with its so_media_head. */
 void *so_media_slot_for(so_media *m, uint8_t *base, size_t stride, uint32_t mask, uint32_t h,
-                        int64_t now, so_eviction full, so_eviction timeout) {
+                        int64_t now, so_eviction full, so_eviction timeout, bool keep_live) {
     so_media_head *oldest = NULL;
     for (uint32_t i = 0; i < SO_MEDIA_PROBE; i++) {
         so_media_head *e = (so_media_head *)(base + (size_t)((h + i) & mask) * stride);
@@ -95,7 +98,10 @@ void *so_media_slot_for(so_media *m, uint8_t *base, size_t stride, uint32_t mask
         if (!oldest || e->last_ns < oldest->last_ns)
             oldest = e;
     }
-    m->evictions[so_expired(oldest->last_ns, now, m->lim.idle_timeout_ns) ? timeout : full]++;
+    bool idle = so_expired(oldest->last_ns, now, m->lim.idle_timeout_ns);
+    if (keep_live && !idle)
+        return NULL;
+    m->evictions[idle ? timeout : full]++;
     return oldest;
 }
 
@@ -129,9 +135,12 @@ static void learn_one(so_media *m, so_media_call *c, uint8_t role, const so_sdp_
     uint8_t ip_len = a->family == 4 ? 4 : 16;
     so_media_endpoint *e = so_media_ep_find(m, a->addr, ip_len, port);
     bool changed = true;
+    int64_t learned = now;
     if (e) {
         changed = !same_value(e, sm, rtcp);
-        if (e->call != c->hash) {
+        if (e->call == c->hash)
+            learned = e->learned_ns; /* a refresh of the same call's endpoint */
+        else {
             so_media_call *old = so_media_call_find(m, e->call);
             if (old && old->n_endpoints)
                 old->n_endpoints--;
@@ -141,7 +150,7 @@ static void learn_one(so_media *m, so_media_call *c, uint8_t role, const so_sdp_
         uint32_t h = ep_hash(m, a->addr, ip_len, port);
         e = (so_media_endpoint *)so_media_slot_for(m, (uint8_t *)m->eps, sizeof(*e), m->ep_mask,
                                                    h, now, SO_E_MEDIA_ENDPOINTS_FULL,
-                                                   SO_E_MEDIA_ENDPOINTS_TIMEOUT);
+                                                   SO_E_MEDIA_ENDPOINTS_TIMEOUT, false);
         if (e->hd.used)
             so_media_ep_retire(m, e);
         m->endpoints_learned++;
@@ -156,6 +165,7 @@ static void learn_one(so_media *m, so_media_call *c, uint8_t role, const so_sdp_
     e->mux = !rtcp && sm->rtcp_mux;
     e->role = role;
     e->call = c->hash;
+    e->learned_ns = learned;
     memcpy(e->addr, a->addr, ip_len);
     e->n_pts = sm->n_pts;
     for (uint8_t i = 0; i < sm->n_pts; i++) {
@@ -268,25 +278,42 @@ void so_media_learn(so_media *m, const so_msg *msg) {
     }
 }
 
-so_media_stream *so_media_stream_for(so_media *m, const uint8_t *src, const uint8_t *dst,
-                                     uint8_t ip_len, uint16_t sport, uint16_t dport,
-                                     uint32_t ssrc, const so_media_endpoint *ep, uint8_t pt,
-                                     int64_t now) {
+static uint32_t stream_hash(const so_media *m, const uint8_t *src, const uint8_t *dst,
+                            uint8_t ip_len, uint16_t sport, uint16_t dport, uint32_t ssrc) {
     so_hasher h;
     so_hasher_init(&h, m->seed);
     so_hasher_bytes(&h, src, ip_len);
     so_hasher_bytes(&h, dst, ip_len);
     so_hasher_u64(&h, ((uint64_t)sport << 48) | ((uint64_t)dport << 32) | ssrc);
-    uint32_t hv = (uint32_t)so_hasher_final(&h).a;
+    return (uint32_t)so_hasher_final(&h).a;
+}
+
+so_media_stream *so_media_stream_find(so_media *m, const uint8_t *src, const uint8_t *dst,
+                                      uint8_t ip_len, uint16_t sport, uint16_t dport,
+                                      uint32_t ssrc) {
+    uint32_t hv = stream_hash(m, src, dst, ip_len, sport, dport, ssrc);
     for (uint32_t i = 0; i < SO_MEDIA_PROBE; i++) {
         so_media_stream *s = &m->streams[(hv + i) & m->st_mask];
         if (s->hd.used && s->ssrc == ssrc && s->sport == sport && s->dport == dport &&
             s->ip_len == ip_len && !memcmp(s->src, src, ip_len) && !memcmp(s->dst, dst, ip_len))
             return s;
     }
-    so_media_stream *s = (so_media_stream *)so_media_slot_for(
-        m, (uint8_t *)m->streams, sizeof(*s), m->st_mask, hv, now, SO_E_RTP_STREAMS_FULL,
-        SO_E_RTP_STREAMS_TIMEOUT);
+    return NULL;
+}
+
+so_media_stream *so_media_stream_for(so_media *m, const uint8_t *src, const uint8_t *dst,
+                                     uint8_t ip_len, uint16_t sport, uint16_t dport,
+                                     uint32_t ssrc, const so_media_endpoint *ep, uint8_t pt,
+                                     int64_t now, bool keep_live) {
+    so_media_stream *s = so_media_stream_find(m, src, dst, ip_len, sport, dport, ssrc);
+    if (s)
+        return s;
+    uint32_t hv = stream_hash(m, src, dst, ip_len, sport, dport, ssrc);
+    s = (so_media_stream *)so_media_slot_for(m, (uint8_t *)m->streams, sizeof(*s), m->st_mask,
+                                             hv, now, SO_E_RTP_STREAMS_FULL,
+                                             SO_E_RTP_STREAMS_TIMEOUT, keep_live);
+    if (!s)
+        return NULL;
     if (s->hd.used)
         so_media_report_stream(m, s, true, now); /* evicted: its final report */
     memset(s, 0, sizeof(*s));
@@ -398,7 +425,7 @@ bool so_media_udp(so_media *m, const so_payload *pl) {
         }
     }
     so_media_stream *s = so_media_stream_for(m, pl->src, pl->dst, pl->ip_len, pl->sport,
-                                             pl->dport, h.ssrc, ep, h.pt, pl->ts_ns);
+                                             pl->dport, h.ssrc, ep, h.pt, pl->ts_ns, false);
     s->hd.last_ns = pl->ts_ns;
     m->rtp_packets++;
     so_rtp_update(&s->st, h.seq, h.ts, h.pt, pl->len, (uint64_t)pl->ts_ns, rate);

@@ -8,10 +8,14 @@
  *
  * Tables: calls (Call-ID hash), learned endpoints (address, port; RTP or RTCP; the payload-type
  * -> clock-rate map of the SDP that announced them; the call and its owner's role) and streams
- * (5-tuple + SSRC). All are bounded hash tables with a short probe window (SO_MEDIA_PROBE
- * slots): an insert into a full window replaces an entry (the call ending soonest, else the one
- * idle longest), counted ``<table>.timeout`` when it had been idle longer than the idle timeout,
+ * (5-tuple + SSRC). All are bounded hash tables of twice their limit's slots (a power of two)
+ * with a probe window of SO_MEDIA_PROBE slots, so that the limit's entries fit (load <= 1/2):
+ * an insert into a full window replaces an entry (the call ending soonest, else the one idle
+ * longest), counted ``<table>.timeout`` when it had been idle longer than the idle timeout,
  * else ``<table>.full``. Evicting a call ends its media (final reports, endpoints retired).
+ * The kernel stream sync never evicts a live stream (its kernel entry would come back with its
+ * whole history): an entry that finds no room is counted ``rtp_streams.full`` and left in the
+ * kernel map until room is made (it has never been reported: its history is all new then).
  *
  * so_media_call.c holds calls, reports, the kernel change queue and the kernel sync;
  * so_media.c endpoints, streams and the per-packet path.
@@ -28,7 +32,7 @@
 #include "so_sdp.h"
 #include "so_types.h"
 
-#define SO_MEDIA_PROBE 8
+#define SO_MEDIA_PROBE 32
 /* Call-ID bytes kept per call (a longer one is kept truncated, flagged; its hash is whole). */
 #define SO_MEDIA_CALL_ID_MAX 256
 
@@ -39,9 +43,9 @@ typedef struct so_media_head {
 } so_media_head;
 
 typedef struct so_media_limits {
-    uint32_t max_endpoints;  /* 4096 (rounded up to a power of two) */
-    uint32_t max_streams;    /* 4096 (rounded up to a power of two) */
-    uint32_t max_calls;      /* 4096 (rounded up to a power of two) */
+    uint32_t max_endpoints;  /* 4096 (slots: 2x, rounded up to a power of two) */
+    uint32_t max_streams;    /* 4096 (likewise) */
+    uint32_t max_calls;      /* 4096 (likewise) */
     uint32_t max_changes;    /* kernel endpoint-change queue; 0: 2 * max_endpoints + 64 */
     int64_t idle_timeout_ns; /* 300 s without a packet or an SDP refresh */
     int64_t linger_ns;       /* a call's media ends this long after its dialog record: 3 s */
@@ -85,6 +89,7 @@ typedef struct so_media_endpoint {
     uint8_t n_pts;
     uint16_t port;
     uint64_t call; /* call hash */
+    int64_t learned_ns; /* learned for its call (kernel entries started before are stale) */
     uint8_t addr[16];
     uint8_t pts[SO_SDP_MAX_PT];
     uint32_t rates[SO_SDP_MAX_PT];
@@ -202,11 +207,16 @@ void so_media_kernel_sync(so_media *m, const struct so_mstream_key *keys,
 so_media_call *so_media_call_find(const so_media *m, uint64_t hash);
 so_media_endpoint *so_media_ep_find(so_media *m, const uint8_t *addr, uint8_t ip_len,
                                     uint16_t port);
-/* The stream (5-tuple + SSRC), created from its endpoint when new (NULL: never). */
+/* The stream (5-tuple + SSRC) in the table, or NULL. */
+so_media_stream *so_media_stream_find(so_media *m, const uint8_t *src, const uint8_t *dst,
+                                      uint8_t ip_len, uint16_t sport, uint16_t dport,
+                                      uint32_t ssrc);
+/* The stream, created from its endpoint when new; keep_live: only in a free slot or one idle
+ * past the timeout (NULL when there is none), else the window's idlest is evicted. */
 so_media_stream *so_media_stream_for(so_media *m, const uint8_t *src, const uint8_t *dst,
                                      uint8_t ip_len, uint16_t sport, uint16_t dport,
                                      uint32_t ssrc, const so_media_endpoint *ep, uint8_t pt,
-                                     int64_t now);
+                                     int64_t now, bool keep_live);
 void so_media_report_stream(so_media *m, so_media_stream *s, bool final, int64_t now);
 /* End a call's media now: final reports, endpoints retired, streams and the call removed. */
 void so_media_call_end(so_media *m, so_media_call *c, int64_t now);
@@ -218,6 +228,6 @@ void so_media_queue_del(so_media *m, const so_media_endpoint *e);
 /* Remove an endpoint (queues its kernel delete; the call's count drops). */
 void so_media_ep_retire(so_media *m, so_media_endpoint *e);
 void *so_media_slot_for(so_media *m, uint8_t *base, size_t stride, uint32_t mask, uint32_t h,
-                        int64_t now, so_eviction full, so_eviction timeout);
+                        int64_t now, so_eviction full, so_eviction timeout, bool keep_live);
 
 #endif

@@ -237,14 +237,29 @@ void so_media_kernel_sync(so_media *m, const struct so_mstream_key *keys,
             k->family == 4 || k->family == 6 ? so_media_ep_find(m, k->dst, ip_len, k->dport)
                                              : NULL;
         int64_t last = (int64_t)shifted(vals[i].last_ns, offset_ns);
-        /* retired, never ours, or idle past the timeout (its final report was or will be
-         * made from the core's copy; syncing it again would start it anew): delete it */
-        if (!ep || ep->rtcp || (m->now_ns && so_expired(last, m->now_ns, m->lim.idle_timeout_ns))) {
+        int64_t first = (int64_t)shifted(vals[i].first_ns, offset_ns);
+        if (ep && !ep->rtcp && vals[i].last_ns == 0)
+            continue; /* just inserted, not started: the filter is writing it */
+        so_media_stream *s =
+            ep ? so_media_stream_find(m, k->src, k->dst, ip_len, k->sport, k->dport, k->ssrc)
+               : NULL;
+        /* retired, never ours, idle past the timeout (its final report was or will be made
+         * from the core's copy; syncing it again would start it anew), or new to the core but
+         * started before its endpoint was learned for the current call (a previous call's on
+         * a reused port): delete it */
+        if (!ep || ep->rtcp ||
+            (m->now_ns && so_expired(last, m->now_ns, m->lim.idle_timeout_ns)) ||
+            (!s && first < ep->learned_ns)) {
             stale[(*n_stale)++] = *k;
             continue;
         }
-        so_media_stream *s = so_media_stream_for(m, k->src, k->dst, ip_len, k->sport, k->dport,
-                                                 k->ssrc, ep, vals[i].pt, last);
+        if (!s)
+            s = so_media_stream_for(m, k->src, k->dst, ip_len, k->sport, k->dport, k->ssrc, ep,
+                                    vals[i].pt, last, true);
+        if (!s) { /* no room but live streams: left in the kernel map for a later sync */
+            m->evictions[SO_E_RTP_STREAMS_FULL]++;
+            continue;
+        }
         s->st = vals[i]; /* the kernel's figures replace ours */
         s->st.first_ns = shifted(vals[i].first_ns, offset_ns);
         s->st.last_ns = (uint64_t)last;
