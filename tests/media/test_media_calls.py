@@ -498,3 +498,22 @@ def test_the_caller_is_the_first_initial_invites_from() -> None:
         ]
     )
     assert [s["direction"] for s in p.media_streams()] == ["to_callee"]
+
+
+def test_the_record_waits_for_the_call_and_has_streams_that_ended_before() -> None:
+    """A limit of 8 streams: 32 slots, one probe window. A sends 33 SSRCs at 1 s (10 ms apart):
+    the 33rd evicts the first (its final report). The BYE at 5 s ends the dialog (record held);
+    a 34th SSRC at 6 s evicts the second: a stream ended, not the call -- the record still
+    waits. The call's media ends at 8.6 s: the record has all 34 final reports."""
+    c = Sinks(PipelineConfig(media=True, media_max_streams=8))
+    frames = call_setup(T0)
+    for i in range(33):
+        frames.append(frame(T0 + S + i * 10 * MS, A, B, 4000, 5000, rtp(1, 0, 1 + i)))
+    c.p.feed(frames + bye(T0 + 5 * S))
+    c.p.feed([frame(T0 + 6 * S, A, B, 4000, 5000, rtp(1, 0, 34))])
+    assert [r.ssrc for r in c.reports if r.final] == [1, 2]
+    assert c.records == []
+    c.p.handle_timer(T0 + 9 * S)
+    (rec,) = c.records
+    assert isinstance(rec, DialogRecord)
+    assert sorted(m.ssrc for m in rec.media) == list(range(1, 35))
