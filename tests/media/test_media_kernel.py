@@ -272,3 +272,45 @@ def test_kernel_sync_a_reused_port_does_not_adopt_the_old_calls_entry() -> None:
     # (no media sink: media_streams() lists call-1's ended stream first)
     got = [(s["ssrc"], s["call_id"]) for s in p.media_streams()]
     assert got == [(1, "call-1"), (2, "call-2")]
+
+
+def test_period_after_a_resync_takes_every_figure_from_the_restart() -> None:
+    """Interval report after the first sync (expected 109 - 10 + 1 = 100, received 95, jitter
+    10 samples of 2560); then the kernel entry resynced (resyncs 1, base 500, max 504: expected
+    5, received 5) while the jitter sum and samples went on (+2 samples of 5120). The period
+    is the restart's: 5 of 5, and the jitter mean over all 12 samples (35840 / 12), not a mix
+    of a restarted count with a 2-sample jitter delta (5120)."""
+    reports: list[MediaStream] = []
+    p = Pipeline(PipelineConfig(media=True, media_interval_ns=S))
+    p.set_media_sink(reports.append)
+    p.feed(call_setup(T0))
+    key = stream_key(A4, 4000, B4, 5000, 1)
+    one = dict(flags=7, clock_rate=8000, first_ns=S, packets=96)
+    s1 = rtp_stats(
+        base_seq=10,
+        max_seq=109,
+        received=95,
+        last_ns=2 * S,
+        jitter_sum=25600,
+        jitter_samples=10,
+        **one,
+    )
+    p.media_kernel_sync(key, s1, T0)
+    p.handle_timer(T0 + 3 * S)
+    (r1,) = reports
+    assert (r1.packets, r1.expected, r1.final) == (95, 100, False)
+    s2 = rtp_stats(
+        base_seq=500,
+        max_seq=504,
+        received=5,
+        resyncs=1,
+        last_ns=4 * S,
+        jitter_sum=35840,
+        jitter_samples=12,
+        **one,
+    )
+    p.media_kernel_sync(key, s2, T0)
+    p.media_flush(T0 + 5 * S)
+    r2 = reports[-1]
+    assert (r2.packets, r2.expected, r2.lost, r2.final) == (5, 5, 0, True)
+    assert r2.jitter_mean_s == pytest.approx(35840 / 12 / 256 / 8000)

@@ -110,8 +110,8 @@ typedef struct so_media_stream {
     struct so_rtp_stats st;
     /* the previous report's figures: the next report's period starts there */
     int64_t reported_ns; /* when (stream start before the first) */
-    uint32_t rep_received, rep_expected;
-    uint64_t rep_jitter_sum, rep_jitter_samples;
+    uint32_t rep_received, rep_expected, rep_resyncs;
+    uint64_t rep_jitter_sum, rep_jitter_samples, rep_first_ns;
     /* the last RTCP report block about this SSRC (what its receiver says) */
     uint32_t rtcp_reports; /* report blocks seen */
     uint32_t rr_jitter;    /* timestamp units */

@@ -48,20 +48,26 @@ void so_media_report_stream(so_media *m, so_media_stream *s, bool final, int64_t
     r.s = s;
     r.call = so_media_call_find(m, s->call);
     r.final = final;
-    /* since the previous report; a restart of the sequence statistics (A.1 resync, a new
-     * kernel entry) starts the period afresh */
-    r.received = received >= s->rep_received ? received - s->rep_received : received;
-    r.expected = expected >= s->rep_expected ? expected - s->rep_expected : expected;
-    bool jitter_restarted = s->st.jitter_samples < s->rep_jitter_samples;
-    r.jitter_sum = jitter_restarted ? s->st.jitter_sum : s->st.jitter_sum - s->rep_jitter_sum;
-    r.jitter_samples = jitter_restarted ? s->st.jitter_samples
-                                        : s->st.jitter_samples - s->rep_jitter_samples;
+    /* since the previous report; a restart of the statistics (A.1 resync, a new kernel
+     * entry: resyncs or first_ns changed, or any counter went down) starts the period afresh:
+     * decided once, every period figure from the same branch */
+    bool restarted = s->st.resyncs != s->rep_resyncs || s->st.first_ns != s->rep_first_ns ||
+                     received < s->rep_received || expected < s->rep_expected ||
+                     s->st.jitter_samples < s->rep_jitter_samples ||
+                     s->st.jitter_sum < s->rep_jitter_sum;
+    r.received = restarted ? received : received - s->rep_received;
+    r.expected = restarted ? expected : expected - s->rep_expected;
+    r.jitter_sum = restarted ? s->st.jitter_sum : s->st.jitter_sum - s->rep_jitter_sum;
+    r.jitter_samples =
+        restarted ? s->st.jitter_samples : s->st.jitter_samples - s->rep_jitter_samples;
     if (m->on_report)
         m->on_report(m->sink_ctx, &r);
     s->rep_received = received;
     s->rep_expected = expected;
     s->rep_jitter_sum = s->st.jitter_sum;
     s->rep_jitter_samples = s->st.jitter_samples;
+    s->rep_resyncs = s->st.resyncs;
+    s->rep_first_ns = s->st.first_ns;
     s->reported_ns = now;
 }
 
