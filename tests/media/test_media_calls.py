@@ -517,3 +517,26 @@ def test_the_record_waits_for_the_call_and_has_streams_that_ended_before() -> No
     (rec,) = c.records
     assert isinstance(rec, DialogRecord)
     assert sorted(m.ssrc for m in rec.media) == list(range(1, 35))
+
+
+def test_replay_names_the_codec_from_the_first_audio_payload_type() -> None:
+    """A's stream starts with comfort noise (PT 13), then PCMU: the codec is pcmu."""
+    c = Sinks(PipelineConfig(media=True))
+    answer = "v=0\nc=IN IP4 10.0.0.2\nm=audio 5000 RTP/AVP 0 13\n"
+    frames = call_setup(T0)
+    frames[1] = frame(
+        T0 + 100 * MS,
+        B,
+        A,
+        5060,
+        5060,
+        sip("SIP/2.0 200 OK", to_tag="b1", branch="z9hG4bK-call-1-1", body=answer),
+    )
+    frames += [
+        frame(T0 + S, A, B, 4000, 5000, rtp(1, 0, SSRC_A, pt=13)),
+        frame(T0 + S + 20 * MS, A, B, 4000, 5000, rtp(2, 160, SSRC_A)),
+    ]
+    c.p.feed(frames)
+    c.p.finish()
+    (r,) = c.reports
+    assert (r.codec, r.clock_rate) == ("pcmu", 8000)

@@ -314,3 +314,22 @@ def test_period_after_a_resync_takes_every_figure_from_the_restart() -> None:
     r2 = reports[-1]
     assert (r2.packets, r2.expected, r2.lost, r2.final) == (5, 5, 0, True)
     assert r2.jitter_mean_s == pytest.approx(35840 / 12 / 256 / 8000)
+
+
+def test_kernel_sync_never_names_the_codec_from_cn_or_telephone_event() -> None:
+    """B's answer offers PCMU (0), CN (13) and telephone-event (101). The first sync sees the
+    stream's last packet as CN, then as telephone-event: no codec yet (media_streams() spells
+    it as the SDP does); a later sync with PCMU names it."""
+    p = Pipeline(PipelineConfig(media=True))
+    p.feed(call_setup(T0))
+    answer = (
+        "v=0\nc=IN IP4 10.0.0.2\nm=audio 5000 RTP/AVP 0 13 101\na=rtpmap:101 telephone-event/8000\n"
+    )
+    reinvite = sip(
+        "SIP/2.0 200 OK", to_tag="b1", cseq="1 INVITE", branch="z9hG4bK-call-1-1", body=answer
+    )
+    p.feed([frame(T0 + 150 * MS, B4, A4, 5060, 5060, reinvite)])
+    key = stream_key(A4, 4000, B4, 5000, 1)
+    for pt, codec in ((13, ""), (101, ""), (0, "PCMU"), (13, "PCMU")):
+        p.media_kernel_sync(key, rtp_stats(packets=1, pt=pt, first_ns=S, last_ns=S), T0)
+        assert p.media_streams()[0]["codec"] == codec

@@ -331,14 +331,39 @@ so_media_stream *so_media_stream_for(so_media *m, const uint8_t *src, const uint
                                            : SO_MDIR_UNKNOWN;
     memcpy(s->src, src, ip_len);
     memcpy(s->dst, dst, ip_len);
-    for (uint8_t i = 0; i < ep->n_pts; i++) {
-        if (ep->pts[i] == pt) {
-            memcpy(s->codec, ep->names[i], SO_SDP_CODEC_NAME);
-            s->clock_rate = ep->rates[i];
-            break;
-        }
-    }
+    so_media_name_codec(s, ep, pt);
     return s;
+}
+
+int so_media_pt_index(const so_media_endpoint *ep, uint8_t pt) {
+    for (uint8_t i = 0; i < ep->n_pts; i++)
+        if (ep->pts[i] == pt)
+            return i;
+    return -1;
+}
+
+static bool same_name(const char *a, const char *lower) {
+    size_t i = 0;
+    for (; lower[i]; i++) {
+        char c = a[i];
+        if (c >= 'A' && c <= 'Z')
+            c = (char)(c - 'A' + 'a');
+        if (c != lower[i])
+            return false;
+    }
+    return a[i] == 0;
+}
+
+void so_media_name_codec(so_media_stream *s, const so_media_endpoint *ep, uint8_t pt) {
+    if (s->codec[0] || pt == 13) /* named, or static CN */
+        return;
+    int i = so_media_pt_index(ep, pt);
+    if (i < 0 || !ep->names[i][0] || same_name(ep->names[i], "cn") ||
+        same_name(ep->names[i], "telephone-event"))
+        return;
+    memcpy(s->codec, ep->names[i], SO_SDP_CODEC_NAME);
+    s->codec[SO_SDP_CODEC_NAME - 1] = 0;
+    s->clock_rate = ep->rates[i];
 }
 
 /* An RTCP compound packet: each report block (and XR VoIP metrics block) goes to the stream
@@ -417,15 +442,11 @@ bool so_media_udp(so_media *m, const so_payload *pl) {
         rtcp(m, pl);
         return true;
     }
-    uint32_t rate = 0;
-    for (uint8_t i = 0; i < ep->n_pts; i++) {
-        if (ep->pts[i] == h.pt) {
-            rate = ep->rates[i];
-            break;
-        }
-    }
+    int pti = so_media_pt_index(ep, h.pt);
+    uint32_t rate = pti >= 0 ? ep->rates[pti] : 0;
     so_media_stream *s = so_media_stream_for(m, pl->src, pl->dst, pl->ip_len, pl->sport,
                                              pl->dport, h.ssrc, ep, h.pt, pl->ts_ns, false);
+    so_media_name_codec(s, ep, h.pt); /* a stream that started with CN / DTMF */
     s->hd.last_ns = pl->ts_ns;
     m->rtp_packets++;
     so_rtp_update(&s->st, h.seq, h.ts, h.pt, pl->len, (uint64_t)pl->ts_ns, rate);

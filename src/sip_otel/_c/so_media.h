@@ -218,6 +218,11 @@ so_media_stream *so_media_stream_for(so_media *m, const uint8_t *src, const uint
                                      uint32_t ssrc, const so_media_endpoint *ep, uint8_t pt,
                                      int64_t now, bool keep_live);
 void so_media_report_stream(so_media *m, so_media_stream *s, bool final, int64_t now);
+/* The endpoint's index of payload type pt (-1: not in its SDP). */
+int so_media_pt_index(const so_media_endpoint *ep, uint8_t pt);
+/* Name the stream's codec from payload type pt while it has none: never from comfort noise
+ * (RFC 3389 "CN") or "telephone-event" (RFC 4733), which are not the call's codec. */
+void so_media_name_codec(so_media_stream *s, const so_media_endpoint *ep, uint8_t pt);
 /* End a call's media now: final reports, endpoints retired, streams and the call removed. */
 void so_media_call_end(so_media *m, so_media_call *c, int64_t now);
 /* What a parsed RTCP compound packet says, onto the streams it names (also the test hook for

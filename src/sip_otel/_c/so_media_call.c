@@ -266,6 +266,7 @@ void so_media_kernel_sync(so_media *m, const struct so_mstream_key *keys,
             m->evictions[SO_E_RTP_STREAMS_FULL]++;
             continue;
         }
+        so_media_name_codec(s, ep, vals[i].pt); /* a stream that started with CN / DTMF */
         s->st = vals[i]; /* the kernel's figures replace ours */
         s->st.first_ns = shifted(vals[i].first_ns, offset_ns);
         s->st.last_ns = (uint64_t)last;
