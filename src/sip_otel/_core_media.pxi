@@ -425,6 +425,7 @@ cdef extern from "so_media.h":
     bint so_media_call_open(const so_media *m, uint64_t call_hash)
     const so_media_call *so_media_call_find(const so_media *m, uint64_t hash)
     void so_media_changes_enable(so_media *m)
+    bint so_media_changes_resync(so_media *m)
     uint32_t so_media_changes_take(so_media *m, so_media_change *out, uint32_t max)
     void so_media_kernel_sync(so_media *m, const so_mstream_key *keys, const so_rtp_stats *vals,
                               uint32_t n, int64_t offset_ns, so_mstream_key *stale,

@@ -197,13 +197,17 @@ cdef class PipelineCore:
     def media_endpoint_changes(self):
         """Queued changes of the kernel's endpoint map: [(so_mep_key, so_mep_val)] to add or
         replace, [(key, b"")] to delete. The first call turns the queue on (with an add for
-        every endpoint already learned): replay never calls it and queues nothing."""
+        every endpoint already learned): replay never calls it and queues nothing. After the
+        queue overflowed, the next call starts with (b"", b""): clear the whole kernel map,
+        then an add for every endpoint the core holds."""
         cdef so_media_change buf[64]
         cdef uint32_t k, got
         out = []
         if self.p.media == NULL:
             return out
         so_media_changes_enable(self.p.media)
+        if so_media_changes_resync(self.p.media):
+            out.append((b"", b""))
         while True:
             got = so_media_changes_take(self.p.media, buf, 64)
             for k in range(got):

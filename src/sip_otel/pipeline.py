@@ -211,7 +211,9 @@ class Pipeline:
         """Queued kernel endpoint-map changes: (so_mep_key, so_mep_val) add, (key, b"") delete.
 
         The queue is off until the first call (replay never calls it); that call queues an add
-        for every endpoint already learned. Bounded: ``media_changes.full`` counts overflows.
+        for every endpoint already learned. Bounded: ``media_changes.full`` counts overflows;
+        after one, the next call returns ``(b"", b"")`` first (clear the whole kernel map) and
+        an add for every endpoint the core holds.
         """
         return list(self._core.media_endpoint_changes())
 

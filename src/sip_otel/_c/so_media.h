@@ -168,6 +168,7 @@ typedef struct so_media {
     bool changes_on;
     so_media_change *changes; /* ring of cap entries */
     uint32_t changes_cap, changes_head, changes_len;
+    bool changes_resync; /* the queue overflowed: the kernel map must be rebuilt */
     so_sdp sdp; /* scratch */
     struct so_rtcp_report rtcp; /* scratch */
 } so_media;
@@ -195,6 +196,9 @@ void so_media_timer(so_media *m, int64_t now);
 void so_media_finish(so_media *m, int64_t now);
 /* Kernel endpoint changes: from now on (every endpoint already learned is queued as an add). */
 void so_media_changes_enable(so_media *m);
+/* After an overflow of the change queue: true once (the kernel map must be cleared), the queue
+ * then holding an add for every endpoint in the table. */
+bool so_media_changes_resync(so_media *m);
 /* Take up to `max` queued changes (oldest first); returns how many were copied. */
 uint32_t so_media_changes_take(so_media *m, so_media_change *out, uint32_t max);
 /* The kernel's rtp_streams (n keys, n values) into the stream table; the keys whose endpoint is

@@ -173,6 +173,7 @@ static so_media_change *queue_slot(so_media *m) {
         return NULL;
     if (m->changes_len == m->changes_cap) {
         m->evictions[SO_E_MEDIA_CHANGES_FULL]++;
+        m->changes_resync = true;
         return NULL;
     }
     so_media_change *c = &m->changes[(m->changes_head + m->changes_len) % m->changes_cap];
@@ -214,6 +215,17 @@ void so_media_changes_enable(so_media *m) {
     for (uint32_t i = 0; i <= m->ep_mask; i++)
         if (m->eps[i].hd.used)
             so_media_queue_add(m, &m->eps[i]);
+}
+
+bool so_media_changes_resync(so_media *m) {
+    if (!m->changes_resync)
+        return false;
+    m->changes_resync = false;
+    m->changes_len = 0; /* cap >= table slots: every add fits */
+    for (uint32_t i = 0; i <= m->ep_mask; i++)
+        if (m->eps[i].hd.used)
+            so_media_queue_add(m, &m->eps[i]);
+    return true;
 }
 
 uint32_t so_media_changes_take(so_media *m, so_media_change *out, uint32_t max) {
