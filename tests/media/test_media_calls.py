@@ -540,3 +540,31 @@ def test_replay_names_the_codec_from_the_first_audio_payload_type() -> None:
     c.p.finish()
     (r,) = c.reports
     assert (r.codec, r.clock_rate) == ("pcmu", 8000)
+
+
+def test_rtcp_on_rtp_ports_as_the_kernel_decides() -> None:
+    """B's answer multiplexes RTCP (a=rtcp-mux): an empty RR (8 bytes: V=2, PT 201, length 1,
+    SSRC) to B:5000 is RTCP. A's offer does not: a packet to A:4000 whose second byte is 200
+    (marker + payload type 72) is RTP, as the eBPF filter takes it."""
+    import struct
+
+    c = Sinks(PipelineConfig(media=True))
+    frames = call_setup(T0)
+    answer = sdp("10.0.0.2", 5000, "a=rtcp-mux\n")
+    frames[1] = frame(
+        T0 + 100 * MS,
+        B,
+        A,
+        5060,
+        5060,
+        sip("SIP/2.0 200 OK", to_tag="b1", branch="z9hG4bK-call-1-1", body=answer),
+    )
+    rr = struct.pack("!BBHI", 0x80, 201, 1, SSRC_A)
+    frames += [
+        frame(T0 + S, A, B, 4000, 5000, rr),
+        frame(T0 + S, B, A, 5000, 4000, rtp(1, 0, SSRC_B, pt=200)),
+    ]
+    c.p.feed(frames)
+    assert c.p.media_counts()["rtcp_packets"] == 1 and c.p.media_counts()["rtp_packets"] == 1
+    assert c.p.reasons.get("rtp.not_rtp") == 0
+    assert [s["ssrc"] for s in c.p.media_streams()] == [SSRC_B]

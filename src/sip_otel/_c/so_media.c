@@ -432,15 +432,33 @@ bool so_media_udp(so_media *m, const so_payload *pl) {
         rtcp(m, pl);
         return true;
     }
+    /* as the eBPF filter decides (bpf/sip_filter.c): RTCP on an RTP port only when it is
+     * multiplexed (a=rtcp-mux; an empty RR is 8 bytes, shorter than an RTP header); else a
+     * marker bit with payload type 64..95 is still RTP */
+    const uint8_t *b = pl->data;
+    if (pl->len < SO_RTP_HDR_LEN) {
+        if (ep->mux && pl->len >= 2 && (b[0] >> 6) == 2 && b[1] >= 192 && b[1] <= 223)
+            rtcp(m, pl);
+        else
+            m->reasons[SO_R_RTP_NOT_RTP]++;
+        return true;
+    }
     struct so_rtp_hdr h;
-    int r = pl->len < SO_RTP_HDR_LEN ? -1 : so_rtp_parse_fixed(pl->data, &h);
+    int r = so_rtp_parse_fixed(b, &h);
     if (r < 0) {
         m->reasons[SO_R_RTP_NOT_RTP]++;
         return true;
     }
-    if (r == 1) { /* RTCP multiplexed on the RTP port (a=rtcp-mux) */
+    if (r == 1 && ep->mux) {
         rtcp(m, pl);
         return true;
+    }
+    if (r == 1) {
+        h.marker = b[1] >> 7;
+        h.pt = b[1] & 0x7f;
+        h.seq = (uint16_t)(((uint32_t)b[2] << 8) | b[3]);
+        h.ts = ((uint32_t)b[4] << 24) | ((uint32_t)b[5] << 16) | ((uint32_t)b[6] << 8) | b[7];
+        h.ssrc = ((uint32_t)b[8] << 24) | ((uint32_t)b[9] << 16) | ((uint32_t)b[10] << 8) | b[11];
     }
     int pti = so_media_pt_index(ep, h.pt);
     uint32_t rate = pti >= 0 ? ep->rates[pti] : 0;
