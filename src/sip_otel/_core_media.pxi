@@ -407,6 +407,7 @@ cdef extern from "so_media.h":
         const so_media_stream *s
         const so_media_call *call
         bint final
+        uint64_t packets
         uint32_t received, expected
         uint64_t jitter_sum, jitter_samples
     ctypedef void (*so_media_report_fn)(void *ctx, const so_media_report *r) noexcept
@@ -509,9 +510,9 @@ cdef object _media_stream(const so_media_report *r):
         s.clock_rate if s.clock_rate else st.clock_rate, s.ssrc,
         endpoint(s.src, s.ip_len, s.sport), endpoint(s.dst, s.ip_len, s.dport),
         st.first_ns, st.last_ns, bool(r.final),
-        r.received, r.expected, max(0, <int64_t>r.expected - <int64_t>r.received),
+        r.packets, r.expected, max(0, <int64_t>r.expected - <int64_t>r.received),
         _j_s(<double>r.jitter_sum / r.jitter_samples, rate) if r.jitter_samples else 0.0,
-        st.received, expected, max(0, <int64_t>expected - <int64_t>st.received), st.bytes,
+        st.packets, expected, max(0, <int64_t>expected - <int64_t>st.received), st.bytes,
         st.duplicates, st.reordered, _j_s(st.jitter, rate), _j_s(st.max_jitter, rate),
         _j_s(<double>st.jitter_sum / st.jitter_samples, rate) if st.jitter_samples else 0.0,
         st.max_gap_ns / 1e9, st.pt_changes,
@@ -526,4 +527,6 @@ cdef object _media_stream(const so_media_report *r):
         xr_discard_rate=x.discard_rate / 256.0 if xr else None,
         xr_round_trip_s=x.round_trip_delay / 1000.0 if xr else None,
         xr_end_system_delay_s=x.end_system_delay / 1000.0 if xr else None,
+        received=r.received,
+        total_received=st.received,
     )

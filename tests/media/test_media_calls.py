@@ -61,9 +61,9 @@ def test_interval_and_final_reports_and_the_held_record() -> None:
         T0 + 1085 * MS,
     )
     # A.1: sequence 1 only starts probation, 2 makes the source valid (base_seq 2): received
-    # 2, 3, 5 = 3, expected 5 - 2 + 1 = 4, lost 1
-    assert (a.packets, a.expected, a.lost) == (3, 4, 1)
-    assert (a.total_packets, a.total_expected, a.total_lost) == (3, 4, 1)
+    # 2, 3, 5 = 3, expected 5 - 2 + 1 = 4, lost 1; packets: all 4 seen
+    assert (a.packets, a.received, a.expected, a.lost) == (4, 3, 4, 1)
+    assert (a.total_packets, a.total_received, a.total_expected, a.total_lost) == (4, 3, 4, 1)
     assert a.total_bytes == 4 * 172 and (a.duplicates, a.reordered, a.pt_changes) == (0, 0, 0)
     # A.8: transit constant for 1, 2, 3 (D 0, J 0); 5 is 5 ms late = 40 units = 640/16: J256
     # = 0 + 640 = 640; three updates, mean 640 / 3
@@ -74,7 +74,7 @@ def test_interval_and_final_reports_and_the_held_record() -> None:
     assert a.final is False and a.rtcp_fraction_lost is None and a.xr_r_factor is None
     b = iv[SSRC_B]
     assert (b.direction, b.dst) == ("to_caller", "10.0.0.1:4000")
-    assert (b.packets, b.expected, b.lost, b.jitter_mean_s) == (2, 2, 0, 0.0)
+    assert (b.packets, b.received, b.expected, b.lost, b.jitter_mean_s) == (3, 2, 2, 0, 0.0)
     # two more packets of A's, on the sender's clock: 6 at 4.100 s (timestamp 3.1 s * 8000 =
     # 24800), 7 at 4.120 s (24960)
     c.p.feed(
@@ -94,8 +94,9 @@ def test_interval_and_final_reports_and_the_held_record() -> None:
     a = fin[SSRC_A]
     assert (a.direction, a.start_ns, a.end_ns) == ("to_callee", T0 + 1000 * MS, T0 + 4120 * MS)
     # since the interval report: 6 and 7 received (total 5), expected 7 - 2 + 1 = 6 (period 2)
-    assert (a.packets, a.expected, a.lost) == (2, 2, 0)
-    assert (a.total_packets, a.total_expected, a.total_lost, a.total_bytes) == (5, 6, 1, 6 * 172)
+    assert (a.packets, a.received, a.expected, a.lost) == (2, 2, 2, 0)
+    assert (a.total_packets, a.total_expected, a.total_lost, a.total_bytes) == (6, 6, 1, 6 * 172)
+    assert a.total_received == 5
     # 6: transit back to the baseline, |D| = 640: J256 = 640 - ((640 + 8) >> 4) + 640 = 1240;
     # 7: D 0, J256 = 1240 - ((1240 + 8) >> 4) = 1162. Period mean (1240 + 1162) / 2, total
     # mean (640 + 1240 + 1162) / 5
@@ -105,7 +106,7 @@ def test_interval_and_final_reports_and_the_held_record() -> None:
     assert a.max_gap_s == pytest.approx(3.015) and a.final is True
     b = fin[SSRC_B]
     assert (b.packets, b.expected, b.lost, b.jitter_mean_s) == (0, 0, 0, 0.0)
-    assert (b.total_packets, b.total_expected, b.total_lost) == (2, 2, 0)
+    assert (b.total_packets, b.total_received, b.total_expected, b.total_lost) == (3, 2, 2, 0)
     (rec,) = c.records
     assert isinstance(rec, DialogRecord)
     assert (rec.call_id, rec.outcome, rec.end_ns) == ("call-1", "completed", T0 + 5600 * MS)

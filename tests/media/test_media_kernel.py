@@ -185,8 +185,10 @@ def test_kernel_sync_replaces_the_stream_and_returns_stale_keys() -> None:
     p.finish()
     (r,) = reports
     # A.3: expected 109 - 10 + 1 = 100, received 95: lost 5
-    assert (r.final, r.total_packets, r.total_expected, r.total_lost) == (True, 95, 100, 5)
-    assert (r.packets, r.expected, r.lost) == (95, 100, 5)
+    # packets: every packet the kernel saw (96); A.1 received 95 (not the first)
+    assert (r.final, r.total_packets, r.total_expected, r.total_lost) == (True, 96, 100, 5)
+    assert (r.total_received, r.received) == (95, 95)
+    assert (r.packets, r.expected, r.lost) == (96, 100, 5)
     assert r.total_bytes == 96 * 172 and r.max_gap_s == 0.04
     assert r.jitter_s == 2560 / 256 / 8000 and r.jitter_max_s == 5120 / 256 / 8000
     assert r.jitter_mean_s == 2560 / 256 / 8000
@@ -302,7 +304,7 @@ def test_period_after_a_resync_takes_every_figure_from_the_restart() -> None:
     p.media_kernel_sync(key, s1, T0)
     p.handle_timer(T0 + 3 * S)
     (r1,) = reports
-    assert (r1.packets, r1.expected, r1.final) == (95, 100, False)
+    assert (r1.packets, r1.received, r1.expected, r1.final) == (96, 95, 100, False)
     s2 = rtp_stats(
         base_seq=500,
         max_seq=504,
@@ -311,12 +313,13 @@ def test_period_after_a_resync_takes_every_figure_from_the_restart() -> None:
         last_ns=4 * S,
         jitter_sum=35840,
         jitter_samples=12,
-        **one,
+        **(one | {"packets": 102}),
     )
     p.media_kernel_sync(key, s2, T0)
     p.media_flush(T0 + 5 * S)
     r2 = reports[-1]
-    assert (r2.packets, r2.expected, r2.lost, r2.final) == (5, 5, 0, True)
+    # packets: every packet seen, 102 - 96 (an A.1 resync does not restart it)
+    assert (r2.received, r2.expected, r2.lost, r2.packets, r2.final) == (5, 5, 0, 6, True)
     assert r2.jitter_mean_s == pytest.approx(35840 / 12 / 256 / 8000)
 
 

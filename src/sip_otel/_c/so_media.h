@@ -111,7 +111,7 @@ typedef struct so_media_stream {
     /* the previous report's figures: the next report's period starts there */
     int64_t reported_ns; /* when (stream start before the first) */
     uint32_t rep_received, rep_expected, rep_resyncs;
-    uint64_t rep_jitter_sum, rep_jitter_samples, rep_first_ns;
+    uint64_t rep_jitter_sum, rep_jitter_samples, rep_first_ns, rep_packets;
     /* the last RTCP report block about this SSRC (what its receiver says) */
     uint32_t rtcp_reports; /* report blocks seen */
     uint32_t rr_jitter;    /* timestamp units */
@@ -133,6 +133,7 @@ typedef struct so_media_report {
     const so_media_stream *s;
     const so_media_call *call; /* NULL: the call is no longer known */
     bool final;
+    uint64_t packets; /* every packet seen (so_rtp_stats.packets) */
     uint32_t received, expected;
     uint64_t jitter_sum, jitter_samples;
 } so_media_report;

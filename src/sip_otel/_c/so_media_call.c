@@ -53,8 +53,12 @@ void so_media_report_stream(so_media *m, so_media_stream *s, bool final, int64_t
      * decided once, every period figure from the same branch */
     bool restarted = s->st.resyncs != s->rep_resyncs || s->st.first_ns != s->rep_first_ns ||
                      received < s->rep_received || expected < s->rep_expected ||
+                     s->st.packets < s->rep_packets ||
                      s->st.jitter_samples < s->rep_jitter_samples ||
                      s->st.jitter_sum < s->rep_jitter_sum;
+    /* every packet seen: only a new kernel entry restarts it (not an A.1 resync) */
+    bool new_entry = s->st.first_ns != s->rep_first_ns || s->st.packets < s->rep_packets;
+    r.packets = new_entry ? s->st.packets : s->st.packets - s->rep_packets;
     r.received = restarted ? received : received - s->rep_received;
     r.expected = restarted ? expected : expected - s->rep_expected;
     r.jitter_sum = restarted ? s->st.jitter_sum : s->st.jitter_sum - s->rep_jitter_sum;
@@ -67,6 +71,7 @@ void so_media_report_stream(so_media *m, so_media_stream *s, bool final, int64_t
     s->rep_jitter_sum = s->st.jitter_sum;
     s->rep_jitter_samples = s->st.jitter_samples;
     s->rep_resyncs = s->st.resyncs;
+    s->rep_packets = s->st.packets;
     s->rep_first_ns = s->st.first_ns;
     s->reported_ns = now;
 }
