@@ -346,24 +346,6 @@ cdef extern from "so_media_map.h":
     struct so_mstream_key:
         uint8_t family
 
-cdef extern from "so_rtcp.h":
-    struct so_rtcp_xr_voip:
-        uint32_t ssrc
-        uint8_t loss_rate, discard_rate, burst_density, gap_density
-        uint16_t burst_duration, gap_duration
-        uint16_t round_trip_delay, end_system_delay
-        uint8_t signal_level, noise_level, rerl, gmin
-        uint8_t r_factor, ext_r_factor, mos_lq, mos_cq
-        uint8_t rx_config
-        uint16_t jb_nominal, jb_maximum, jb_abs_max
-
-cdef extern from "so_rtcp.h":
-    ctypedef struct so_rtcp_report_x "struct so_rtcp_report":
-        uint8_t type
-        uint8_t n_blocks
-        uint8_t n_xr
-        so_rtcp_xr_voip xr[4]
-
 cdef extern from "so_media.h":
     enum:
         SO_MEDIA_CALL_ID_MAX
@@ -431,7 +413,7 @@ cdef extern from "so_media.h":
     void so_media_kernel_sync(so_media *m, const so_mstream_key *keys, const so_rtp_stats *vals,
                               uint32_t n, int64_t offset_ns, so_mstream_key *stale,
                               uint32_t *n_stale)
-    void so_media_rtcp_apply(so_media *m, const so_rtcp_report_x *rep, int64_t now)
+    void so_media_rtcp_apply(so_media *m, const so_rtcp_report *rep, int64_t now)
     void so_media_finish(so_media *m, int64_t now)
 
 cdef extern from "so_hash.h":

@@ -253,7 +253,7 @@ cdef class PipelineCore:
     def _media_rtcp_xr(self, int64_t now_ns, xr_blocks):
         """Test hook: RTCP XR VoIP metrics blocks, as so_rtcp_parse would leave them, through
         the media layer's RTCP path. ``xr_blocks``: dicts of so_rtcp_xr_voip fields."""
-        cdef so_rtcp_report_x rep
+        cdef so_rtcp_report rep
         cdef int i
         memset(&rep, 0, sizeof(rep))
         if self.p.media == NULL:

@@ -315,7 +315,7 @@ so_media_stream *so_media_stream_for(so_media *m, const uint8_t *src, const uint
     if (!s)
         return NULL;
     if (s->hd.used)
-        so_media_report_stream(m, s, true, now); /* evicted: its final report */
+        so_media_stream_end(m, s, now); /* evicted */
     memset(s, 0, sizeof(*s));
     s->hd.used = 1;
     s->hd.last_ns = now;

@@ -223,6 +223,8 @@ so_media_stream *so_media_stream_for(so_media *m, const uint8_t *src, const uint
                                      uint32_t ssrc, const so_media_endpoint *ep, uint8_t pt,
                                      int64_t now, bool keep_live);
 void so_media_report_stream(so_media *m, so_media_stream *s, bool final, int64_t now);
+/* A stream ends: its final report, then its slot is free. */
+void so_media_stream_end(so_media *m, so_media_stream *s, int64_t now);
 /* The endpoint's index of payload type pt (-1: not in its SDP). */
 int so_media_pt_index(const so_media_endpoint *ep, uint8_t pt);
 /* Name the stream's codec from payload type pt while it has none: never from comfort noise

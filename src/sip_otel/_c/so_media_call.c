@@ -76,14 +76,17 @@ void so_media_report_stream(so_media *m, so_media_stream *s, bool final, int64_t
     s->reported_ns = now;
 }
 
+void so_media_stream_end(so_media *m, so_media_stream *s, int64_t now) {
+    so_media_report_stream(m, s, true, now);
+    s->hd.used = 0;
+}
+
 void so_media_call_end(so_media *m, so_media_call *c, int64_t now) {
     uint64_t h = c->hash;
     for (uint32_t i = 0; i <= m->st_mask; i++) {
         so_media_stream *s = &m->streams[i];
-        if (s->hd.used && s->call == h) {
-            so_media_report_stream(m, s, true, now);
-            s->hd.used = 0;
-        }
+        if (s->hd.used && s->call == h)
+            so_media_stream_end(m, s, now);
     }
     for (uint32_t i = 0; i <= m->ep_mask; i++) {
         so_media_endpoint *e = &m->eps[i];
@@ -103,8 +106,7 @@ static void sweep(so_media *m, int64_t now) {
             continue;
         if (so_expired(s->hd.last_ns, now, idle)) {
             m->evictions[SO_E_RTP_STREAMS_TIMEOUT]++;
-            so_media_report_stream(m, s, true, now);
-            s->hd.used = 0;
+            so_media_stream_end(m, s, now);
         } else if (every > 0 && now - s->reported_ns >= every) {
             so_media_report_stream(m, s, false, now);
         }
@@ -157,10 +159,8 @@ void so_media_finish(so_media *m, int64_t now) {
     }
     for (uint32_t i = 0; i <= m->st_mask; i++) { /* none left: every stream has its call */
         so_media_stream *s = &m->streams[i];
-        if (s->hd.used) {
-            so_media_report_stream(m, s, true, now);
-            s->hd.used = 0;
-        }
+        if (s->hd.used)
+            so_media_stream_end(m, s, now);
     }
 }
 
