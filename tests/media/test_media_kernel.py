@@ -8,7 +8,7 @@ from __future__ import annotations
 import struct
 
 import pytest
-from callbuild import MS, T0, S, bye, call_setup, frame, sip
+from callbuild import MS, T0, S, bye, call_setup, frame, rtp, sip
 
 from sip_otel import _core
 from sip_otel.pipeline import Pipeline, PipelineConfig
@@ -340,3 +340,20 @@ def test_kernel_sync_never_names_the_codec_from_cn_or_telephone_event() -> None:
     for pt, codec in ((13, ""), (101, ""), (0, "PCMU"), (13, "PCMU")):
         p.media_kernel_sync(key, rtp_stats(packets=1, pt=pt, first_ns=S, last_ns=S), T0)
         assert p.media_streams()[0]["codec"] == codec
+
+
+def test_live_packet_path_never_evicts_a_kernel_stream() -> None:
+    """Live (the change queue is on): 32 kernel streams fill the 32 slots; an RTP packet that
+    reached userspace for a 33rd SSRC finds no room -- counted ``rtp_streams.full``, no stream
+    evicted (no report)."""
+    reports: list[MediaStream] = []
+    p = Pipeline(PipelineConfig(media=True, media_max_streams=8))
+    p.set_media_sink(reports.append)
+    p.media_endpoint_changes()
+    p.feed(call_setup(T0))
+    keys = b"".join(stream_key(A4, 4000, B4, 5000, ssrc) for ssrc in range(1, 33))
+    stats = rtp_stats(packets=1, first_ns=S, last_ns=S)
+    assert p.media_kernel_sync(keys, stats * 32, T0) == b""
+    p.feed([frame(T0 + 2 * S, A4, B4, 4000, 5000, rtp(1, 0, 33))])
+    assert reports == [] and len(p.media_streams()) == 32
+    assert p.evictions() == {"rtp_streams.full": 1}

@@ -462,8 +462,15 @@ bool so_media_udp(so_media *m, const so_payload *pl) {
     }
     int pti = so_media_pt_index(ep, h.pt);
     uint32_t rate = pti >= 0 ? ep->rates[pti] : 0;
+    /* live (a kernel drains the changes): never evict a stream the kernel may still update
+     * (its entry would come back with its whole history) -- the packet is counted only */
     so_media_stream *s = so_media_stream_for(m, pl->src, pl->dst, pl->ip_len, pl->sport,
-                                             pl->dport, h.ssrc, ep, h.pt, pl->ts_ns, false);
+                                             pl->dport, h.ssrc, ep, h.pt, pl->ts_ns,
+                                             m->changes_on);
+    if (!s) {
+        m->evictions[SO_E_RTP_STREAMS_FULL]++;
+        return true;
+    }
     so_media_name_codec(s, ep, h.pt); /* a stream that started with CN / DTMF */
     s->hd.last_ns = pl->ts_ns;
     m->rtp_packets++;
