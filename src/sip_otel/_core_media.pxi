@@ -346,24 +346,6 @@ cdef extern from "so_media_map.h":
     struct so_mstream_key:
         uint8_t family
 
-cdef extern from "so_rtcp.h":
-    struct so_rtcp_xr_voip:
-        uint32_t ssrc
-        uint8_t loss_rate, discard_rate, burst_density, gap_density
-        uint16_t burst_duration, gap_duration
-        uint16_t round_trip_delay, end_system_delay
-        uint8_t signal_level, noise_level, rerl, gmin
-        uint8_t r_factor, ext_r_factor, mos_lq, mos_cq
-        uint8_t rx_config
-        uint16_t jb_nominal, jb_maximum, jb_abs_max
-
-cdef extern from "so_rtcp.h":
-    ctypedef struct so_rtcp_report_x "struct so_rtcp_report":
-        uint8_t type
-        uint8_t n_blocks
-        uint8_t n_xr
-        so_rtcp_xr_voip xr[4]
-
 cdef extern from "so_media.h":
     enum:
         SO_MEDIA_CALL_ID_MAX
@@ -407,6 +389,7 @@ cdef extern from "so_media.h":
         const so_media_stream *s
         const so_media_call *call
         bint final
+        uint64_t packets
         uint32_t received, expected
         uint64_t jitter_sum, jitter_samples
     ctypedef void (*so_media_report_fn)(void *ctx, const so_media_report *r) noexcept
@@ -425,11 +408,13 @@ cdef extern from "so_media.h":
     bint so_media_call_open(const so_media *m, uint64_t call_hash)
     const so_media_call *so_media_call_find(const so_media *m, uint64_t hash)
     void so_media_changes_enable(so_media *m)
+    bint so_media_changes_resync(so_media *m)
     uint32_t so_media_changes_take(so_media *m, so_media_change *out, uint32_t max)
     void so_media_kernel_sync(so_media *m, const so_mstream_key *keys, const so_rtp_stats *vals,
                               uint32_t n, int64_t offset_ns, so_mstream_key *stale,
                               uint32_t *n_stale)
-    void so_media_rtcp_apply(so_media *m, const so_rtcp_report_x *rep, int64_t now)
+    void so_media_rtcp_apply(so_media *m, const so_rtcp_report *rep, int64_t now)
+    void so_media_finish(so_media *m, int64_t now)
 
 cdef extern from "so_hash.h":
     uint64_t so_call_hash(so_h128 seed, const uint8_t *p, size_t n)
@@ -507,9 +492,9 @@ cdef object _media_stream(const so_media_report *r):
         s.clock_rate if s.clock_rate else st.clock_rate, s.ssrc,
         endpoint(s.src, s.ip_len, s.sport), endpoint(s.dst, s.ip_len, s.dport),
         st.first_ns, st.last_ns, bool(r.final),
-        r.received, r.expected, max(0, <int64_t>r.expected - <int64_t>r.received),
+        r.packets, r.expected, max(0, <int64_t>r.expected - <int64_t>r.received),
         _j_s(<double>r.jitter_sum / r.jitter_samples, rate) if r.jitter_samples else 0.0,
-        st.received, expected, max(0, <int64_t>expected - <int64_t>st.received), st.bytes,
+        st.packets, expected, max(0, <int64_t>expected - <int64_t>st.received), st.bytes,
         st.duplicates, st.reordered, _j_s(st.jitter, rate), _j_s(st.max_jitter, rate),
         _j_s(<double>st.jitter_sum / st.jitter_samples, rate) if st.jitter_samples else 0.0,
         st.max_gap_ns / 1e9, st.pt_changes,
@@ -524,4 +509,6 @@ cdef object _media_stream(const so_media_report *r):
         xr_discard_rate=x.discard_rate / 256.0 if xr else None,
         xr_round_trip_s=x.round_trip_delay / 1000.0 if xr else None,
         xr_end_system_delay_s=x.end_system_delay / 1000.0 if xr else None,
+        received=r.received,
+        total_received=st.received,
     )

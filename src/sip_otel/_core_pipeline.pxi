@@ -66,12 +66,15 @@ cdef class PipelineCore:
     cdef so_pipeline *p
     cdef bint want_records
     cdef list records
-    # media (docs/media.md): reports for the media sink, the final reports of the calls whose
-    # media ended during the current call into the core, records held until their call's media
-    # ended, and (no media sink) the last ended streams for media_streams()
+    # media (docs/media.md): reports for the media sink; the final reports per call kept until
+    # the call's media ends (a stream may end earlier: idle, evicted; bounded by the stream
+    # limit); the calls whose media ended during the current call into the core; records held
+    # until their call's media ended; (no media sink) the last ended streams for media_streams()
     cdef bint want_media
     cdef list media_reports
-    cdef dict media_ended
+    cdef dict call_finals
+    cdef Py_ssize_t n_finals, max_finals
+    cdef set calls_ended
     cdef dict media_held
     cdef Py_ssize_t n_held, max_held
     cdef object ended_streams
@@ -105,13 +108,17 @@ cdef class PipelineCore:
         self.records = []
         self.want_media = False
         self.media_reports = []
-        self.media_ended = {}
+        self.call_finals = {}
+        self.n_finals = 0
+        self.calls_ended = set()
         self.media_held = {}
         self.n_held = 0
         self.max_held = max(1, int(getattr(config, "media_max_calls", 4096)))
         from collections import deque
         self.ended_streams = deque(maxlen=max(1, int(getattr(config, "media_max_streams", 4096))))
+        self.max_finals = 0
         if self.p.media != NULL:
+            self.max_finals = 2 * (self.p.media.st_mask + 1)  # twice the stream slots
             so_media_set_sink(self.p.media, _on_media_report, _on_media_call_end, <void *>self)
 
     def __dealloc__(self):
@@ -121,7 +128,7 @@ cdef class PipelineCore:
     cdef void _collect(self):
         """Finished records into Python objects (only when spans want them). With media, a
         dialog record whose call still has media is held until that media ended, then carries
-        the final report of each of the call's streams."""
+        the final report of each of the call's streams (those that ended before it too)."""
         cdef size_t n, i
         cdef uint64_t h
         cdef so_record *recs = so_track_records(self.p.track, &n)
@@ -131,8 +138,8 @@ cdef class PipelineCore:
                 rec = make_record(&recs[i])
                 if m != NULL and not recs[i].registration:
                     h = so_call_hash(m.seed, recs[i].call_id.p, recs[i].call_id.n)
-                    if h in self.media_ended:
-                        rec.media = list(self.media_ended[h])
+                    if h in self.calls_ended:
+                        rec.media = list(self.call_finals.get(h, ()))
                     elif so_media_call_open(m, h):
                         if self.n_held < self.max_held:
                             self.media_held.setdefault(h, []).append(rec)
@@ -142,19 +149,24 @@ cdef class PipelineCore:
                 self.records.append(rec)
             so_track_clear_records(self.p.track)
         if self.media_held:
-            for h, finals in self.media_ended.items():
+            for h in self.calls_ended:
                 held = self.media_held.pop(h, None)
                 if held:
                     self.n_held -= len(held)
                     for rec in held:
-                        rec.media = list(finals)
+                        rec.media = list(self.call_finals.get(h, ()))
                         self.records.append(rec)
 
     cdef void _after(self):
-        """After every call into the core: records collected, this call's ended calls let go."""
+        """After every call into the core: records collected, this call's ended calls let go
+        (with their final reports)."""
         if self.want_records:
             self._collect()
-        self.media_ended.clear()
+        for h in self.calls_ended:
+            finals = self.call_finals.pop(h, None)
+            if finals:
+                self.n_finals -= len(finals)
+        self.calls_ended.clear()
 
     cdef void _media_report(self, const so_media_report *r):
         if not (self.want_media or (r.final and self.want_records)):
@@ -166,11 +178,12 @@ cdef class PipelineCore:
             self.media_reports.append(ms)
         elif r.final:
             self.ended_streams.append(_stream_dict(r.s, r.call))
-        if r.final and self.want_records:
-            self.media_ended.setdefault(r.s.call, []).append(ms)
+        if r.final and self.want_records and r.call != NULL and self.n_finals < self.max_finals:
+            self.call_finals.setdefault(r.s.call, []).append(ms)
+            self.n_finals += 1
 
     cdef void _media_call_end(self, uint64_t h):
-        self.media_ended.setdefault(h, [])
+        self.calls_ended.add(h)
 
     def set_want_media(self, bint want):
         """Make a records.MediaStream of every report (a media sink is set)."""
@@ -184,13 +197,17 @@ cdef class PipelineCore:
     def media_endpoint_changes(self):
         """Queued changes of the kernel's endpoint map: [(so_mep_key, so_mep_val)] to add or
         replace, [(key, b"")] to delete. The first call turns the queue on (with an add for
-        every endpoint already learned): replay never calls it and queues nothing."""
+        every endpoint already learned): replay never calls it and queues nothing. After the
+        queue overflowed, the next call starts with (b"", b""): clear the whole kernel map,
+        then an add for every endpoint the core holds."""
         cdef so_media_change buf[64]
         cdef uint32_t k, got
         out = []
         if self.p.media == NULL:
             return out
         so_media_changes_enable(self.p.media)
+        if so_media_changes_resync(self.p.media):
+            out.append((b"", b""))
         while True:
             got = so_media_changes_take(self.p.media, buf, 64)
             for k in range(got):
@@ -236,7 +253,7 @@ cdef class PipelineCore:
     def _media_rtcp_xr(self, int64_t now_ns, xr_blocks):
         """Test hook: RTCP XR VoIP metrics blocks, as so_rtcp_parse would leave them, through
         the media layer's RTCP path. ``xr_blocks``: dicts of so_rtcp_xr_voip fields."""
-        cdef so_rtcp_report_x rep
+        cdef so_rtcp_report rep
         cdef int i
         memset(&rep, 0, sizeof(rep))
         if self.p.media == NULL:
@@ -307,6 +324,13 @@ cdef class PipelineCore:
 
     def handle_timer(self, int64_t now_ns):
         so_pipeline_timer(self.p, now_ns)
+        self._after()
+
+    def media_flush(self, int64_t now_ns):
+        """Every call's media ends now (final reports, held records released with them); the
+        tracker goes on (the live agent's shutdown: dialogs still open are not finished)."""
+        if self.p.media != NULL:
+            so_media_finish(self.p.media, now_ns)
         self._after()
 
     def finish(self, int64_t now_ns):

@@ -133,6 +133,13 @@ class Pipeline:
         self._core.finish(self.last_ts_ns if now_ns is None else now_ns)
         self._deliver()
 
+    def media_flush(self, now_ns: int) -> None:
+        """Shutdown of a live capture: every call's media ends at ``now_ns`` -- a final report
+        per stream, the dialog records held for their media delivered with it -- without
+        finishing the tracker (no-op without media)."""
+        self._core.media_flush(now_ns)
+        self._deliver()
+
     # -- records ----------------------------------------------------------------------------------
 
     def set_record_sink(self, sink: RecordSink | None) -> None:
@@ -204,7 +211,9 @@ class Pipeline:
         """Queued kernel endpoint-map changes: (so_mep_key, so_mep_val) add, (key, b"") delete.
 
         The queue is off until the first call (replay never calls it); that call queues an add
-        for every endpoint already learned. Bounded: ``media_changes.full`` counts overflows.
+        for every endpoint already learned. Bounded: ``media_changes.full`` counts overflows;
+        after one, the next call returns ``(b"", b"")`` first (clear the whole kernel map) and
+        an add for every endpoint the core holds.
         """
         return list(self._core.media_endpoint_changes())
 

@@ -38,7 +38,9 @@ class MediaStream:
     Reported every media interval while the call lasts (``final`` False: the period figures
     cover the interval since the previous report) and once when the call's media ends
     (``final`` True: the period since the last interval report, and the ``total_*`` figures the
-    whole stream). RFC 3550 A.3 loss: expected - received, never below 0 (duplicates).
+    whole stream). ``packets`` counts every packet seen (as tshark does); RFC 3550 A.3 loss is
+    expected - ``received`` (A.1: not the first, probation packet; duplicates included), never
+    below 0.
     """
 
     call_id: str  # the Call-ID as the dialog record holds it (spans hash it unless raw)
@@ -52,12 +54,12 @@ class MediaStream:
     end_ns: int  # last packet so far
     final: bool
     # the period this report covers (since the previous report of this stream)
-    packets: int  # received (RFC 3550 A.1: duplicates included)
+    packets: int  # every packet seen in the period
     expected: int
     lost: int
     jitter_mean_s: float  # mean of the A.8 estimate over the period's updates (0: no sample)
     # whole stream so far
-    total_packets: int
+    total_packets: int  # every packet seen
     total_expected: int
     total_lost: int
     total_bytes: int
@@ -81,6 +83,9 @@ class MediaStream:
     xr_discard_rate: float | None = None  # 0..1
     xr_round_trip_s: float | None = None
     xr_end_system_delay_s: float | None = None
+    # RFC 3550 A.1 received (the period's, the stream's): what loss is computed from
+    received: int = 0
+    total_received: int = 0
 
 
 @dataclass(slots=True)

@@ -217,11 +217,10 @@ def near(ms: float, tshark_ms: float) -> bool:
 
 
 def _received(got: float, t: Stream, head: int) -> bool:
-    """RFC 3550 A.1's received (records.MediaStream.packets): not the first packet, which only
-    starts the source's probation -- one fewer than tshark's count. Live, the first ``head``
-    packets may also pass before the agent has written the endpoint learned from the SDP
-    answer into the kernel's map (the caller starts sending right after the ACK)."""
-    return t.packets - 1 - head <= got <= t.packets - 1
+    """Packets (records.MediaStream.packets): every packet seen, as tshark counts them. Live,
+    the first ``head`` packets may pass before the agent has written the endpoint learned from
+    the SDP answer into the kernel's map (the caller starts sending right after the ACK)."""
+    return t.packets - head <= got <= t.packets
 
 
 def check_metrics(m: Metrics, lossy: Stream, clean: Stream, head: int = 0) -> None:

@@ -61,9 +61,9 @@ def test_interval_and_final_reports_and_the_held_record() -> None:
         T0 + 1085 * MS,
     )
     # A.1: sequence 1 only starts probation, 2 makes the source valid (base_seq 2): received
-    # 2, 3, 5 = 3, expected 5 - 2 + 1 = 4, lost 1
-    assert (a.packets, a.expected, a.lost) == (3, 4, 1)
-    assert (a.total_packets, a.total_expected, a.total_lost) == (3, 4, 1)
+    # 2, 3, 5 = 3, expected 5 - 2 + 1 = 4, lost 1; packets: all 4 seen
+    assert (a.packets, a.received, a.expected, a.lost) == (4, 3, 4, 1)
+    assert (a.total_packets, a.total_received, a.total_expected, a.total_lost) == (4, 3, 4, 1)
     assert a.total_bytes == 4 * 172 and (a.duplicates, a.reordered, a.pt_changes) == (0, 0, 0)
     # A.8: transit constant for 1, 2, 3 (D 0, J 0); 5 is 5 ms late = 40 units = 640/16: J256
     # = 0 + 640 = 640; three updates, mean 640 / 3
@@ -74,7 +74,7 @@ def test_interval_and_final_reports_and_the_held_record() -> None:
     assert a.final is False and a.rtcp_fraction_lost is None and a.xr_r_factor is None
     b = iv[SSRC_B]
     assert (b.direction, b.dst) == ("to_caller", "10.0.0.1:4000")
-    assert (b.packets, b.expected, b.lost, b.jitter_mean_s) == (2, 2, 0, 0.0)
+    assert (b.packets, b.received, b.expected, b.lost, b.jitter_mean_s) == (3, 2, 2, 0, 0.0)
     # two more packets of A's, on the sender's clock: 6 at 4.100 s (timestamp 3.1 s * 8000 =
     # 24800), 7 at 4.120 s (24960)
     c.p.feed(
@@ -94,8 +94,9 @@ def test_interval_and_final_reports_and_the_held_record() -> None:
     a = fin[SSRC_A]
     assert (a.direction, a.start_ns, a.end_ns) == ("to_callee", T0 + 1000 * MS, T0 + 4120 * MS)
     # since the interval report: 6 and 7 received (total 5), expected 7 - 2 + 1 = 6 (period 2)
-    assert (a.packets, a.expected, a.lost) == (2, 2, 0)
-    assert (a.total_packets, a.total_expected, a.total_lost, a.total_bytes) == (5, 6, 1, 6 * 172)
+    assert (a.packets, a.received, a.expected, a.lost) == (2, 2, 2, 0)
+    assert (a.total_packets, a.total_expected, a.total_lost, a.total_bytes) == (6, 6, 1, 6 * 172)
+    assert a.total_received == 5
     # 6: transit back to the baseline, |D| = 640: J256 = 640 - ((640 + 8) >> 4) + 640 = 1240;
     # 7: D 0, J256 = 1240 - ((1240 + 8) >> 4) = 1162. Period mean (1240 + 1162) / 2, total
     # mean (640 + 1240 + 1162) / 5
@@ -105,7 +106,7 @@ def test_interval_and_final_reports_and_the_held_record() -> None:
     assert a.max_gap_s == pytest.approx(3.015) and a.final is True
     b = fin[SSRC_B]
     assert (b.packets, b.expected, b.lost, b.jitter_mean_s) == (0, 0, 0, 0.0)
-    assert (b.total_packets, b.total_expected, b.total_lost) == (2, 2, 0)
+    assert (b.total_packets, b.total_received, b.total_expected, b.total_lost) == (3, 2, 2, 0)
     (rec,) = c.records
     assert isinstance(rec, DialogRecord)
     assert (rec.call_id, rec.outcome, rec.end_ns) == ("call-1", "completed", T0 + 5600 * MS)
@@ -215,7 +216,9 @@ def test_call_table_limit_evicts_the_oldest_call() -> None:
     p = Pipeline(PipelineConfig(media=True, media_max_calls=8))
     p.media_endpoint_changes()  # a kernel: deletes are queued
     frames = []
-    for i in range(9):  # nine calls, one table of 8: the 9th evicts the first
+    # a limit of 8: 32 slots (twice the limit, at least one probe window), all in one probe
+    # window: the 33rd call evicts the first
+    for i in range(33):
         frames += call_setup(
             T0 + i * S, call_id=f"c{i}", a_port=4000 + 10 * i, b_port=5000 + 10 * i
         )
@@ -357,3 +360,212 @@ def test_held_records_are_bounded() -> None:
     assert c.p.evictions() == {"media_records.full": 1}
     c.p.handle_timer(T0 + 10 * S)
     assert [r.call_id for r in c.records] == ["c1", "c0"]
+
+
+def test_media_flush_ends_the_media_and_releases_held_records() -> None:
+    """Shutdown (agent): the BYE ended the dialog (record held for its media, linger 3 s); a
+    flush 1 s later ends the media now: a final report per stream, the record with them, and
+    the tracker is not finished (a second call still open gives no record)."""
+    c = Sinks(PipelineConfig(media=True))
+    frames = call_setup(T0) + rtp_first_second() + bye(T0 + 5 * S)
+    frames += call_setup(T0 + 5 * S, call_id="call-2", a_port=4100, b_port=5100)
+    c.p.feed(frames)
+    assert c.records == [] and c.reports == []
+    c.p.media_flush(T0 + 6 * S)
+    fin = c.by_ssrc(final=True)
+    assert set(fin) == {SSRC_A, SSRC_B} and len(c.reports) == 2
+    (rec,) = c.records
+    assert isinstance(rec, DialogRecord) and rec.call_id == "call-1"
+    assert sorted(rec.media, key=lambda m: m.ssrc) == [fin[SSRC_A], fin[SSRC_B]]
+
+
+@pytest.mark.parametrize("retry_sdp", [True, False])
+def test_a_retry_of_the_call_id_keeps_its_media(retry_sdp: bool) -> None:
+    """INVITE (offer A:4000) -> 503 -> ACK at 0-0.2 s; the retry (same Call-ID, CSeq 2, new
+    branch; with the offer again, or late offer: offer in the 200, answer in the ACK) rings
+    until the 200 at 10 s. The failed attempt's end must not end the call's media 3 s later:
+    B -> A (early media, then the call) one packet a second from 4 s to 12 s is one stream,
+    A -> B from 10.5 s; both are in the final reports and the records after the BYE."""
+    c = Sinks(PipelineConfig(media=True))
+    br = "z9hG4bK-r"
+    offer = sdp("10.0.0.1", 4000)
+    frames = [
+        frame(T0, A, B, 5060, 5060, sip("INVITE sip:b@x SIP/2.0", branch=br + "1", body=offer)),
+        frame(
+            T0 + 100 * MS, B, A, 5060, 5060, sip("SIP/2.0 503 Busy", to_tag="x9", branch=br + "1")
+        ),
+        frame(
+            T0 + 200 * MS,
+            A,
+            B,
+            5060,
+            5060,
+            sip("ACK sip:b@x SIP/2.0", to_tag="x9", cseq="1 ACK", branch=br + "1"),
+        ),
+        frame(
+            T0 + 300 * MS,
+            A,
+            B,
+            5060,
+            5060,
+            sip(
+                "INVITE sip:b@x SIP/2.0",
+                cseq="2 INVITE",
+                branch=br + "2",
+                body=offer if retry_sdp else "",
+            ),
+        ),
+        frame(
+            T0 + 400 * MS,
+            B,
+            A,
+            5060,
+            5060,
+            sip("SIP/2.0 180 Ringing", to_tag="b1", cseq="2 INVITE", branch=br + "2"),
+        ),
+    ]
+    ssrc_early = 0xB1B1B1B1
+    for i in range(9):  # B -> A at 4 .. 12 s
+        frames.append(frame(T0 + (4 + i) * S, B, A, 5000, 4000, rtp(1 + i, 8000 * i, ssrc_early)))
+    frames.append(
+        frame(
+            T0 + 10 * S + 50 * MS,
+            B,
+            A,
+            5060,
+            5060,
+            sip(
+                "SIP/2.0 200 OK",
+                to_tag="b1",
+                cseq="2 INVITE",
+                branch=br + "2",
+                body=sdp("10.0.0.2", 5000),
+            ),
+        )
+    )
+    frames.append(
+        frame(
+            T0 + 10 * S + 100 * MS,
+            A,
+            B,
+            5060,
+            5060,
+            sip(
+                "ACK sip:b@x SIP/2.0",
+                to_tag="b1",
+                cseq="2 ACK",
+                branch=br + "3",
+                body="" if retry_sdp else offer,
+            ),
+        )
+    )
+    for i in range(3):  # A -> B at 10.5 .. 12.5 s
+        frames.append(
+            frame(T0 + 10500 * MS + i * S, A, B, 4000, 5000, rtp(1 + i, 8000 * i, SSRC_A))
+        )
+    frames.sort(key=lambda f: f.ts_ns)
+    c.p.feed(frames)
+    assert [r for r in c.reports if r.final] == []
+    c.p.feed(bye(T0 + 20 * S))
+    c.p.handle_timer(T0 + 25 * S)
+    fin = c.by_ssrc(final=True)
+    assert set(fin) == {ssrc_early, SSRC_A}
+    assert (fin[ssrc_early].start_ns, fin[ssrc_early].end_ns) == (T0 + 4 * S, T0 + 12 * S)
+    assert fin[ssrc_early].direction == "to_caller" and fin[SSRC_A].direction == "to_callee"
+    assert len([r for r in c.reports if r.final]) == 2
+    recs = [r for r in c.records if isinstance(r, DialogRecord)]
+    answered = [r for r in recs if r.outcome == "completed"]
+    assert len(answered) == 1
+    assert sorted(m.ssrc for m in answered[0].media) == sorted([ssrc_early, SSRC_A])
+
+
+def test_the_caller_is_the_first_initial_invites_from() -> None:
+    """An INVITE without To tag from B (From tag b9) in A's call does not make B the caller:
+    B's endpoint it announces receives a stream to the callee."""
+    p = Pipeline(PipelineConfig(media=True))
+    inv_a = sip("INVITE sip:b@x SIP/2.0", branch="z9hG4bKa", body=sdp("10.0.0.1", 4000))
+    inv_b = sip(
+        "INVITE sip:a@x SIP/2.0",
+        from_tag="b9",
+        cseq="7 INVITE",
+        branch="z9hG4bKb",
+        body=sdp("10.0.0.2", 5000),
+    )
+    p.feed(
+        [
+            frame(T0, A, B, 5060, 5060, inv_a),
+            frame(T0 + 10 * MS, B, A, 5060, 5060, inv_b),
+            frame(T0 + S, A, B, 4000, 5000, rtp(1, 0, SSRC_A)),
+        ]
+    )
+    assert [s["direction"] for s in p.media_streams()] == ["to_callee"]
+
+
+def test_the_record_waits_for_the_call_and_has_streams_that_ended_before() -> None:
+    """A limit of 8 streams: 32 slots, one probe window. A sends 33 SSRCs at 1 s (10 ms apart):
+    the 33rd evicts the first (its final report). The BYE at 5 s ends the dialog (record held);
+    a 34th SSRC at 6 s evicts the second: a stream ended, not the call -- the record still
+    waits. The call's media ends at 8.6 s: the record has all 34 final reports."""
+    c = Sinks(PipelineConfig(media=True, media_max_streams=8))
+    frames = call_setup(T0)
+    for i in range(33):
+        frames.append(frame(T0 + S + i * 10 * MS, A, B, 4000, 5000, rtp(1, 0, 1 + i)))
+    c.p.feed(frames + bye(T0 + 5 * S))
+    c.p.feed([frame(T0 + 6 * S, A, B, 4000, 5000, rtp(1, 0, 34))])
+    assert [r.ssrc for r in c.reports if r.final] == [1, 2]
+    assert c.records == []
+    c.p.handle_timer(T0 + 9 * S)
+    (rec,) = c.records
+    assert isinstance(rec, DialogRecord)
+    assert sorted(m.ssrc for m in rec.media) == list(range(1, 35))
+
+
+def test_replay_names_the_codec_from_the_first_audio_payload_type() -> None:
+    """A's stream starts with comfort noise (PT 13), then PCMU: the codec is pcmu."""
+    c = Sinks(PipelineConfig(media=True))
+    answer = "v=0\nc=IN IP4 10.0.0.2\nm=audio 5000 RTP/AVP 0 13\n"
+    frames = call_setup(T0)
+    frames[1] = frame(
+        T0 + 100 * MS,
+        B,
+        A,
+        5060,
+        5060,
+        sip("SIP/2.0 200 OK", to_tag="b1", branch="z9hG4bK-call-1-1", body=answer),
+    )
+    frames += [
+        frame(T0 + S, A, B, 4000, 5000, rtp(1, 0, SSRC_A, pt=13)),
+        frame(T0 + S + 20 * MS, A, B, 4000, 5000, rtp(2, 160, SSRC_A)),
+    ]
+    c.p.feed(frames)
+    c.p.finish()
+    (r,) = c.reports
+    assert (r.codec, r.clock_rate) == ("pcmu", 8000)
+
+
+def test_rtcp_on_rtp_ports_as_the_kernel_decides() -> None:
+    """B's answer multiplexes RTCP (a=rtcp-mux): an empty RR (8 bytes: V=2, PT 201, length 1,
+    SSRC) to B:5000 is RTCP. A's offer does not: a packet to A:4000 whose second byte is 200
+    (marker + payload type 72) is RTP, as the eBPF filter takes it."""
+    import struct
+
+    c = Sinks(PipelineConfig(media=True))
+    frames = call_setup(T0)
+    answer = sdp("10.0.0.2", 5000, "a=rtcp-mux\n")
+    frames[1] = frame(
+        T0 + 100 * MS,
+        B,
+        A,
+        5060,
+        5060,
+        sip("SIP/2.0 200 OK", to_tag="b1", branch="z9hG4bK-call-1-1", body=answer),
+    )
+    rr = struct.pack("!BBHI", 0x80, 201, 1, SSRC_A)
+    frames += [
+        frame(T0 + S, A, B, 4000, 5000, rr),
+        frame(T0 + S, B, A, 5000, 4000, rtp(1, 0, SSRC_B, pt=200)),
+    ]
+    c.p.feed(frames)
+    assert c.p.media_counts()["rtcp_packets"] == 1 and c.p.media_counts()["rtp_packets"] == 1
+    assert c.p.reasons.get("rtp.not_rtp") == 0
+    assert [s["ssrc"] for s in c.p.media_streams()] == [SSRC_B]

@@ -29,8 +29,10 @@ so_media *so_media_new(const so_media_limits *lim, so_h128 seed, uint64_t *reaso
     m->seed = seed;
     m->reasons = reasons;
     m->evictions = evictions;
-    uint32_t ne = pow2_at_least(lim->max_endpoints), ns = pow2_at_least(lim->max_streams);
-    uint32_t nc = pow2_at_least(lim->max_calls);
+    /* twice the limit's slots: the limit's entries fit in the probe windows (so_media.h) */
+    uint32_t ne = pow2_at_least(2 * (lim->max_endpoints < (1u << 23) ? lim->max_endpoints : (1u << 23)));
+    uint32_t ns = pow2_at_least(2 * (lim->max_streams < (1u << 23) ? lim->max_streams : (1u << 23)));
+    uint32_t nc = pow2_at_least(2 * (lim->max_calls < (1u << 23) ? lim->max_calls : (1u << 23)));
     m->ep_mask = ne - 1;
     m->st_mask = ns - 1;
     m->call_mask = nc - 1;
@@ -83,10 +85,11 @@ so_media_endpoint *so_media_ep_find(so_media *m, const uint8_t *addr, uint8_t ip
 }
 
 /* A slot for a new entry in the probe window starting at h: an unused one, else the entry idle
- * longest (its eviction counted; the caller lets go of what it held). Entries are `stride`
- * bytes apart, each starting with its so_media_head. */
+ * longest (its eviction counted; the caller lets go of what it held) -- with keep_live, only
+ * when that one was idle past the timeout (NULL otherwise, nothing counted). Entries are
+ * `stride` bytes apart, each starting with its so_media_head. */
 void *so_media_slot_for(so_media *m, uint8_t *base, size_t stride, uint32_t mask, uint32_t h,
-                        int64_t now, so_eviction full, so_eviction timeout) {
+                        int64_t now, so_eviction full, so_eviction timeout, bool keep_live) {
     so_media_head *oldest = NULL;
     for (uint32_t i = 0; i < SO_MEDIA_PROBE; i++) {
         so_media_head *e = (so_media_head *)(base + (size_t)((h + i) & mask) * stride);
@@ -95,7 +98,10 @@ void *so_media_slot_for(so_media *m, uint8_t *base, size_t stride, uint32_t mask
         if (!oldest || e->last_ns < oldest->last_ns)
             oldest = e;
     }
-    m->evictions[so_expired(oldest->last_ns, now, m->lim.idle_timeout_ns) ? timeout : full]++;
+    bool idle = so_expired(oldest->last_ns, now, m->lim.idle_timeout_ns);
+    if (keep_live && !idle)
+        return NULL;
+    m->evictions[idle ? timeout : full]++;
     return oldest;
 }
 
@@ -129,9 +135,12 @@ static void learn_one(so_media *m, so_media_call *c, uint8_t role, const so_sdp_
     uint8_t ip_len = a->family == 4 ? 4 : 16;
     so_media_endpoint *e = so_media_ep_find(m, a->addr, ip_len, port);
     bool changed = true;
+    int64_t learned = now;
     if (e) {
         changed = !same_value(e, sm, rtcp);
-        if (e->call != c->hash) {
+        if (e->call == c->hash)
+            learned = e->learned_ns; /* a refresh of the same call's endpoint */
+        else {
             so_media_call *old = so_media_call_find(m, e->call);
             if (old && old->n_endpoints)
                 old->n_endpoints--;
@@ -141,7 +150,7 @@ static void learn_one(so_media *m, so_media_call *c, uint8_t role, const so_sdp_
         uint32_t h = ep_hash(m, a->addr, ip_len, port);
         e = (so_media_endpoint *)so_media_slot_for(m, (uint8_t *)m->eps, sizeof(*e), m->ep_mask,
                                                    h, now, SO_E_MEDIA_ENDPOINTS_FULL,
-                                                   SO_E_MEDIA_ENDPOINTS_TIMEOUT);
+                                                   SO_E_MEDIA_ENDPOINTS_TIMEOUT, false);
         if (e->hd.used)
             so_media_ep_retire(m, e);
         m->endpoints_learned++;
@@ -156,6 +165,7 @@ static void learn_one(so_media *m, so_media_call *c, uint8_t role, const so_sdp_
     e->mux = !rtcp && sm->rtcp_mux;
     e->role = role;
     e->call = c->hash;
+    e->learned_ns = learned;
     memcpy(e->addr, a->addr, ip_len);
     e->n_pts = sm->n_pts;
     for (uint8_t i = 0; i < sm->n_pts; i++) {
@@ -207,7 +217,29 @@ static so_media_call *call_for(so_media *m, const so_msg *msg, uint64_t hash) {
     return slot;
 }
 
+/* An initial INVITE (no To tag): its CSeq and top Via branch (a retransmission repeats both;
+ * a retry of the Call-ID -- after a 3xx, a 4xx/5xx failover, a 491 -- changes them). */
+static uint64_t attempt_key(const so_media *m, const so_msg *msg) {
+    so_hasher h;
+    so_hasher_init(&h, m->seed);
+    so_hasher_u64(&h, (uint64_t)msg->cseq);
+    so_hasher_bytes(&h, msg->via_branch.p, msg->via_branch.n);
+    return so_hasher_final(&h).a;
+}
+
 void so_media_learn(so_media *m, const so_msg *msg) {
+    bool initial = msg->is_request && msg->method == SO_M_INVITE && msg->to_tag.n == 0;
+    if (initial) {
+        /* a new attempt of a call whose media is due to end (a failed attempt's record): the
+         * call goes on, with or without SDP in the retry */
+        so_media_call *c = so_media_call_find(m, so_call_hash(m->seed, msg->call_id.p,
+                                                              msg->call_id.n));
+        uint64_t key = attempt_key(m, msg);
+        if (c && c->attempt != key) {
+            c->attempt = key;
+            c->end_at = 0;
+        }
+    }
     if (msg->body_length <= 0)
         return;
     uint8_t method = msg->is_request ? msg->method : msg->cseq_method;
@@ -230,8 +262,11 @@ void so_media_learn(so_media *m, const so_msg *msg) {
         if (!c) {
             c = call_for(m, msg, so_call_hash(m->seed, msg->call_id.p, msg->call_id.n));
             c->hd.last_ns = msg->ts_ns;
-            if (msg->is_request && msg->method == SO_M_INVITE && msg->to_tag.n == 0 &&
-                msg->from_tag.n) { /* the initial INVITE: its From is the caller */
+            if (initial && !c->attempt)
+                c->attempt = attempt_key(m, msg);
+            if (initial && msg->from_tag.n && !c->has_caller) {
+                /* the first initial INVITE: its From is the caller (an INVITE of the callee
+                 * without To tag -- a crossed new dialog -- does not change it) */
                 c->caller_tag = so_call_hash(m->seed, msg->from_tag.p, msg->from_tag.n);
                 c->has_caller = 1;
             }
@@ -243,27 +278,44 @@ void so_media_learn(so_media *m, const so_msg *msg) {
     }
 }
 
-so_media_stream *so_media_stream_for(so_media *m, const uint8_t *src, const uint8_t *dst,
-                                     uint8_t ip_len, uint16_t sport, uint16_t dport,
-                                     uint32_t ssrc, const so_media_endpoint *ep, uint8_t pt,
-                                     int64_t now) {
+static uint32_t stream_hash(const so_media *m, const uint8_t *src, const uint8_t *dst,
+                            uint8_t ip_len, uint16_t sport, uint16_t dport, uint32_t ssrc) {
     so_hasher h;
     so_hasher_init(&h, m->seed);
     so_hasher_bytes(&h, src, ip_len);
     so_hasher_bytes(&h, dst, ip_len);
     so_hasher_u64(&h, ((uint64_t)sport << 48) | ((uint64_t)dport << 32) | ssrc);
-    uint32_t hv = (uint32_t)so_hasher_final(&h).a;
+    return (uint32_t)so_hasher_final(&h).a;
+}
+
+so_media_stream *so_media_stream_find(so_media *m, const uint8_t *src, const uint8_t *dst,
+                                      uint8_t ip_len, uint16_t sport, uint16_t dport,
+                                      uint32_t ssrc) {
+    uint32_t hv = stream_hash(m, src, dst, ip_len, sport, dport, ssrc);
     for (uint32_t i = 0; i < SO_MEDIA_PROBE; i++) {
         so_media_stream *s = &m->streams[(hv + i) & m->st_mask];
         if (s->hd.used && s->ssrc == ssrc && s->sport == sport && s->dport == dport &&
             s->ip_len == ip_len && !memcmp(s->src, src, ip_len) && !memcmp(s->dst, dst, ip_len))
             return s;
     }
-    so_media_stream *s = (so_media_stream *)so_media_slot_for(
-        m, (uint8_t *)m->streams, sizeof(*s), m->st_mask, hv, now, SO_E_RTP_STREAMS_FULL,
-        SO_E_RTP_STREAMS_TIMEOUT);
+    return NULL;
+}
+
+so_media_stream *so_media_stream_for(so_media *m, const uint8_t *src, const uint8_t *dst,
+                                     uint8_t ip_len, uint16_t sport, uint16_t dport,
+                                     uint32_t ssrc, const so_media_endpoint *ep, uint8_t pt,
+                                     int64_t now, bool keep_live) {
+    so_media_stream *s = so_media_stream_find(m, src, dst, ip_len, sport, dport, ssrc);
+    if (s)
+        return s;
+    uint32_t hv = stream_hash(m, src, dst, ip_len, sport, dport, ssrc);
+    s = (so_media_stream *)so_media_slot_for(m, (uint8_t *)m->streams, sizeof(*s), m->st_mask,
+                                             hv, now, SO_E_RTP_STREAMS_FULL,
+                                             SO_E_RTP_STREAMS_TIMEOUT, keep_live);
+    if (!s)
+        return NULL;
     if (s->hd.used)
-        so_media_report_stream(m, s, true, now); /* evicted: its final report */
+        so_media_stream_end(m, s, now); /* evicted */
     memset(s, 0, sizeof(*s));
     s->hd.used = 1;
     s->hd.last_ns = now;
@@ -279,14 +331,39 @@ so_media_stream *so_media_stream_for(so_media *m, const uint8_t *src, const uint
                                            : SO_MDIR_UNKNOWN;
     memcpy(s->src, src, ip_len);
     memcpy(s->dst, dst, ip_len);
-    for (uint8_t i = 0; i < ep->n_pts; i++) {
-        if (ep->pts[i] == pt) {
-            memcpy(s->codec, ep->names[i], SO_SDP_CODEC_NAME);
-            s->clock_rate = ep->rates[i];
-            break;
-        }
-    }
+    so_media_name_codec(s, ep, pt);
     return s;
+}
+
+int so_media_pt_index(const so_media_endpoint *ep, uint8_t pt) {
+    for (uint8_t i = 0; i < ep->n_pts; i++)
+        if (ep->pts[i] == pt)
+            return i;
+    return -1;
+}
+
+static bool same_name(const char *a, const char *lower) {
+    size_t i = 0;
+    for (; lower[i]; i++) {
+        char c = a[i];
+        if (c >= 'A' && c <= 'Z')
+            c = (char)(c - 'A' + 'a');
+        if (c != lower[i])
+            return false;
+    }
+    return a[i] == 0;
+}
+
+void so_media_name_codec(so_media_stream *s, const so_media_endpoint *ep, uint8_t pt) {
+    if (s->codec[0] || pt == 13) /* named, or static CN */
+        return;
+    int i = so_media_pt_index(ep, pt);
+    if (i < 0 || !ep->names[i][0] || same_name(ep->names[i], "cn") ||
+        same_name(ep->names[i], "telephone-event"))
+        return;
+    memcpy(s->codec, ep->names[i], SO_SDP_CODEC_NAME);
+    s->codec[SO_SDP_CODEC_NAME - 1] = 0;
+    s->clock_rate = ep->rates[i];
 }
 
 /* An RTCP compound packet: each report block (and XR VoIP metrics block) goes to the stream
@@ -355,25 +432,46 @@ bool so_media_udp(so_media *m, const so_payload *pl) {
         rtcp(m, pl);
         return true;
     }
+    /* as the eBPF filter decides (bpf/sip_filter.c): RTCP on an RTP port only when it is
+     * multiplexed (a=rtcp-mux; an empty RR is 8 bytes, shorter than an RTP header); else a
+     * marker bit with payload type 64..95 is still RTP */
+    const uint8_t *b = pl->data;
+    if (pl->len < SO_RTP_HDR_LEN) {
+        if (ep->mux && pl->len >= 2 && (b[0] >> 6) == 2 && b[1] >= 192 && b[1] <= 223)
+            rtcp(m, pl);
+        else
+            m->reasons[SO_R_RTP_NOT_RTP]++;
+        return true;
+    }
     struct so_rtp_hdr h;
-    int r = pl->len < SO_RTP_HDR_LEN ? -1 : so_rtp_parse_fixed(pl->data, &h);
+    int r = so_rtp_parse_fixed(b, &h);
     if (r < 0) {
         m->reasons[SO_R_RTP_NOT_RTP]++;
         return true;
     }
-    if (r == 1) { /* RTCP multiplexed on the RTP port (a=rtcp-mux) */
+    if (r == 1 && ep->mux) {
         rtcp(m, pl);
         return true;
     }
-    uint32_t rate = 0;
-    for (uint8_t i = 0; i < ep->n_pts; i++) {
-        if (ep->pts[i] == h.pt) {
-            rate = ep->rates[i];
-            break;
-        }
+    if (r == 1) {
+        h.marker = b[1] >> 7;
+        h.pt = b[1] & 0x7f;
+        h.seq = (uint16_t)(((uint32_t)b[2] << 8) | b[3]);
+        h.ts = ((uint32_t)b[4] << 24) | ((uint32_t)b[5] << 16) | ((uint32_t)b[6] << 8) | b[7];
+        h.ssrc = ((uint32_t)b[8] << 24) | ((uint32_t)b[9] << 16) | ((uint32_t)b[10] << 8) | b[11];
     }
+    int pti = so_media_pt_index(ep, h.pt);
+    uint32_t rate = pti >= 0 ? ep->rates[pti] : 0;
+    /* live (a kernel drains the changes): never evict a stream the kernel may still update
+     * (its entry would come back with its whole history) -- the packet is counted only */
     so_media_stream *s = so_media_stream_for(m, pl->src, pl->dst, pl->ip_len, pl->sport,
-                                             pl->dport, h.ssrc, ep, h.pt, pl->ts_ns);
+                                             pl->dport, h.ssrc, ep, h.pt, pl->ts_ns,
+                                             m->changes_on);
+    if (!s) {
+        m->evictions[SO_E_RTP_STREAMS_FULL]++;
+        return true;
+    }
+    so_media_name_codec(s, ep, h.pt); /* a stream that started with CN / DTMF */
     s->hd.last_ns = pl->ts_ns;
     m->rtp_packets++;
     so_rtp_update(&s->st, h.seq, h.ts, h.pt, pl->len, (uint64_t)pl->ts_ns, rate);

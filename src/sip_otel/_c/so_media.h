@@ -8,10 +8,14 @@
  *
  * Tables: calls (Call-ID hash), learned endpoints (address, port; RTP or RTCP; the payload-type
  * -> clock-rate map of the SDP that announced them; the call and its owner's role) and streams
- * (5-tuple + SSRC). All are bounded hash tables with a short probe window (SO_MEDIA_PROBE
- * slots): an insert into a full window replaces an entry (the call ending soonest, else the one
- * idle longest), counted ``<table>.timeout`` when it had been idle longer than the idle timeout,
+ * (5-tuple + SSRC). All are bounded hash tables of twice their limit's slots (a power of two)
+ * with a probe window of SO_MEDIA_PROBE slots, so that the limit's entries fit (load <= 1/2):
+ * an insert into a full window replaces an entry (the call ending soonest, else the one idle
+ * longest), counted ``<table>.timeout`` when it had been idle longer than the idle timeout,
  * else ``<table>.full``. Evicting a call ends its media (final reports, endpoints retired).
+ * The kernel stream sync never evicts a live stream (its kernel entry would come back with its
+ * whole history): an entry that finds no room is counted ``rtp_streams.full`` and left in the
+ * kernel map until room is made (it has never been reported: its history is all new then).
  *
  * so_media_call.c holds calls, reports, the kernel change queue and the kernel sync;
  * so_media.c endpoints, streams and the per-packet path.
@@ -28,7 +32,7 @@
 #include "so_sdp.h"
 #include "so_types.h"
 
-#define SO_MEDIA_PROBE 8
+#define SO_MEDIA_PROBE 32
 /* Call-ID bytes kept per call (a longer one is kept truncated, flagged; its hash is whole). */
 #define SO_MEDIA_CALL_ID_MAX 256
 
@@ -39,9 +43,9 @@ typedef struct so_media_head {
 } so_media_head;
 
 typedef struct so_media_limits {
-    uint32_t max_endpoints;  /* 4096 (rounded up to a power of two) */
-    uint32_t max_streams;    /* 4096 (rounded up to a power of two) */
-    uint32_t max_calls;      /* 4096 (rounded up to a power of two) */
+    uint32_t max_endpoints;  /* 4096 (slots: 2x, rounded up to a power of two) */
+    uint32_t max_streams;    /* 4096 (likewise) */
+    uint32_t max_calls;      /* 4096 (likewise) */
     uint32_t max_changes;    /* kernel endpoint-change queue; 0: 2 * max_endpoints + 64 */
     int64_t idle_timeout_ns; /* 300 s without a packet or an SDP refresh */
     int64_t linger_ns;       /* a call's media ends this long after its dialog record: 3 s */
@@ -72,6 +76,7 @@ typedef struct so_media_call {
     uint16_t id_len;
     uint32_t n_endpoints; /* endpoints of the table that belong to it */
     int64_t end_at;       /* its media ends then (0: not scheduled) */
+    uint64_t attempt;     /* hash of the CSeq and branch of its latest initial INVITE */
     uint8_t id[SO_MEDIA_CALL_ID_MAX];
 } so_media_call;
 
@@ -84,6 +89,7 @@ typedef struct so_media_endpoint {
     uint8_t n_pts;
     uint16_t port;
     uint64_t call; /* call hash */
+    int64_t learned_ns; /* learned for its call (kernel entries started before are stale) */
     uint8_t addr[16];
     uint8_t pts[SO_SDP_MAX_PT];
     uint32_t rates[SO_SDP_MAX_PT];
@@ -104,8 +110,8 @@ typedef struct so_media_stream {
     struct so_rtp_stats st;
     /* the previous report's figures: the next report's period starts there */
     int64_t reported_ns; /* when (stream start before the first) */
-    uint32_t rep_received, rep_expected;
-    uint64_t rep_jitter_sum, rep_jitter_samples;
+    uint32_t rep_received, rep_expected, rep_resyncs;
+    uint64_t rep_jitter_sum, rep_jitter_samples, rep_first_ns, rep_packets;
     /* the last RTCP report block about this SSRC (what its receiver says) */
     uint32_t rtcp_reports; /* report blocks seen */
     uint32_t rr_jitter;    /* timestamp units */
@@ -127,6 +133,7 @@ typedef struct so_media_report {
     const so_media_stream *s;
     const so_media_call *call; /* NULL: the call is no longer known */
     bool final;
+    uint64_t packets; /* every packet seen (so_rtp_stats.packets) */
     uint32_t received, expected;
     uint64_t jitter_sum, jitter_samples;
 } so_media_report;
@@ -162,6 +169,7 @@ typedef struct so_media {
     bool changes_on;
     so_media_change *changes; /* ring of cap entries */
     uint32_t changes_cap, changes_head, changes_len;
+    bool changes_resync; /* the queue overflowed: the kernel map must be rebuilt */
     so_sdp sdp; /* scratch */
     struct so_rtcp_report rtcp; /* scratch */
 } so_media;
@@ -189,6 +197,9 @@ void so_media_timer(so_media *m, int64_t now);
 void so_media_finish(so_media *m, int64_t now);
 /* Kernel endpoint changes: from now on (every endpoint already learned is queued as an add). */
 void so_media_changes_enable(so_media *m);
+/* After an overflow of the change queue: true once (the kernel map must be cleared), the queue
+ * then holding an add for every endpoint in the table. */
+bool so_media_changes_resync(so_media *m);
 /* Take up to `max` queued changes (oldest first); returns how many were copied. */
 uint32_t so_media_changes_take(so_media *m, so_media_change *out, uint32_t max);
 /* The kernel's rtp_streams (n keys, n values) into the stream table; the keys whose endpoint is
@@ -201,12 +212,24 @@ void so_media_kernel_sync(so_media *m, const struct so_mstream_key *keys,
 so_media_call *so_media_call_find(const so_media *m, uint64_t hash);
 so_media_endpoint *so_media_ep_find(so_media *m, const uint8_t *addr, uint8_t ip_len,
                                     uint16_t port);
-/* The stream (5-tuple + SSRC), created from its endpoint when new (NULL: never). */
+/* The stream (5-tuple + SSRC) in the table, or NULL. */
+so_media_stream *so_media_stream_find(so_media *m, const uint8_t *src, const uint8_t *dst,
+                                      uint8_t ip_len, uint16_t sport, uint16_t dport,
+                                      uint32_t ssrc);
+/* The stream, created from its endpoint when new; keep_live: only in a free slot or one idle
+ * past the timeout (NULL when there is none), else the window's idlest is evicted. */
 so_media_stream *so_media_stream_for(so_media *m, const uint8_t *src, const uint8_t *dst,
                                      uint8_t ip_len, uint16_t sport, uint16_t dport,
                                      uint32_t ssrc, const so_media_endpoint *ep, uint8_t pt,
-                                     int64_t now);
+                                     int64_t now, bool keep_live);
 void so_media_report_stream(so_media *m, so_media_stream *s, bool final, int64_t now);
+/* A stream ends: its final report, then its slot is free. */
+void so_media_stream_end(so_media *m, so_media_stream *s, int64_t now);
+/* The endpoint's index of payload type pt (-1: not in its SDP). */
+int so_media_pt_index(const so_media_endpoint *ep, uint8_t pt);
+/* Name the stream's codec from payload type pt while it has none: never from comfort noise
+ * (RFC 3389 "CN") or "telephone-event" (RFC 4733), which are not the call's codec. */
+void so_media_name_codec(so_media_stream *s, const so_media_endpoint *ep, uint8_t pt);
 /* End a call's media now: final reports, endpoints retired, streams and the call removed. */
 void so_media_call_end(so_media *m, so_media_call *c, int64_t now);
 /* What a parsed RTCP compound packet says, onto the streams it names (also the test hook for
@@ -217,6 +240,6 @@ void so_media_queue_del(so_media *m, const so_media_endpoint *e);
 /* Remove an endpoint (queues its kernel delete; the call's count drops). */
 void so_media_ep_retire(so_media *m, so_media_endpoint *e);
 void *so_media_slot_for(so_media *m, uint8_t *base, size_t stride, uint32_t mask, uint32_t h,
-                        int64_t now, so_eviction full, so_eviction timeout);
+                        int64_t now, so_eviction full, so_eviction timeout, bool keep_live);
 
 #endif

@@ -48,31 +48,45 @@ void so_media_report_stream(so_media *m, so_media_stream *s, bool final, int64_t
     r.s = s;
     r.call = so_media_call_find(m, s->call);
     r.final = final;
-    /* since the previous report; a restart of the sequence statistics (A.1 resync, a new
-     * kernel entry) starts the period afresh */
-    r.received = received >= s->rep_received ? received - s->rep_received : received;
-    r.expected = expected >= s->rep_expected ? expected - s->rep_expected : expected;
-    bool jitter_restarted = s->st.jitter_samples < s->rep_jitter_samples;
-    r.jitter_sum = jitter_restarted ? s->st.jitter_sum : s->st.jitter_sum - s->rep_jitter_sum;
-    r.jitter_samples = jitter_restarted ? s->st.jitter_samples
-                                        : s->st.jitter_samples - s->rep_jitter_samples;
+    /* since the previous report; a restart of the statistics (A.1 resync, a new kernel
+     * entry: resyncs or first_ns changed, or any counter went down) starts the period afresh:
+     * decided once, every period figure from the same branch */
+    bool restarted = s->st.resyncs != s->rep_resyncs || s->st.first_ns != s->rep_first_ns ||
+                     received < s->rep_received || expected < s->rep_expected ||
+                     s->st.packets < s->rep_packets ||
+                     s->st.jitter_samples < s->rep_jitter_samples ||
+                     s->st.jitter_sum < s->rep_jitter_sum;
+    /* every packet seen: only a new kernel entry restarts it (not an A.1 resync) */
+    bool new_entry = s->st.first_ns != s->rep_first_ns || s->st.packets < s->rep_packets;
+    r.packets = new_entry ? s->st.packets : s->st.packets - s->rep_packets;
+    r.received = restarted ? received : received - s->rep_received;
+    r.expected = restarted ? expected : expected - s->rep_expected;
+    r.jitter_sum = restarted ? s->st.jitter_sum : s->st.jitter_sum - s->rep_jitter_sum;
+    r.jitter_samples =
+        restarted ? s->st.jitter_samples : s->st.jitter_samples - s->rep_jitter_samples;
     if (m->on_report)
         m->on_report(m->sink_ctx, &r);
     s->rep_received = received;
     s->rep_expected = expected;
     s->rep_jitter_sum = s->st.jitter_sum;
     s->rep_jitter_samples = s->st.jitter_samples;
+    s->rep_resyncs = s->st.resyncs;
+    s->rep_packets = s->st.packets;
+    s->rep_first_ns = s->st.first_ns;
     s->reported_ns = now;
+}
+
+void so_media_stream_end(so_media *m, so_media_stream *s, int64_t now) {
+    so_media_report_stream(m, s, true, now);
+    s->hd.used = 0;
 }
 
 void so_media_call_end(so_media *m, so_media_call *c, int64_t now) {
     uint64_t h = c->hash;
     for (uint32_t i = 0; i <= m->st_mask; i++) {
         so_media_stream *s = &m->streams[i];
-        if (s->hd.used && s->call == h) {
-            so_media_report_stream(m, s, true, now);
-            s->hd.used = 0;
-        }
+        if (s->hd.used && s->call == h)
+            so_media_stream_end(m, s, now);
     }
     for (uint32_t i = 0; i <= m->ep_mask; i++) {
         so_media_endpoint *e = &m->eps[i];
@@ -92,8 +106,7 @@ static void sweep(so_media *m, int64_t now) {
             continue;
         if (so_expired(s->hd.last_ns, now, idle)) {
             m->evictions[SO_E_RTP_STREAMS_TIMEOUT]++;
-            so_media_report_stream(m, s, true, now);
-            s->hd.used = 0;
+            so_media_stream_end(m, s, now);
         } else if (every > 0 && now - s->reported_ns >= every) {
             so_media_report_stream(m, s, false, now);
         }
@@ -146,10 +159,8 @@ void so_media_finish(so_media *m, int64_t now) {
     }
     for (uint32_t i = 0; i <= m->st_mask; i++) { /* none left: every stream has its call */
         so_media_stream *s = &m->streams[i];
-        if (s->hd.used) {
-            so_media_report_stream(m, s, true, now);
-            s->hd.used = 0;
-        }
+        if (s->hd.used)
+            so_media_stream_end(m, s, now);
     }
 }
 
@@ -167,6 +178,7 @@ static so_media_change *queue_slot(so_media *m) {
         return NULL;
     if (m->changes_len == m->changes_cap) {
         m->evictions[SO_E_MEDIA_CHANGES_FULL]++;
+        m->changes_resync = true;
         return NULL;
     }
     so_media_change *c = &m->changes[(m->changes_head + m->changes_len) % m->changes_cap];
@@ -210,6 +222,17 @@ void so_media_changes_enable(so_media *m) {
             so_media_queue_add(m, &m->eps[i]);
 }
 
+bool so_media_changes_resync(so_media *m) {
+    if (!m->changes_resync)
+        return false;
+    m->changes_resync = false;
+    m->changes_len = 0; /* cap >= table slots: every add fits */
+    for (uint32_t i = 0; i <= m->ep_mask; i++)
+        if (m->eps[i].hd.used)
+            so_media_queue_add(m, &m->eps[i]);
+    return true;
+}
+
 uint32_t so_media_changes_take(so_media *m, so_media_change *out, uint32_t max) {
     uint32_t n = 0;
     while (n < max && m->changes_len) {
@@ -237,14 +260,30 @@ void so_media_kernel_sync(so_media *m, const struct so_mstream_key *keys,
             k->family == 4 || k->family == 6 ? so_media_ep_find(m, k->dst, ip_len, k->dport)
                                              : NULL;
         int64_t last = (int64_t)shifted(vals[i].last_ns, offset_ns);
-        /* retired, never ours, or idle past the timeout (its final report was or will be
-         * made from the core's copy; syncing it again would start it anew): delete it */
-        if (!ep || ep->rtcp || (m->now_ns && so_expired(last, m->now_ns, m->lim.idle_timeout_ns))) {
+        int64_t first = (int64_t)shifted(vals[i].first_ns, offset_ns);
+        if (ep && !ep->rtcp && vals[i].last_ns == 0)
+            continue; /* just inserted, not started: the filter is writing it */
+        so_media_stream *s =
+            ep ? so_media_stream_find(m, k->src, k->dst, ip_len, k->sport, k->dport, k->ssrc)
+               : NULL;
+        /* retired, never ours, idle past the timeout (its final report was or will be made
+         * from the core's copy; syncing it again would start it anew), or new to the core but
+         * started before its endpoint was learned for the current call (a previous call's on
+         * a reused port): delete it */
+        if (!ep || ep->rtcp ||
+            (m->now_ns && so_expired(last, m->now_ns, m->lim.idle_timeout_ns)) ||
+            (!s && first < ep->learned_ns)) {
             stale[(*n_stale)++] = *k;
             continue;
         }
-        so_media_stream *s = so_media_stream_for(m, k->src, k->dst, ip_len, k->sport, k->dport,
-                                                 k->ssrc, ep, vals[i].pt, last);
+        if (!s)
+            s = so_media_stream_for(m, k->src, k->dst, ip_len, k->sport, k->dport, k->ssrc, ep,
+                                    vals[i].pt, last, true);
+        if (!s) { /* no room but live streams: left in the kernel map for a later sync */
+            m->evictions[SO_E_RTP_STREAMS_FULL]++;
+            continue;
+        }
+        so_media_name_codec(s, ep, vals[i].pt); /* a stream that started with CN / DTMF */
         s->st = vals[i]; /* the kernel's figures replace ours */
         s->st.first_ns = shifted(vals[i].first_ns, offset_ns);
         s->st.last_ns = (uint64_t)last;

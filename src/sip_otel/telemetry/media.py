@@ -104,7 +104,8 @@ MEDIA_INSTRUMENTS: tuple[InstrumentSpec, ...] = (
         "sip_otel_rtp_packets",
         "counter",
         "{packet}",
-        "RTP packets received on learned media endpoints (duplicates included), added per report.",
+        "Every RTP packet seen on learned media endpoints (the first and duplicates "
+        "included), added per report.",
         _counts(lambda s: s.media.packets),
         labels=LABELS,
         ref="RFC 3550 A.1",
