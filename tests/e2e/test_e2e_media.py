@@ -19,13 +19,12 @@ Expected, by hand:
   The documented range for 5 % +- 0.2 % is MOS 3.90 .. 3.94 (R 76.90 .. 77.95, docs/media.md);
   the lossless direction: R 93.2, MOS 4.41.
 
-The replay half runs today (``sip-otel replay --media`` on the capture); a second replay test
+The replay half runs ``sip-otel replay --media`` on the capture; a second replay test
 perturbs the capture's timestamps (every packet 0..20 ms later, pseudo-random, seeded) and
 compares with tshark on the perturbed file. Then the same figures on
 ``replay --format prometheus`` and on the call's span pushed by ``replay --otlp`` to rotel
 (``sip_otel_rtp_*``, ``rtp.*``), and the live half -- ``sip-otel run --media`` in B, /metrics
-and the call's span in rotel. Those two skip, with an explicit reason, on a build without the
-issue 12 telemetry / agent ``--media``.
+and the call's span in rotel.
 """
 
 from __future__ import annotations
@@ -159,20 +158,6 @@ def test_replay_with_injected_jitter_matches_tshark(
 
 # --- telemetry: /metrics and the call's span, in replay and live ----------------------------
 
-NO_MEDIA = "agent has no --media yet (issue 12 parts not merged)"
-NO_TELEMETRY = "replay has no sip_otel_rtp_* metrics yet (issue 12 parts not merged)"
-
-
-def agent_has_media() -> bool:
-    out = subprocess.run(
-        [str(PYTHON), "-m", "sip_otel", "run", "--help"],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=60,
-    ).stdout
-    return "--media" in out
-
 
 def _rotel() -> Any:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "telemetry"))
@@ -305,8 +290,7 @@ def test_replay_metrics_and_span(capture: tuple[Path, dict], tmp_path: Path) -> 
         cwd=REPO,
         timeout=60,
     ).stdout
-    if "sip_otel_rtp_" not in out:
-        pytest.skip(NO_TELEMETRY)
+    assert "sip_otel_rtp_" in out, "replay --media --format prometheus has no sip_otel_rtp_*"
     theirs = tshark_streams(pcap)
     check_metrics(parse_metrics(out), theirs[CALLER], theirs[CALLEE])
     rotel = _rotel()(tmp_path)
@@ -325,8 +309,6 @@ def test_replay_metrics_and_span(capture: tuple[Path, dict], tmp_path: Path) -> 
 
 
 def test_live_agent_reports_the_loss(tmp_path: Path) -> None:
-    if not agent_has_media():
-        pytest.skip(NO_MEDIA)
     rotel_cls = _rotel()
     link = MediaLink()
     try:
