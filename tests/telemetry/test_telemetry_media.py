@@ -20,6 +20,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from telhelpers import SampleKey, expect_hist, filled, parse, write_capture
 
+from mediastreams import media_stream
 from sip_otel.cli import main
 from sip_otel.media.quality import CODEC_LABELS, DIRECTIONS
 from sip_otel.pipeline import Pipeline
@@ -55,35 +56,11 @@ MOS_G711_5PCT = g107_mos(93.2 - 95 * 5 / (5 + 25.1))
 
 
 def report(**kw: object) -> MediaStream:
+    """An interval report of a PCMU stream to the callee (tests/mediastreams.py), 60 s long."""
     fields: dict[str, object] = dict(
-        call_id="c1",
-        direction="to_callee",
-        codec="pcmu",
-        clock_rate=8000,
-        ssrc=0xA1,
-        src="192.0.2.10:4000",
-        dst="192.0.2.20:5000",
-        start_ns=T0 + 2 * S,
-        end_ns=T0 + 62 * S,
-        final=False,
-        packets=1000,
-        expected=1000,
-        lost=0,
-        jitter_mean_s=0.001,
-        total_packets=1000,
-        total_expected=1000,
-        total_lost=0,
-        total_bytes=172_000,
-        duplicates=0,
-        reordered=0,
-        jitter_s=0.001,
-        jitter_max_s=0.004,
-        total_jitter_mean_s=0.001,
-        max_gap_s=0.04,
-        pt_changes=0,
+        ssrc=0xA1, start_ns=T0 + 2 * S, end_ns=T0 + 62 * S, final=False
     )
-    fields.update(kw)
-    return MediaStream(**fields)  # type: ignore[arg-type]
+    return media_stream(**{**fields, **kw})
 
 
 REPORTS = [
