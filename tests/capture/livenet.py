@@ -10,11 +10,18 @@ import contextlib
 import ctypes
 import itertools
 import os
+import select
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sip_otel.capture.base import Capture
+    from sip_otel.net.types import Frame
 
 REPO = Path(__file__).resolve().parents[2]
 # The interpreter running the tests: .venv's in ./scripts/test.sh, .venv-floors' in
@@ -119,3 +126,21 @@ def tagged_link(a: NetNs, b: NetNs, tags: list[tuple[int, int]], net: str = "10.
     helper = Path(__file__).resolve().parent / "vlan_tc.py"
     for ns, dev in ((a, "va"), (b, "vb")):
         sh("unshare", "-m", str(PYTHON), str(helper), ns.name, dev, spec)
+
+
+def collect(cap: Capture, settle: float = 0.25, limit: float = 3.0) -> list[Frame]:
+    """Everything the capture delivers until it has been quiet for ``settle`` seconds."""
+    frames: list[Frame] = []
+    poller = select.poll()
+    poller.register(cap.fileno(), select.POLLIN)
+    deadline = time.monotonic() + limit
+    quiet_since = time.monotonic()
+    while time.monotonic() < deadline:
+        poller.poll(20)
+        got = cap.read()
+        if got:
+            frames.extend(got)
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since >= settle:
+            break
+    return frames

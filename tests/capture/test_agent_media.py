@@ -12,6 +12,7 @@ import types
 from typing import Any
 
 import pytest
+from test_agent import FakeCapture, FakeStop
 
 from sip_otel import agent
 from sip_otel.capture.base import media_capture
@@ -20,36 +21,25 @@ from sip_otel.net.types import Frame
 OFFSET = 1_700_000_000_000_000_000  # the capture's realtime - monotonic
 
 
-class Stop:
-    def __init__(self) -> None:
-        self.requested = False
-        self.reload = False
-        self.rfd, self.wfd = os.pipe2(os.O_NONBLOCK)
-
+class Stop(FakeStop):
     def close(self) -> None:
         os.close(self.rfd)
         os.close(self.wfd)
 
 
-class MediaCap:
-    """A capture with media: frames to feed, and a log of every media call."""
+class MediaCap(FakeCapture):
+    """A capture with media (test_agent's fake with media on): frames to feed, and a log of
+    every media call."""
 
-    path = "fake"
     media = True
     offset_ns = OFFSET
 
     def __init__(self, stop: Stop, ticks: int, frames: list[Frame]) -> None:
-        self.r, self.w = os.pipe()
-        self.stop = stop
-        self.ticks = ticks
-        self.frames = frames
+        super().__init__(stop, ticks, frames)
         self.log: list[tuple[str, Any]] = []
         self.streams = (b"K1K2", b"V1V2")
 
-    def fileno(self) -> int:
-        return self.r
-
-    def feed(self, pipeline: Pipe, max_frames: int) -> int:
+    def feed(self, pipeline: Pipe, max_frames: int) -> int:  # type: ignore[override]
         frames, self.frames = self.frames, []
         if frames:
             pipeline.fed += len(frames)
@@ -57,30 +47,15 @@ class MediaCap:
         return len(frames)
 
     def drops(self) -> int:  # once per tick
-        self.ticks -= 1
-        if self.ticks <= 0:
-            self.stop.requested = True
+        super().drops()
         return 0
 
     def drop_reasons(self) -> dict[str, int]:
         return {}
 
-    def counters(self) -> dict[str, int]:
-        return {}
-
-    def interfaces(self) -> dict[str, int]:
-        return {}
-
-    def relink(self, name: str, ifindex: int) -> None:
-        pass
-
-    def clear_errors(self) -> None:
-        pass
-
     def close(self) -> None:
         self.log.append(("close", None))
-        os.close(self.r)
-        os.close(self.w)
+        super().close()
 
     def media_apply(self, changes: list[tuple[bytes, bytes]]) -> None:
         self.log.append(("apply", changes))

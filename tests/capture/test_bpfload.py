@@ -96,6 +96,19 @@ def _reply(payload: dict[str, object], nfds: int) -> tuple[bytes, list[int]]:
     return json.dumps(payload).encode(), fds
 
 
+def _info(**kw: object) -> dict[str, object]:
+    """A loader's info reply: 2 CPUs, 2 rings of 512 KiB, on ``lo``; ``kw`` changes fields."""
+    info: dict[str, object] = {
+        "ncpu": 2,
+        "ring_bytes": 1 << 19,
+        "rings": 2,
+        "page_size": os.sysconf("SC_PAGE_SIZE"),
+        "counters": list(bpfload.COUNTERS),
+        "interfaces": [["lo", 1]],
+    }
+    return info | kw
+
+
 def _open_fds(fds: list[int]) -> int:
     n = 0
     for fd in fds:
@@ -116,14 +129,7 @@ def test_error_reply_keeps_the_permission_flag() -> None:
 
 
 def test_wrong_descriptor_count_is_refused() -> None:
-    info = {
-        "ncpu": 2,
-        "ring_bytes": 1 << 19,
-        "rings": 2,
-        "page_size": 4096,
-        "counters": list(bpfload.COUNTERS),
-        "interfaces": [["lo", 1], ["va", 7]],
-    }
+    info = _info(page_size=4096, interfaces=[["lo", 1], ["va", 7]])
     msg, fds = _reply(info, 6)  # program, counters, ports + 2 rings + 2 sockets expected
     with pytest.raises(CaptureError, match="sent 6 descriptors for 2 rings and 2 interfaces"):
         bpfload._handover(msg, fds, "")
@@ -138,14 +144,7 @@ def test_bad_reply_is_one_line() -> None:
 
 def test_handover_builds_sockets_in_order() -> None:
     a, b = socket.socketpair()
-    info = {
-        "ncpu": 2,
-        "ring_bytes": 1 << 19,
-        "rings": 2,
-        "page_size": os.sysconf("SC_PAGE_SIZE"),
-        "counters": list(bpfload.COUNTERS),
-        "interfaces": [["lo", 1]],
-    }
+    info = _info()
     msg, fds = _reply(info, 5)
     handed = bpfload._handover(msg, [*fds, os.dup(a.fileno())], "warn\n")
     try:
@@ -163,15 +162,7 @@ def test_handover_builds_sockets_in_order() -> None:
 
 def test_handover_with_media_maps_after_the_rings() -> None:
     a, b = socket.socketpair()
-    info = {
-        "ncpu": 2,
-        "ring_bytes": 1 << 19,
-        "rings": 2,
-        "page_size": os.sysconf("SC_PAGE_SIZE"),
-        "counters": list(bpfload.COUNTERS),
-        "interfaces": [["lo", 1]],
-        "media": True,
-    }
+    info = _info(media=True)
     msg, fds = _reply(info, 7)  # program, counters, ports, 2 rings, media_eps, rtp_streams
     handed = bpfload._handover(msg, [*fds, os.dup(a.fileno())], "")
     try:

@@ -9,14 +9,14 @@ kernel's ``rtp_streams`` back. Expected statistics are computed by hand from RFC
 
 from __future__ import annotations
 
-import select
+import contextlib
 import socket
 import struct
 import time
 from collections.abc import Iterator
 
 import pytest
-from livenet import NetNs, live_skip_reason, veth_pair
+from livenet import NetNs, collect, live_skip_reason, veth_pair
 
 from sip_otel.capture.base import resolve_interfaces
 from sip_otel.net.types import Frame
@@ -111,23 +111,6 @@ def streams(cap: EbpfCapture) -> dict[tuple[int, int, int, int, bytes, bytes], d
         key = STREAM_KEY.unpack_from(keys, i * ks)
         out[key] = dict(zip(STATS_FIELDS, STATS.unpack_from(values, i * vs), strict=True))
     return out
-
-
-def collect(cap: EbpfCapture, settle: float = 0.25, limit: float = 3.0) -> list[Frame]:
-    frames: list[Frame] = []
-    poller = select.poll()
-    poller.register(cap.fileno(), select.POLLIN)
-    deadline = time.monotonic() + limit
-    quiet_since = time.monotonic()
-    while time.monotonic() < deadline:
-        poller.poll(20)
-        got = cap.read()
-        if got:
-            frames.extend(got)
-            quiet_since = time.monotonic()
-        elif time.monotonic() - quiet_since >= settle:
-            break
-    return frames
 
 
 def udp_dport(frame: Frame) -> int:
@@ -337,11 +320,11 @@ def test_without_media_no_media_maps_and_no_media_counting(ns: NetNs) -> None:
     assert drops == {"ring_full": 0, "load_fail": 0} and media_drops == {}
 
 
-@pytest.mark.parametrize(
-    "tags", [[(0x8100, 100)], [(0x88A8, 10), (0x8100, 20)]], ids=["802.1q", "qinq"]
-)
-def test_rtp_behind_vlan_tags_is_counted(tags: list[tuple[int, int]]) -> None:
-    from test_capture_live import mac_of, raw_send, tagged_frame
+@contextlib.contextmanager
+def veth_media() -> Iterator[tuple[EbpfCapture, NetNs, bytes, bytes]]:
+    """Media capture on ``va`` in namespace a, 10.77.0.1:40000 a learned PCMU endpoint; yields
+    (capture, namespace b with ``vb``, a's MAC, b's MAC) for raw frames sent from b."""
+    from test_capture_live import mac_of
 
     a, b = NetNs("a"), NetNs("b")
     try:
@@ -351,16 +334,26 @@ def test_rtp_behind_vlan_tags_is_counted(tags: list[tuple[int, int]]) -> None:
             cap = EbpfCapture(resolve_interfaces(["va"]), SIP, RING, media=True)
         try:
             cap.media_apply([(mep_key("10.77.0.1", 40000), mep_val(0, {0: 8000}))])
-            with b.entered():  # 10.77.0.2:40000 -> 10.77.0.1:40000, tagged on the wire
-                for seq in (1, 2, 3):
-                    raw_send("vb", tagged_frame(mac_a, mac_b, tags, 40000, rtp(seq, 0, 7)))
-            frames = collect(cap)
-            got = streams(cap)
+            yield cap, b, mac_a, mac_b
         finally:
             cap.close()
     finally:
         a.close()
         b.close()
+
+
+@pytest.mark.parametrize(
+    "tags", [[(0x8100, 100)], [(0x88A8, 10), (0x8100, 20)]], ids=["802.1q", "qinq"]
+)
+def test_rtp_behind_vlan_tags_is_counted(tags: list[tuple[int, int]]) -> None:
+    from test_capture_live import raw_send, tagged_frame
+
+    with veth_media() as (cap, b, mac_a, mac_b):
+        with b.entered():  # 10.77.0.2:40000 -> 10.77.0.1:40000, tagged on the wire
+            for seq in (1, 2, 3):
+                raw_send("vb", tagged_frame(mac_a, mac_b, tags, 40000, rtp(seq, 0, 7)))
+        frames = collect(cap)
+        got = streams(cap)
     assert frames == []
     key = (4, 40000, 40000, 7, socket.inet_aton("10.77.0.2") + bytes(12))
     assert [(k[:5], v["packets"], v["received"]) for k, v in got.items()] == [(key, 3, 2)]
@@ -372,29 +365,17 @@ def test_short_udp_payload_on_ethernet_padding_is_not_rtp() -> None:
     looking like an RTP header): the 20 bytes after the UDP header's start are loadable, but the
     UDP length (12) says there is no 12-byte RTP header: not_rtp, no stream. A full RTP packet
     after it is counted (its UDP length is 8 + 12 + 4)."""
-    from test_capture_live import mac_of, raw_send, tagged_frame
+    from test_capture_live import raw_send, tagged_frame
 
-    a, b = NetNs("a"), NetNs("b")
-    try:
-        veth_pair(a, b)
-        mac_a, mac_b = mac_of(a, "va"), mac_of(b, "vb")
-        with a.entered():
-            cap = EbpfCapture(resolve_interfaces(["va"]), SIP, RING, media=True)
-        try:
-            cap.media_apply([(mep_key("10.77.0.1", 40000), mep_val(0, {0: 8000}))])
-            short = tagged_frame(mac_a, mac_b, [], 40000, b"\x80\x00\x00\x01")  # 46 bytes
-            padding = rtp(2, 0, 9, size=2)  # 14 more: a plausible RTP header and 2 bytes
-            with b.entered():
-                raw_send("vb", short + padding)
-                raw_send("vb", tagged_frame(mac_a, mac_b, [], 40000, rtp(3, 0, 9, size=4)))
-            collect(cap)
-            got = streams(cap)
-            counters = cap.counters()
-        finally:
-            cap.close()
-    finally:
-        a.close()
-        b.close()
+    with veth_media() as (cap, b, mac_a, mac_b):
+        short = tagged_frame(mac_a, mac_b, [], 40000, b"\x80\x00\x00\x01")  # 46 bytes
+        padding = rtp(2, 0, 9, size=2)  # 14 more: a plausible RTP header and 2 bytes
+        with b.entered():
+            raw_send("vb", short + padding)
+            raw_send("vb", tagged_frame(mac_a, mac_b, [], 40000, rtp(3, 0, 9, size=4)))
+        collect(cap)
+        got = streams(cap)
+        counters = cap.counters()
     assert len(short + padding) == 60
     assert counters["not_rtp"] == 1 and counters["rtp_counted"] == 1
     assert [(k[3], v["packets"], v["bytes"]) for k, v in got.items()] == [(9, 1, 16)]

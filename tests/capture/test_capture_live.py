@@ -6,14 +6,13 @@ sockets and checks exactly which frames come out of the ring, decoding them by h
 
 from __future__ import annotations
 
-import select
 import socket
 import struct
 import time
 from collections.abc import Callable, Iterator
 
 import pytest
-from livenet import NetNs, live_skip_reason, veth_pair
+from livenet import NetNs, collect, live_skip_reason, veth_pair
 
 from sip_otel.capture.base import Capture, resolve_interfaces
 from sip_otel.net.types import LINKTYPE_ETHERNET, Frame
@@ -58,24 +57,6 @@ def ns() -> Iterator[NetNs]:
         yield n
     finally:
         n.close()
-
-
-def collect(cap: Capture, settle: float = 0.25, limit: float = 3.0) -> list[Frame]:
-    """Everything the capture delivers until it has been quiet for ``settle`` seconds."""
-    frames: list[Frame] = []
-    poller = select.poll()
-    poller.register(cap.fileno(), select.POLLIN)
-    deadline = time.monotonic() + limit
-    quiet_since = time.monotonic()
-    while time.monotonic() < deadline:
-        poller.poll(20)
-        got = cap.read()
-        if got:
-            frames.extend(got)
-            quiet_since = time.monotonic()
-        elif time.monotonic() - quiet_since >= settle:
-            break
-    return frames
 
 
 def l3(frame: Frame) -> tuple[list[tuple[int, int]], int, bytes]:

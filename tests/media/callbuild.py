@@ -48,30 +48,18 @@ def rtp(seq: int, ts: int, ssrc: int, pt: int = 0) -> bytes:
     return struct.pack("!BBHII", 0x80, pt, seq, ts, ssrc) + b"\xd5" * 160
 
 
+def _in_call(start: str, call_id: str, tx: int, **kw: str) -> bytes:
+    """A message of the call ``call_id`` in its transaction ``tx`` (1 INVITE, 2 ACK, 3 BYE)."""
+    return sip(start, call_id=call_id, branch=f"z9hG4bK-{call_id}-{tx}", **kw)
+
+
 def call_setup(
     t: int, call_id: str = "call-1", a_port: int = 4000, b_port: int = 5000
 ) -> list[Frame]:
     """INVITE (offer: A's a_port) at t, 200 OK (answer: B's b_port) at t + 100 ms, ACK."""
-    invite = sip(
-        "INVITE sip:b@x SIP/2.0",
-        call_id=call_id,
-        branch=f"z9hG4bK-{call_id}-1",
-        body=sdp("10.0.0.1", a_port),
-    )
-    ok = sip(
-        "SIP/2.0 200 OK",
-        call_id=call_id,
-        to_tag="b1",
-        branch=f"z9hG4bK-{call_id}-1",
-        body=sdp("10.0.0.2", b_port),
-    )
-    ack = sip(
-        "ACK sip:b@x SIP/2.0",
-        call_id=call_id,
-        to_tag="b1",
-        cseq="1 ACK",
-        branch=f"z9hG4bK-{call_id}-2",
-    )
+    invite = _in_call("INVITE sip:b@x SIP/2.0", call_id, 1, body=sdp("10.0.0.1", a_port))
+    ok = _in_call("SIP/2.0 200 OK", call_id, 1, to_tag="b1", body=sdp("10.0.0.2", b_port))
+    ack = _in_call("ACK sip:b@x SIP/2.0", call_id, 2, to_tag="b1", cseq="1 ACK")
     return [
         frame(t, A, B, 5060, 5060, invite),
         frame(t + 100 * MS, B, A, 5060, 5060, ok),
@@ -79,16 +67,19 @@ def call_setup(
     ]
 
 
+def call_setups(n: int, prefix: str) -> list[Frame]:
+    """``n`` calls set up one a second from T0: call i is ``{prefix}{i}``, A's port 4000 + 10 i,
+    B's 5000 + 10 i."""
+    frames: list[Frame] = []
+    for i in range(n):
+        frames += call_setup(
+            T0 + i * S, call_id=f"{prefix}{i}", a_port=4000 + 10 * i, b_port=5000 + 10 * i
+        )
+    return frames
+
+
 def bye(t: int, call_id: str = "call-1") -> list[Frame]:
     """A's BYE at t, B's 200 OK at t + 100 ms."""
-    req = sip(
-        "BYE sip:b@x SIP/2.0",
-        call_id=call_id,
-        to_tag="b1",
-        cseq="2 BYE",
-        branch=f"z9hG4bK-{call_id}-3",
-    )
-    ok = sip(
-        "SIP/2.0 200 OK", call_id=call_id, to_tag="b1", cseq="2 BYE", branch=f"z9hG4bK-{call_id}-3"
-    )
+    req = _in_call("BYE sip:b@x SIP/2.0", call_id, 3, to_tag="b1", cseq="2 BYE")
+    ok = _in_call("SIP/2.0 200 OK", call_id, 3, to_tag="b1", cseq="2 BYE")
     return [frame(t, A, B, 5060, 5060, req), frame(t + 100 * MS, B, A, 5060, 5060, ok)]

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from callbuild import MS, T0, A, B, S, bye, call_setup, frame, rtp, sdp, sip
+from callbuild import MS, T0, A, B, S, bye, call_setup, call_setups, frame, rtp, sdp, sip
 
 from sip_otel.pipeline import Pipeline, PipelineConfig
 from sip_otel.records import DialogRecord, MediaStream, RegistrationRecord
@@ -215,14 +215,9 @@ def test_call_table_limit_evicts_the_oldest_call() -> None:
     changes: list[tuple[bytes, bytes]] = []
     p = Pipeline(PipelineConfig(media=True, media_max_calls=8))
     p.media_endpoint_changes()  # a kernel: deletes are queued
-    frames = []
     # a limit of 8: 32 slots (twice the limit, at least one probe window), all in one probe
     # window: the 33rd call evicts the first
-    for i in range(33):
-        frames += call_setup(
-            T0 + i * S, call_id=f"c{i}", a_port=4000 + 10 * i, b_port=5000 + 10 * i
-        )
-    p.feed(frames)
+    p.feed(call_setups(33, "c"))
     changes = p.media_endpoint_changes()
     assert p.evictions() == {"media_calls.full": 1}
     deleted = {key for key, val in changes if val == b""}

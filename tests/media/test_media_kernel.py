@@ -8,7 +8,7 @@ from __future__ import annotations
 import struct
 
 import pytest
-from callbuild import MS, T0, S, bye, call_setup, frame, rtp, sip
+from callbuild import MS, T0, S, bye, call_setup, call_setups, frame, rtp, sip
 
 from sip_otel import _core
 from sip_otel.pipeline import Pipeline, PipelineConfig
@@ -131,12 +131,7 @@ def test_change_queue_is_bounded() -> None:
     # resync -- (b"", b"") (clear it) and an add for each of the 32 endpoints held.
     p = Pipeline(PipelineConfig(media=True, media_max_endpoints=1))
     p.media_endpoint_changes()
-    frames = []
-    for i in range(21):
-        frames += call_setup(
-            T0 + i * S, call_id=f"q{i}", a_port=4000 + 10 * i, b_port=5000 + 10 * i
-        )
-    p.feed(frames)
+    p.feed(call_setups(21, "q"))
     changes = p.media_endpoint_changes()
     assert changes[0] == (b"", b"") and len(changes) == 33
     assert all(len(k) == 20 and len(v) == 84 for k, v in changes[1:])

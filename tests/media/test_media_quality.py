@@ -13,6 +13,7 @@ import dataclasses
 
 import pytest
 
+from mediastreams import media_stream
 from sip_otel.media.quality import (
     CODEC_LABELS,
     DIRECTIONS,
@@ -32,35 +33,7 @@ def g107_mos(r: float) -> float:
 
 def stream(**kw: object) -> MediaStream:
     """A PCMU stream to the callee: 1000 packets, none lost, over the whole stream."""
-    fields: dict[str, object] = dict(
-        call_id="c1",
-        direction="to_callee",
-        codec="pcmu",
-        clock_rate=8000,
-        ssrc=0x1234,
-        src="192.0.2.10:4000",
-        dst="192.0.2.20:5000",
-        start_ns=1_000,
-        end_ns=20_000_001_000,
-        final=True,
-        packets=1000,
-        expected=1000,
-        lost=0,
-        jitter_mean_s=0.001,
-        total_packets=1000,
-        total_expected=1000,
-        total_lost=0,
-        total_bytes=172_000,
-        duplicates=0,
-        reordered=0,
-        jitter_s=0.001,
-        jitter_max_s=0.004,
-        total_jitter_mean_s=0.001,
-        max_gap_s=0.04,
-        pt_changes=0,
-    )
-    fields.update(kw)
-    return MediaStream(**fields)  # type: ignore[arg-type]
+    return media_stream(**kw)
 
 
 def test_labels_are_bounded() -> None:

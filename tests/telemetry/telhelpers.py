@@ -5,12 +5,17 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData
 from prometheus_client.parser import text_string_to_metric_families
 
 from netbuild import ethernet, ipv4, udp
 from sip_otel.capture.pcapfile import PcapWriter
 from sip_otel.errors import Reasons
 from sip_otel.stats import PipelineStats
+from sip_otel.telemetry.instruments import register_instruments
+from sip_otel.telemetry.readers import SCOPE_NAME, SnapshotPeriodicReader, SnapshotScope
+from sip_otel.telemetry.snapshot import SnapshotSource
 
 SampleKey = tuple[str, frozenset[tuple[str, str]]]
 
@@ -251,3 +256,36 @@ def write_capture(path: Path) -> None:
         writer = PcapWriter(fh, 1)  # LINKTYPE_ETHERNET
         for dt, src, dst, payload in msgs:
             writer.write(CAPTURE_T0 + dt, udp_frame(src, dst, payload))
+
+
+class ListExporter(MetricExporter):
+    """An OTLP-style exporter that keeps every batch it is given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[MetricsData] = []
+
+    def export(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: object
+    ) -> MetricExportResult:
+        self.batches.append(metrics_data)
+        return MetricExportResult.SUCCESS
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return True
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: object) -> None:
+        pass
+
+
+def export_batches(source: SnapshotSource) -> list[MetricsData]:
+    """The batches a periodic reader exports of ``source``: a forced flush, then the final
+    collection at shutdown."""
+    scope = SnapshotScope(source)
+    exporter = ListExporter()
+    reader = SnapshotPeriodicReader(scope, exporter, export_interval_millis=3_600_000)
+    provider = MeterProvider(metric_readers=[reader], shutdown_on_exit=False)
+    register_instruments(provider.get_meter(SCOPE_NAME, "0.1.0"), scope.current)
+    reader.force_flush()
+    provider.shutdown()  # one more, final, collection
+    return exporter.batches

@@ -13,26 +13,22 @@ from pathlib import Path
 
 import pytest
 from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from telhelpers import SampleKey, expect_hist, filled, parse, write_capture
+from telhelpers import SampleKey, expect_hist, export_batches, filled, parse, write_capture
 
+from mediastreams import media_stream
 from sip_otel.cli import main
 from sip_otel.media.quality import CODEC_LABELS, DIRECTIONS
 from sip_otel.pipeline import Pipeline
 from sip_otel.records import DialogRecord, MediaStream
 from sip_otel.stats import HistogramSnapshot
 from sip_otel.telemetry import Telemetry, TelemetryOptions
-from sip_otel.telemetry.instruments import prometheus_name, register_instruments
+from sip_otel.telemetry.instruments import prometheus_name
 from sip_otel.telemetry.media import MEDIA_INSTRUMENTS
 from sip_otel.telemetry.mediastats import MediaAggregates
 from sip_otel.telemetry.readers import (
-    SCOPE_NAME,
-    SnapshotPeriodicReader,
-    SnapshotScope,
     histogram_metrics,
 )
 from sip_otel.telemetry.snapshot import SnapshotSource
@@ -55,35 +51,11 @@ MOS_G711_5PCT = g107_mos(93.2 - 95 * 5 / (5 + 25.1))
 
 
 def report(**kw: object) -> MediaStream:
+    """An interval report of a PCMU stream to the callee (tests/mediastreams.py), 60 s long."""
     fields: dict[str, object] = dict(
-        call_id="c1",
-        direction="to_callee",
-        codec="pcmu",
-        clock_rate=8000,
-        ssrc=0xA1,
-        src="192.0.2.10:4000",
-        dst="192.0.2.20:5000",
-        start_ns=T0 + 2 * S,
-        end_ns=T0 + 62 * S,
-        final=False,
-        packets=1000,
-        expected=1000,
-        lost=0,
-        jitter_mean_s=0.001,
-        total_packets=1000,
-        total_expected=1000,
-        total_lost=0,
-        total_bytes=172_000,
-        duplicates=0,
-        reordered=0,
-        jitter_s=0.001,
-        jitter_max_s=0.004,
-        total_jitter_mean_s=0.001,
-        max_gap_s=0.04,
-        pt_changes=0,
+        ssrc=0xA1, start_ns=T0 + 2 * S, end_ns=T0 + 62 * S, final=False
     )
-    fields.update(kw)
-    return MediaStream(**fields)  # type: ignore[arg-type]
+    return media_stream(**{**fields, **kw})
 
 
 REPORTS = [
@@ -416,38 +388,13 @@ def test_replay_media_wires_the_media_sink(tmp_path: Path, monkeypatch: pytest.M
 # -- OTLP -------------------------------------------------------------------------------------
 
 
-class ListExporter(MetricExporter):
-    def __init__(self) -> None:
-        super().__init__()
-        self.batches: list[MetricsData] = []
-
-    def export(
-        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: object
-    ) -> MetricExportResult:
-        self.batches.append(metrics_data)
-        return MetricExportResult.SUCCESS
-
-    def force_flush(self, timeout_millis: float = 10_000) -> bool:
-        return True
-
-    def shutdown(self, timeout_millis: float = 30_000, **kwargs: object) -> None:
-        pass
-
-
 def test_otlp_export_carries_media_series_and_encodes() -> None:
     stats, reasons, gauges = filled()
     source = SnapshotSource(stats, reasons, lambda: gauges, None, "0.1.0", "ebpf")
     source.media = MediaAggregates()
     for rep in REPORTS:
         source.media.observe(rep)
-    scope = SnapshotScope(source)
-    exporter = ListExporter()
-    reader = SnapshotPeriodicReader(scope, exporter, export_interval_millis=3_600_000)
-    provider = MeterProvider(metric_readers=[reader], shutdown_on_exit=False)
-    register_instruments(provider.get_meter(SCOPE_NAME, "0.1.0"), scope.current)
-    reader.force_flush()
-    provider.shutdown()
-    request = encode_metrics(exporter.batches[0])
+    request = encode_metrics(export_batches(source)[0])
     pb = {m.name: m for m in request.resource_metrics[0].scope_metrics[0].metrics}
     assert pb["sip_otel_rtp_mos"].unit == "{mos}"
     assert pb["sip_otel_rtp_jitter"].unit == "s"

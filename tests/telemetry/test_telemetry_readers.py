@@ -7,15 +7,12 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import (
     Histogram,
     InMemoryMetricReader,
-    MetricExporter,
-    MetricExportResult,
-    MetricsData,
 )
-from telhelpers import filled
+from telhelpers import export_batches, filled
 
 from sip_otel.stats import DELAY_BUCKETS_S
 from sip_otel.telemetry.instruments import register_instruments
-from sip_otel.telemetry.readers import SCOPE_NAME, SnapshotPeriodicReader, SnapshotScope
+from sip_otel.telemetry.readers import SCOPE_NAME, SnapshotScope
 from sip_otel.telemetry.snapshot import Snapshot, SnapshotSource
 
 
@@ -30,38 +27,9 @@ class CountingSource(SnapshotSource):
         return super().take()
 
 
-class ListExporter(MetricExporter):
-    def __init__(self) -> None:
-        super().__init__()
-        self.batches: list[MetricsData] = []
-
-    def export(
-        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: object
-    ) -> MetricExportResult:
-        self.batches.append(metrics_data)
-        return MetricExportResult.SUCCESS
-
-    def force_flush(self, timeout_millis: float = 10_000) -> bool:
-        return True
-
-    def shutdown(self, timeout_millis: float = 30_000, **kwargs: object) -> None:
-        pass
-
-
-def _collect(source: CountingSource) -> list[MetricsData]:
-    scope = SnapshotScope(source)
-    exporter = ListExporter()
-    reader = SnapshotPeriodicReader(scope, exporter, export_interval_millis=3_600_000)
-    provider = MeterProvider(metric_readers=[reader], shutdown_on_exit=False)
-    register_instruments(provider.get_meter(SCOPE_NAME, "0.1.0"), scope.current)
-    reader.force_flush()
-    provider.shutdown()  # one more, final, collection
-    return exporter.batches
-
-
 def test_one_snapshot_per_collection() -> None:
     source = CountingSource()
-    assert len(_collect(source)) == 2
+    assert len(export_batches(source)) == 2
     assert source.takes == 2
     # a second collection takes a fresh one
     scope = SnapshotScope(source)
@@ -77,7 +45,7 @@ def test_one_snapshot_per_collection() -> None:
 
 
 def test_histograms_exact_and_encodable() -> None:
-    data = _collect(CountingSource())[0]
+    data = export_batches(CountingSource())[0]
     (rm,) = data.resource_metrics
     (sm,) = rm.scope_metrics
     assert sm.scope.name == SCOPE_NAME

@@ -100,6 +100,16 @@ def media_map_entries(limit: int) -> int:
     return max(8, 1 << (max(1, limit) - 1).bit_length())
 
 
+def _delete_keys(m: HashMap, keys: bytes, what: str) -> None:
+    """Delete every key of ``keys`` (packed, ``m.key_size`` each) from ``m``; one already gone
+    is fine, other errors are logged."""
+    size = m.key_size
+    for i in range(0, len(keys) - size + 1, size):
+        err = m.delete(keys[i : i + size])
+        if err and err != errno.ENOENT:
+            log.warning("%s delete failed: %s", what, os.strerror(err))
+
+
 class RingMap:
     """The ring buffers' mappings (one ring per CPU, each mapped once) and the compiled
     consumer over all of them (one consumer only; records merged in timestamp order)."""
@@ -272,11 +282,7 @@ class EbpfCapture:
     @staticmethod
     def _media_eps_clear(eps: HashMap) -> None:
         keys, _values = eps.read_all()
-        size = eps.key_size
-        for i in range(0, len(keys) - size + 1, size):
-            err = eps.delete(keys[i : i + size])
-            if err and err != errno.ENOENT:
-                log.warning("media endpoint delete failed: %s", os.strerror(err))
+        _delete_keys(eps, keys, "media endpoint")
 
     def media_read(self) -> tuple[bytes, bytes]:
         """Every stream of ``rtp_streams``: (packed so_mstream_key, packed so_rtp_stats)."""
@@ -289,11 +295,7 @@ class EbpfCapture:
         streams = self._rtp_streams
         if streams is None or not keys:
             return
-        size = streams.key_size
-        for i in range(0, len(keys) - size + 1, size):
-            err = streams.delete(keys[i : i + size])
-            if err and err != errno.ENOENT:
-                log.warning("RTP stream delete failed: %s", os.strerror(err))
+        _delete_keys(streams, keys, "RTP stream")
 
     def media_drops(self) -> dict[str, int]:
         """Media lost for want of room in the kernel maps, by eviction slug

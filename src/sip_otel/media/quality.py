@@ -85,21 +85,21 @@ class PeriodQuality:
     mos: float | None
 
 
-def period_quality(rep: MediaStream) -> PeriodQuality:
-    loss = _loss(rep.lost, rep.expected)
+def _quality(rep: MediaStream, lost: int, expected: int, jitter_s: float) -> PeriodQuality:
+    loss = _loss(lost, expected)
     if not is_audio(rep):
-        return PeriodQuality(loss, rep.jitter_mean_s, None, None)
+        return PeriodQuality(loss, jitter_s, None, None)
     r = r_factor(codec_for(rep.codec), loss)
-    return PeriodQuality(loss, rep.jitter_mean_s, r, mos(r))
+    return PeriodQuality(loss, jitter_s, r, mos(r))
+
+
+def period_quality(rep: MediaStream) -> PeriodQuality:
+    return _quality(rep, rep.lost, rep.expected, rep.jitter_mean_s)
 
 
 def stream_quality(rep: MediaStream) -> PeriodQuality:
     """The same over the whole stream (its ``total_*`` figures, as a final report has them)."""
-    loss = _loss(rep.total_lost, rep.total_expected)
-    if not is_audio(rep):
-        return PeriodQuality(loss, rep.total_jitter_mean_s, None, None)
-    r = r_factor(codec_for(rep.codec), loss)
-    return PeriodQuality(loss, rep.total_jitter_mean_s, r, mos(r))
+    return _quality(rep, rep.total_lost, rep.total_expected, rep.total_jitter_mean_s)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ the quality formula and its choices.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from typing import TypeVar
 
 from opentelemetry.util.types import AttributeValue
 
@@ -30,28 +31,41 @@ __all__ = [
 
 Attributes = dict[str, AttributeValue]
 LABELS = ("codec", "direction")
+_V = TypeVar("_V", int, RangedHistogram)
 # Span events per call: a start and a stop per stream, for this many streams (the earliest);
 # with the record's own events (records.MAX_RECORD_EVENTS, 64) a span stays under the SDK's
 # default limit of 128 events. ``rtp.streams`` always gives the real number.
 MAX_SPAN_STREAMS = 16
 
 
-def _counts(
-    get: Callable[[Snapshot], dict[MediaKey, int]],
-) -> Callable[[Snapshot], Iterable[Point]]:
+def _by_key(get: Callable[[Snapshot], dict[MediaKey, _V]]) -> Callable[[Snapshot], Iterable[Point]]:
     def read(s: Snapshot) -> Iterable[Point]:
-        return [(n, {"codec": c, "direction": d}) for (c, d), n in sorted(get(s).items())]
+        return [(v, {"codec": c, "direction": d}) for (c, d), v in sorted(get(s).items())]
 
     return read
 
 
-def _hists(
+def _histogram(
+    name: str,
+    unit: str,
+    description: str,
     get: Callable[[Snapshot], dict[MediaKey, RangedHistogram]],
-) -> Callable[[Snapshot], Iterable[Point]]:
-    def read(s: Snapshot) -> Iterable[Point]:
-        return [(h, {"codec": c, "direction": d}) for (c, d), h in sorted(get(s).items())]
+    buckets: tuple[float, ...],
+    ref: str,
+) -> InstrumentSpec:
+    return InstrumentSpec(
+        name, "histogram", unit, description, _by_key(get), labels=LABELS, buckets=buckets, ref=ref
+    )
 
-    return read
+
+def _counter(
+    name: str,
+    unit: str,
+    description: str,
+    get: Callable[[Snapshot], dict[MediaKey, int]],
+    ref: str = "",
+) -> InstrumentSpec:
+    return InstrumentSpec(name, "counter", unit, description, _by_key(get), labels=LABELS, ref=ref)
 
 
 _PER_REPORT = (
@@ -60,64 +74,52 @@ _PER_REPORT = (
 )
 
 MEDIA_INSTRUMENTS: tuple[InstrumentSpec, ...] = (
-    InstrumentSpec(
+    _histogram(
         "sip_otel_rtp_mos",
-        "histogram",
         "{mos}",
         "E-model MOS (G.107: codec and the period's loss, no delay) of audio streams; "
         f"{_PER_REPORT}.",
-        _hists(lambda s: s.media.mos),
-        labels=LABELS,
-        buckets=MOS_BUCKETS,
-        ref="ITU-T G.107",
+        lambda s: s.media.mos,
+        MOS_BUCKETS,
+        "ITU-T G.107",
     ),
-    InstrumentSpec(
+    _histogram(
         "sip_otel_rtp_jitter",
-        "histogram",
         "s",
         "Mean RFC 3550 interarrival jitter over the period, of streams with a known clock "
         f"rate; {_PER_REPORT}.",
-        _hists(lambda s: s.media.jitter),
-        labels=LABELS,
-        buckets=JITTER_BUCKETS_S,
-        ref="RFC 3550 §6.4.1, A.8",
+        lambda s: s.media.jitter,
+        JITTER_BUCKETS_S,
+        "RFC 3550 §6.4.1, A.8",
     ),
-    InstrumentSpec(
+    _histogram(
         "sip_otel_rtp_loss_ratio",
-        "histogram",
         "1",
         f"Packet loss of the period, lost / expected (0..1); {_PER_REPORT}.",
-        _hists(lambda s: s.media.loss),
-        labels=LABELS,
-        buckets=LOSS_BUCKETS,
-        ref="RFC 3550 A.3",
+        lambda s: s.media.loss,
+        LOSS_BUCKETS,
+        "RFC 3550 A.3",
     ),
-    InstrumentSpec(
+    _counter(
         "sip_otel_rtp_streams",
-        "counter",
         "{stream}",
         "RTP streams (5-tuple + SSRC) whose media ended (their final report).",
-        _counts(lambda s: s.media.streams),
-        labels=LABELS,
+        lambda s: s.media.streams,
     ),
-    InstrumentSpec(
+    _counter(
         "sip_otel_rtp_packets",
-        "counter",
         "{packet}",
         "Every RTP packet seen on learned media endpoints (the first and duplicates "
         "included), added per report.",
-        _counts(lambda s: s.media.packets),
-        labels=LABELS,
-        ref="RFC 3550 A.1",
+        lambda s: s.media.packets,
+        "RFC 3550 A.1",
     ),
-    InstrumentSpec(
+    _counter(
         "sip_otel_rtp_packets_lost",
-        "counter",
         "{packet}",
         "RTP packets lost: expected - received per report period, never below 0.",
-        _counts(lambda s: s.media.lost),
-        labels=LABELS,
-        ref="RFC 3550 A.3",
+        lambda s: s.media.lost,
+        "RFC 3550 A.3",
     ),
 )
 
