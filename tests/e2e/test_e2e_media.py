@@ -261,8 +261,7 @@ def live_table(m: Metrics, text: str, lossy: Stream, clean: Stream) -> str:
     rows = [
         "Live agent (ours: /metrics and span) / tshark on dumpcap's capture",
         "",
-        "| Direction | Packets (A.1 received) | Lost | Loss % | Mean jitter ms "
-        "| Max jitter ms (span) | MOS |",
+        "| Direction | Packets | Lost | Loss % | Mean jitter ms | Max jitter ms (span) | MOS |",
         "|---|---|---|---|---|---|---|",
     ]
     for direction, t in (("to_callee", lossy), ("to_caller", clean)):
