@@ -7,6 +7,7 @@ packet times in ns. ``events`` is bounded (:data:`MAX_RECORD_EVENTS`); overflow 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 __all__ = [
@@ -113,7 +114,8 @@ class DialogRecord:
     correlation: str = ""  # the configured correlation header's value (e.g. X-CID), if any
     # media on: the final report of every RTP stream of the call (docs/media.md); the record is
     # then held until the call's media ended (its linger after end_ns), so these are complete
-    media: list[MediaStream] = field(default_factory=list)
+    # a shared empty tuple unless the call had media: no list object per record
+    media: Sequence[MediaStream] = ()
 
 
 @dataclass(slots=True)
