@@ -169,15 +169,13 @@ cdef class PipelineCore:
         self.calls_ended.clear()
 
     cdef void _media_report(self, const so_media_report *r):
+        if r.final and not self.want_media:  # no sink: media_streams() lists what ended
+            self.ended_streams.append(_stream_dict(r.s, r.call))
         if not (self.want_media or (r.final and self.want_records)):
-            if r.final:  # no sink: media_streams() still lists what ended (bounded)
-                self.ended_streams.append(_stream_dict(r.s, r.call))
             return
         ms = _media_stream(r)
         if self.want_media:
             self.media_reports.append(ms)
-        elif r.final:
-            self.ended_streams.append(_stream_dict(r.s, r.call))
         if r.final and self.want_records and r.call != NULL and self.n_finals < self.max_finals:
             self.call_finals.setdefault(r.s.call, []).append(ms)
             self.n_finals += 1
